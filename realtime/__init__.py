@@ -1,0 +1,7 @@
+"""Real-time facial landmarks: RCN models, decoders, shipped weights and the live pipeline.
+
+Coordinate convention, used everywhere in this project: points are (x, y) in pixels, x before y,
+with pixel centres at integer coordinates (OpenCV's convention: pixel (i, j) covers
+[j - 0.5, j + 0.5) x [i - 0.5, i + 0.5)). Boxes are (x0, y0, x1, y1).
+"""
+__version__ = "0.1.0"
