@@ -52,3 +52,20 @@ def sample_image(sample: FaceSample) -> np.ndarray:
     if sample.image_path is None:
         raise UserError(f"sample {sample.ident or '?'} has neither an image nor an image path")
     return read_image_rgb(sample.image_path)
+
+
+@dataclass
+class LandmarkSet:
+    """A list of samples sharing one layout, as returned by every reader and ``open_dataset``.
+
+    ``attribute_kinds`` maps each attribute name to ``"class:<n>"`` (integer labels 0..n-1) or
+    ``"angle"`` (degrees) or ``"scalar"``, for the semi-supervised attribute heads.
+    """
+
+    name: str
+    layout: str
+    samples: list[FaceSample]
+    attribute_kinds: dict[str, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.samples)
