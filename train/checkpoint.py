@@ -1,0 +1,55 @@
+"""Resumable training checkpoints (model, optimiser, step, config, RNG state).
+
+A plain ``torch.save`` of tensors, numbers and strings only, so loading uses
+``weights_only=True`` and cannot execute code. Configs travel as JSON strings. Shipped weights
+are a separate format (``realtime.weights``); ``python -m train export`` converts.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from realtime.atomic import atomic_path
+from realtime.errors import UserError
+from realtime.model import LandmarkNet
+
+FORMAT = "rcn-checkpoint/1"
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+                    step: int, fit_config: dict, state: dict[str, Any]) -> None:
+    """Write atomically; ``state`` holds JSON-able progress (epoch, best score, history)."""
+    payload = {
+        "format": FORMAT,
+        "kind": "denoiser" if not isinstance(model, LandmarkNet) else "landmark",
+        "model_config": model.config.to_json(),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict() if optimizer is not None else {},
+        "step": int(step),
+        "fit_config": json.dumps(fit_config, sort_keys=True),
+        "state": json.dumps(state),
+        "torch_rng": torch.get_rng_state(),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load with ``weights_only=True``; JSON fields are decoded. UserError on a bad file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise UserError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0][:200]}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise UserError(f"{path} is not a training checkpoint of this project (expected '{FORMAT}')")
+    payload["fit_config"] = json.loads(payload["fit_config"])
+    payload["state"] = json.loads(payload["state"])
+    return payload

@@ -1,0 +1,91 @@
+"""The resolved configuration of a training run, saved beside it as ``config.json``."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from realtime.errors import UserError
+
+# L2 coefficients (trunk, branches, SumNet branch weights) of the 2016 code's README (PAPERS.md §1.5).
+PAPER_L2 = {
+    "sumnet_mtfl": (1e-6, 1e-4, 1e-14),
+    "sumnet_300w": (1e-8, 1e-12, 0.0),
+    "rcn_mtfl": (1e-12, 1e-8, 0.0),
+    "rcn_300w": (0.01, 1e-12, 0.0),
+}
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Everything that defines a run; ``steps`` is the total number of updates."""
+
+    preset: str
+    data: str
+    out: str
+    val: str | None = None
+    val_fraction: float = 0.1
+    loss: str = "ce"
+    optimizer: str = "adadelta"
+    lr: float | None = None
+    batch_size: int = 64
+    steps: int = 1000
+    eval_every: int = 100
+    bf16: bool = False
+    seed: int = 54621
+    l2_trunk: float | None = None
+    l2_branch: float | None = None
+    l2_out: float | None = None
+    # model variant
+    num_points: int | None = None
+    branches: int | None = None
+    width_mult: float = 1.0
+    branch_kernel: int | None = None
+    rgb: bool = False
+    upsample: str | None = None
+    normalise: str | None = None
+    branch_mask: tuple[int, ...] | None = None
+    beta: float = 1.0
+    decoder: str | None = None
+    # augmentation (2016 defaults)
+    rotation: int = 40
+    occluder: bool = True
+    mirror: float = 0.0
+    # denoiser
+    denoiser_kernel: int = 45
+    denoiser_moved: int = 35
+
+    def resolved_lr(self) -> float:
+        return self.lr if self.lr is not None else (1.0 if self.optimizer == "adadelta" else 1e-3)
+
+    def resolved_l2(self) -> tuple[float, float, float]:
+        trunk, branch, out = PAPER_L2.get(self.preset, (0.0, 0.0, 0.0))
+        pick = lambda given, default: default if given is None else given  # noqa: E731
+        return pick(self.l2_trunk, trunk), pick(self.l2_branch, branch), pick(self.l2_out, out)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(raw: dict) -> "FitConfig":
+        raw = dict(raw)
+        if raw.get("branch_mask") is not None:
+            raw["branch_mask"] = tuple(raw["branch_mask"])
+        return FitConfig(**raw)
+
+    def validate(self) -> None:
+        checks = [
+            (self.loss in ("ce", "softargmax"), f"loss must be 'ce' or 'softargmax', got {self.loss!r}"),
+            (self.optimizer in ("adadelta", "adam"), f"optimizer must be 'adadelta' or 'adam', got {self.optimizer!r}"),
+            (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
+            (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
+            (self.eval_every >= 1, f"eval interval must be >= 1, got {self.eval_every}"),
+            (0.0 <= self.val_fraction < 1.0, f"validation fraction must be in [0, 1), got {self.val_fraction}"),
+            (self.lr is None or self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
+            (self.beta > 0, f"soft-argmax beta must be > 0, got {self.beta}"),
+            (0 <= self.rotation <= 180, f"rotation must be 0-180 degrees, got {self.rotation}"),
+            (0.0 <= self.mirror <= 1.0, f"mirror probability must be in [0, 1], got {self.mirror}"),
+            (self.denoiser_kernel >= 1 and self.denoiser_kernel % 2 == 1, "denoiser kernel must be odd"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)

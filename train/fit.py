@@ -1,0 +1,242 @@
+"""``python -m train fit``: train a landmark model (or the 2016 denoiser), resumably.
+
+A run directory holds ``config.json`` (the resolved FitConfig), ``log.csv``, ``curves.png``,
+``last.pt`` (resumable checkpoint), ``best.pt`` and ``best.safetensors`` (lowest validation NME).
+Data order is a permutation per (seed, epoch) and augmentation is drawn per (seed, epoch, index),
+so a resumed run continues exactly as if it had never stopped.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from realtime.atomic import write_text_atomic
+from realtime.denoise import Denoiser, DenoiserConfig, jitter_points, one_hot_maps
+from realtime.errors import UserError
+from realtime.layouts import get_layout
+from realtime.model import LandmarkNet, build_model
+from realtime.presets import make_config
+from realtime.weights import save_weights
+from train.augment import AugmentConfig
+from train.checkpoint import load_checkpoint, save_checkpoint
+from train.config import FitConfig
+from train.datasets import open_dataset
+from train.datasets.base import LandmarkSet
+from train.loader import LandmarkDataset
+from train.losses import l2_penalty, softargmax_l2, spatial_cross_entropy
+from train.metrics import nme, normalising_distance
+from train.predict import predict_dataset
+from train.runlog import RunLog
+
+log = logging.getLogger(__name__)
+
+
+def split_validation(data: LandmarkSet, fraction: float, seed: int) -> tuple[LandmarkSet, LandmarkSet | None]:
+    """Hold out ``fraction`` of ``data`` chosen by ``seed`` (the 2016 recipe holds out 10%)."""
+    n_val = int(round(len(data) * fraction))
+    if n_val == 0:
+        return data, None
+    order = np.random.default_rng(seed).permutation(len(data))
+    pick = lambda idx: LandmarkSet(data.name, data.layout, [data.samples[i] for i in sorted(idx)], data.attribute_kinds)  # noqa: E731
+    return pick(order[n_val:]), pick(order[:n_val])
+
+
+def build(cfg: FitConfig, num_points: int, layout: str | None) -> LandmarkNet | Denoiser:
+    if cfg.preset.startswith("denoiser"):
+        return Denoiser(DenoiserConfig(num_points=num_points, kernel=cfg.denoiser_kernel, layout=layout))
+    return build_model(make_config(
+        cfg.preset, num_points=num_points, layout=layout, branches=cfg.branches, width_mult=cfg.width_mult,
+        branch_kernel=cfg.branch_kernel, in_channels=3 if cfg.rgb else 1, upsample=cfg.upsample,
+        normalise=cfg.normalise, branch_mask=cfg.branch_mask, beta=cfg.beta,
+        decoder=cfg.decoder or ("softargmax" if cfg.loss == "softargmax" else "argmax"),
+    ))
+
+
+def make_optimizer(cfg: FitConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adadelta":  # the 2016 recipe: rho 0.95, eps 1e-8, no learning rate
+        return torch.optim.Adadelta(model.parameters(), lr=cfg.resolved_lr(), rho=0.95, eps=1e-8)
+    return torch.optim.Adam(model.parameters(), lr=cfg.resolved_lr())
+
+
+def batch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
+    """The epoch's batches: a permutation seeded by (seed, epoch), full batches only."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+    if n < batch_size:
+        return [perm]
+    return [perm[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
+
+
+@dataclass
+class Trainer:
+    cfg: FitConfig
+    model: LandmarkNet | Denoiser
+    optimizer: torch.optim.Optimizer
+    train: LandmarkDataset
+    val: LandmarkDataset | None
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        cfg, model = self.cfg, self.model
+        if isinstance(model, Denoiser):
+            size = model.config.input_size
+            noisy, moved = jitter_points(batch["points"], cfg.denoiser_moved, size)
+            logits = model(one_hot_maps(noisy, size))
+            return spatial_cross_entropy(logits, batch["points"], batch["mask"] & moved)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            logits = model(batch["image"])
+        if cfg.loss == "ce":
+            data_loss = spatial_cross_entropy(logits, batch["points"], batch["mask"])
+        else:
+            data_loss = softargmax_l2(logits.float(), batch["points"], batch["mask"], cfg.beta)
+        l2_trunk, l2_branch, l2_out = cfg.resolved_l2()
+        groups = [(l2_trunk, model.trunk_parameters()), (l2_branch, model.branch_parameters())]
+        if hasattr(model, "branch_weights"):
+            groups.append((l2_out, [model.branch_weights]))
+        return data_loss + l2_penalty(groups)
+
+    def validate(self) -> float:
+        """Mean NME (eye-centre normaliser) on the validation set; the denoiser is scored on
+        its repair of randomly moved keypoints (fixed noise)."""
+        if self.val is None:
+            return float("nan")
+        layout = get_layout(self.val.landmark_set.layout)
+        if isinstance(self.model, Denoiser):
+            return self._validate_denoiser(layout)
+        p = predict_dataset(self.model, self.val, batch_size=128, bf16=self.cfg.bf16)
+        return float(np.nanmean(nme(p.pred, p.gt, p.mask, normalising_distance(p.gt, p.mask, layout, "eye_centres"))))
+
+    @torch.no_grad()
+    def _validate_denoiser(self, layout) -> float:
+        self.model.eval()
+        gen = torch.Generator().manual_seed(0)
+        pts = torch.stack([self.val[i]["points"] for i in range(len(self.val))])
+        mask = torch.stack([self.val[i]["mask"] for i in range(len(self.val))])
+        size = self.model.config.input_size
+        noisy, _ = jitter_points(pts, self.cfg.denoiser_moved, size, gen)
+        logits = self.model(one_hot_maps(noisy, size))
+        from realtime.decode import argmax_decode
+        pred = argmax_decode(logits)[0].numpy()
+        self.model.train()
+        gt, m = pts.numpy(), mask.numpy()
+        return float(np.nanmean(nme(pred, gt, m, normalising_distance(gt, m, layout, "eye_centres"))))
+
+
+def _prepare(cfg: FitConfig, run_dir: Path, resume: bool) -> tuple[Trainer, int, dict]:
+    data = open_dataset(cfg.data)
+    if len(data) == 0:
+        raise UserError(f"dataset {cfg.data!r} has no samples")
+    if cfg.val:
+        val_set: LandmarkSet | None = open_dataset(cfg.val)
+    else:
+        data, val_set = split_validation(data, cfg.val_fraction, cfg.seed)
+    get_layout(data.layout)
+    num_points = data.samples[0].points.shape[0]
+    torch.manual_seed(cfg.seed)
+    model = build(cfg, num_points, data.layout)
+    optimizer = make_optimizer(cfg, model)
+    aug = AugmentConfig(rotation_deg=cfg.rotation, occlude=cfg.occluder, mirror_prob=cfg.mirror)
+    grey = not cfg.rgb
+    preload = len(data) <= 5000 and data.samples[0].image is None
+    train_ds = LandmarkDataset(data, grey=grey, aug=aug, seed=cfg.seed, preload=preload)
+    val_ds = LandmarkDataset(val_set, grey=grey, aug=None, preload=preload) if val_set else None
+    step, state = 0, {"best": float("inf"), "best_step": -1}
+    if resume:
+        ckpt = load_checkpoint(run_dir / "last.pt")
+        old = FitConfig.from_dict(ckpt["fit_config"]).to_dict()
+        new = cfg.to_dict()
+        changed = sorted(k for k in new if k not in ("steps", "eval_every") and old.get(k) != new[k])
+        if changed:
+            raise UserError(f"cannot resume {run_dir}: settings differ from the checkpoint's ({', '.join(changed)})")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        step, state = ckpt["step"], ckpt["state"]
+    return Trainer(cfg, model, optimizer, train_ds, val_ds), step, state
+
+
+def fit(cfg: FitConfig, resume: bool = False, stop_after: int | None = None, progress: bool = True) -> dict:
+    """Train until ``cfg.steps`` updates (or ``stop_after`` more, for tests). Returns a summary."""
+    cfg.validate()
+    run_dir = Path(cfg.out)
+    if not resume and (run_dir / "last.pt").exists():
+        raise UserError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trainer, step, state = _prepare(cfg, run_dir, resume)
+    write_text_atomic(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+    runlog = RunLog(run_dir, resume_step=step if resume else None)
+    n_batches = len(batch_order(len(trainer.train), cfg.batch_size, cfg.seed, 0))
+    end = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
+    bar = _progress(progress, step, cfg.steps)
+    t0 = time.monotonic() - state.get("seconds", 0.0)
+    trainer.model.train()
+    try:
+        while step < end:
+            epoch, first = divmod(step, n_batches)
+            trainer.train.set_epoch(epoch)
+            for idx in batch_order(len(trainer.train), cfg.batch_size, cfg.seed, epoch)[first:]:
+                batch = _collate([trainer.train[int(i)] for i in idx])
+                loss = trainer.loss(batch)
+                if not torch.isfinite(loss):
+                    raise UserError(f"training diverged at update {step} (loss {loss.item()}); lower the learning rate")
+                trainer.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                trainer.optimizer.step()
+                step += 1
+                state["seconds"] = time.monotonic() - t0
+                row = dict(step=step, epoch=epoch, train_loss=f"{loss.item():.6g}", seconds=f"{state['seconds']:.1f}")
+                if step % cfg.eval_every == 0 or step == cfg.steps:
+                    _evaluate_and_save(trainer, run_dir, step, state, row)
+                elif step % 10 == 0:
+                    runlog.add(**row)
+                if "val_nme" in row:
+                    runlog.add(**row)
+                    runlog.plot(run_dir / "curves.png", f"{cfg.preset} on {cfg.data}")
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss.item():.4g}", best=f"{100 * state['best']:.2f}%")
+                if step >= end:
+                    break
+    except KeyboardInterrupt:
+        save_checkpoint(run_dir / "last.pt", trainer.model, trainer.optimizer, step, cfg.to_dict(), state)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    if step % cfg.eval_every and step != cfg.steps:  # stopped between evaluations (stop_after)
+        save_checkpoint(run_dir / "last.pt", trainer.model, trainer.optimizer, step, cfg.to_dict(), state)
+    return {"step": step, "best_val_nme": state["best"], "best_step": state["best_step"], "seconds": state["seconds"]}
+
+
+def _evaluate_and_save(trainer: Trainer, run_dir: Path, step: int, state: dict, row: dict) -> None:
+    score = trainer.validate()
+    row["val_nme"] = "" if math.isnan(score) else f"{score:.6g}"
+    better = math.isnan(score) or score < state["best"]
+    if better:
+        state["best"], state["best_step"] = (score if not math.isnan(score) else state["best"]), step
+        save_checkpoint(run_dir / "best.pt", trainer.model, None, step, trainer.cfg.to_dict(), state)
+        save_weights(trainer.model, run_dir / "best.safetensors", _info(trainer.cfg, step, score))
+    save_checkpoint(run_dir / "last.pt", trainer.model, trainer.optimizer, step, trainer.cfg.to_dict(), state)
+
+
+def _info(cfg: FitConfig, step: int, score: float) -> dict:
+    return {"trained_on": cfg.data, "steps": step, "val_nme": None if math.isnan(score) else score,
+            "fit_config": cfg.to_dict()}
+
+
+def _collate(items: list[dict]) -> dict:
+    return {key: torch.stack([it[key] for it in items]) if torch.is_tensor(items[0][key]) else torch.tensor([it[key] for it in items])
+            for key in items[0]}
+
+
+def _progress(enabled: bool, step: int, total: int):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=step, unit="upd", dynamic_ncols=True, disable=None)

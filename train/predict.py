@@ -1,0 +1,49 @@
+"""Batched prediction over a dataset, in crop pixels, shared by validation and evaluation."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from realtime.decode import decode
+from realtime.denoise import Denoiser, joint_decode
+from realtime.model import LandmarkNet
+from train.loader import LandmarkDataset
+
+
+@dataclass
+class Predictions:
+    """``pred``/``gt`` (N, K, 2) crop pixels, ``mask`` (N, K) bool, ``scores`` (N, K)."""
+
+    pred: np.ndarray
+    gt: np.ndarray
+    mask: np.ndarray
+    scores: np.ndarray
+
+
+@torch.no_grad()
+def predict_dataset(model: LandmarkNet, dataset: LandmarkDataset, batch_size: int = 64,
+                    decoder: str | None = None, beta: float | None = None,
+                    denoiser: Denoiser | None = None, bf16: bool = False) -> Predictions:
+    """Run ``model`` over every item of ``dataset`` (in order) and decode each heat map."""
+    was_training = model.training
+    model.eval()
+    decoder = decoder or model.config.decoder
+    beta = model.config.beta if beta is None else beta
+    preds, gts, masks, scores = [], [], [], []
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    for batch in loader:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(batch["image"]).float()
+        if denoiser is not None:
+            points, score = joint_decode(logits, denoiser, decoder, beta)
+        else:
+            points, score = decode(logits, decoder, beta)
+        preds.append(points.numpy())
+        scores.append(score.numpy())
+        gts.append(batch["points"].numpy())
+        masks.append(batch["mask"].numpy())
+    model.train(was_training)
+    return Predictions(np.concatenate(preds), np.concatenate(gts), np.concatenate(masks), np.concatenate(scores))
