@@ -188,3 +188,52 @@ def test_mask_drops_points_outside_the_crop_and_invisible() -> None:
 def test_jitter_requires_rng() -> None:
     with pytest.raises(ValueError):
         prepare_face(dot_image(FACE_POINTS), FACE_POINTS, np.ones(5, bool), MTFL, aug=AugmentConfig())
+
+
+# --- dataset wrapper ------------------------------------------------------------------------
+
+def _tiny_set(tmp_path):
+    import cv2
+
+    from train.datasets.base import FaceSample, LandmarkSet
+
+    path = tmp_path / "face.png"
+    cv2.imwrite(str(path), dot_image(FACE_POINTS)[:, :, ::-1])
+    samples = [
+        FaceSample(FACE_POINTS.astype(np.float32), np.ones(5, bool), "mtfl5", image_path=str(path),
+                   attributes={"pose": 2.0, "gender": 1.0}),
+        FaceSample(FACE_POINTS.astype(np.float32) + 5, np.ones(5, bool), "mtfl5",
+                   image=dot_image(FACE_POINTS + 5), attributes={"smile": 0.0}),
+    ]
+    return LandmarkSet("tiny", "mtfl5", samples, attribute_kinds={"pose": "class:5", "gender": "class:2"})
+
+
+def test_dataset_items_are_reproducible_per_seed_epoch_index(tmp_path) -> None:
+    import torch
+
+    from train.loader import LandmarkDataset
+
+    data = _tiny_set(tmp_path)
+    first = LandmarkDataset(data, aug=AugmentConfig(), seed=7)
+    other_worker = LandmarkDataset(data, aug=AugmentConfig(), seed=7, preload=True)
+    first.set_epoch(3)
+    other_worker.set_epoch(3)
+    a, b = first[1], other_worker[1]
+    assert a["image"].shape == (1, 80, 80) and a["points"].shape == (5, 2) and a["mask"].dtype == torch.bool
+    assert all(np.array_equal(a[k], b[k]) for k in ("image", "points", "mask"))
+    first.set_epoch(4)
+    assert not np.array_equal(first[1]["points"], a["points"])
+    # sample 1 is sample 0 moved 5 px, so only different draws per index make their crops differ
+    assert not np.array_equal(first[0]["points"], first[1]["points"])
+
+
+def test_dataset_attrs_sorted_with_nan(tmp_path) -> None:
+    from train.loader import LandmarkDataset
+
+    data = LandmarkDataset(_tiny_set(tmp_path))
+    assert data.attribute_names == ["gender", "pose", "smile"]
+    assert np.array_equal(data[0]["attrs"].numpy(), np.array([1.0, 2.0, np.nan], np.float32), equal_nan=True)
+    assert np.array_equal(data[1]["attrs"].numpy(), np.array([np.nan, np.nan, 0.0], np.float32), equal_nan=True)
+    plain = data[0]
+    assert plain["index"] == 0 and plain["mask"].all()
+    assert np.array_equal(plain["points"], data[0]["points"])  # no aug: deterministic crop
