@@ -1,0 +1,170 @@
+"""``python -m train {fit,evaluate,export,synth}``: the training recipes' command lines."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from realtime.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad arguments as one line (and exit 2) instead of usage + error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{message} (see '{self.prog} --help')")
+
+
+def _mask(text: str) -> tuple[int, ...]:
+    bits = text.replace(",", "")
+    if not bits or set(bits) - {"0", "1"}:
+        raise argparse.ArgumentTypeError(f"branch mask must be 0/1 digits coarse -> fine, e.g. 1,0,0,1; got {text!r}")
+    return tuple(int(b) for b in bits)
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+    return parse
+
+
+def _add_fit(sub) -> None:
+    p = sub.add_parser("fit", help="train a model")
+    p.add_argument("--preset", required=True, help="rcn_mtfl, rcn_300w, sumnet_mtfl, sumnet_300w, denoiser")
+    p.add_argument("--data", required=True, help="training set spec, e.g. synth:train or 300w:/data/300W:train")
+    p.add_argument("--val", help="validation set spec (default: hold out --val-fraction of --data)")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--loss", choices=["ce", "softargmax"], default="ce",
+                   help="ce: 2016 spatial cross-entropy + trunk/branch L2; softargmax: 2018 coordinate L2")
+    p.add_argument("--optimizer", choices=["adadelta", "adam"], default="adadelta")
+    p.add_argument("--lr", type=_positive(float), help="default 1.0 (AdaDelta) / 1e-3 (Adam)")
+    p.add_argument("--batch-size", type=_positive(int), default=64)
+    p.add_argument("--steps", type=_positive(int), help="total updates")
+    p.add_argument("--epochs", type=_positive(int), help="total epochs (ceil(N / batch) updates each)")
+    p.add_argument("--eval-every", type=_positive(int), default=100, help="updates between validations")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast on CPU (AMX)")
+    p.add_argument("--seed", type=int, default=54621)
+    for name in ("l2-trunk", "l2-branch", "l2-out"):
+        p.add_argument(f"--{name}", type=float, help="L2 coefficient (default: the paper's, per preset)")
+    p.add_argument("--branches", type=int, help="branch count 2-7 (default 5)")
+    p.add_argument("--width-mult", type=_positive(float), default=1.0)
+    p.add_argument("--branch-kernel", type=_positive(int))
+    p.add_argument("--rgb", action="store_true", help="colour input (default grey, as the paper)")
+    p.add_argument("--upsample", choices=["nearest", "learned"])
+    p.add_argument("--normalise", choices=["zscore", "lcn", "none"])
+    p.add_argument("--branch-mask", type=_mask, help="train with these branches only, coarse -> fine, e.g. 1,0,0,1")
+    p.add_argument("--beta", type=_positive(float), default=1.0, help="soft-argmax inverse temperature")
+    p.add_argument("--decoder", choices=["argmax", "softargmax"])
+    p.add_argument("--rotation", type=int, default=40, help="max rotation jitter, degrees")
+    p.add_argument("--no-occluder", action="store_true")
+    p.add_argument("--mirror", type=float, default=0.0, help="mirror probability (keypoints permuted)")
+    p.add_argument("--denoiser-kernel", type=_positive(int), default=45)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="measure NME, failure rate, AUC; CED plot; branch-mask table")
+    p.add_argument("weights", nargs="+", help="one or more .safetensors weights files")
+    p.add_argument("--data", action="append", required=True, help="test set spec (repeatable)")
+    p.add_argument("--norm", default="eye_centres", help="comma list of outer_eye,eye_centres,pupils,box")
+    p.add_argument("--decoder", choices=["argmax", "softargmax"], help="default: the model's own")
+    p.add_argument("--beta", type=_positive(float))
+    p.add_argument("--denoiser", help="joint inference with this denoiser weights file")
+    p.add_argument("--ced", help="write the CED plot to this PNG")
+    p.add_argument("--json", help="write all numbers to this JSON file")
+    p.add_argument("--mask-table", action="store_true", help="print the branch-masking table (talk layout)")
+    p.add_argument("--batch-size", type=_positive(int), default=64)
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="turn a training checkpoint into shipped .safetensors weights")
+    p.add_argument("checkpoint")
+    p.add_argument("-o", "--out", required=True)
+
+
+def _add_synth(sub) -> None:
+    p = sub.add_parser("synth", help="generate (and cache) the synthetic benchmark; optional preview PNG")
+    p.add_argument("--split", default="train", choices=["train", "val", "test"])
+    p.add_argument("--n", type=_positive(int))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preview", help="write a PNG grid of examples with their landmarks")
+
+
+def _cmd_fit(args) -> None:
+    from train.config import FitConfig
+    from train.fit import fit
+
+    steps = args.steps
+    if args.epochs:
+        from train.datasets import open_dataset
+        from train.fit import batch_order
+        n = len(open_dataset(args.data)) * (1 if args.val else 1 - args.val_fraction)
+        steps = args.epochs * max(1, len(batch_order(int(n), args.batch_size, 0, 0)))
+    cfg = FitConfig(
+        preset=args.preset, data=args.data, val=args.val, val_fraction=args.val_fraction, out=args.out,
+        loss=args.loss, optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size, steps=steps or 1000,
+        eval_every=args.eval_every, bf16=args.bf16, seed=args.seed, l2_trunk=args.l2_trunk,
+        l2_branch=args.l2_branch, l2_out=args.l2_out, branches=args.branches, width_mult=args.width_mult,
+        branch_kernel=args.branch_kernel, rgb=args.rgb, upsample=args.upsample, normalise=args.normalise,
+        branch_mask=args.branch_mask, beta=args.beta, decoder=args.decoder, rotation=args.rotation,
+        occluder=not args.no_occluder, mirror=args.mirror, denoiser_kernel=args.denoiser_kernel,
+    )
+    summary = fit(cfg, resume=args.resume, progress=not args.quiet)
+    print(f"done: {summary['step']} updates in {summary['seconds']:.0f} s; best validation NME "
+          f"{100 * summary['best_val_nme']:.2f}% at update {summary['best_step']}; weights {args.out}/best.safetensors")
+
+
+def _cmd_evaluate(args) -> None:
+    from train.evaluate import run_evaluate
+
+    norms = [n.strip() for n in args.norm.split(",") if n.strip()]
+    print(run_evaluate(args.weights, args.data, norms, args.decoder, args.beta, args.denoiser,
+                       args.ced, args.json, args.mask_table, args.batch_size))
+
+
+def _cmd_export(args) -> None:
+    from train.export import export
+
+    print(export(args.checkpoint, args.out))
+
+
+def _cmd_synth(args) -> None:
+    from train.synthetic import load_synthetic, write_preview
+
+    t0 = time.monotonic()
+    data = load_synthetic(args.split, args.n, args.seed)
+    print(f"synthetic {args.split}: {len(data)} images ready in {time.monotonic() - t0:.1f} s")
+    if args.preview:
+        write_preview(args.preview, n=16, seed=args.seed)
+        print(f"preview written to {args.preview}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _Parser(prog="python -m train", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add in (_add_fit, _add_evaluate, _add_export, _add_synth):
+        add(sub)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args = parser.parse_args(argv)
+        {"fit": _cmd_fit, "evaluate": _cmd_evaluate, "export": _cmd_export, "synth": _cmd_synth}[args.command](args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; a resumable checkpoint was kept where training had started", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""``python -m train evaluate``: NME under several normalisers, per subset, failure rates, AUC,
+a CED plot, and the branch-masking table in the layout of the authors' talk (PAPERS.md §0.5).
+
+Errors are measured in the 80x80 crop (a similarity transform of the image, so ratios such as
+NME are the same as in image pixels) against continuous ground truth, not the 2016 code's
+discretised targets.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from realtime.atomic import write_text_atomic
+from realtime.denoise import Denoiser
+from realtime.errors import UserError
+from realtime.layouts import get_layout
+from realtime.model import LandmarkNet
+from realtime.weights import load_model
+from train.datasets import open_dataset
+from train.datasets.base import LandmarkSet
+from train.loader import LandmarkDataset
+from train.metrics import nme, normalising_distance, plot_ced, summarise
+from train.predict import predict_dataset
+
+# 300W's test groups (PAPERS.md §1.7): subset names as the 300W reader writes them.
+GROUPS_300W = {
+    "common": ("helen/testset", "lfpw/testset"),
+    "challenging": ("ibug",),
+    "full": ("helen/testset", "lfpw/testset", "ibug"),
+}
+
+
+@dataclass
+class Report:
+    """Per-image NME for each normaliser, the subset of each image, and summaries per group."""
+
+    name: str
+    errors: dict[str, np.ndarray]
+    subsets: list[str]
+    groups: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+
+
+def group_indices(data: LandmarkSet) -> dict[str, np.ndarray]:
+    subsets = np.array([s.subset for s in data.samples])
+    groups = {"all": np.arange(len(subsets))}
+    present = set(subsets.tolist())
+    if len(present) > 1:
+        for name in sorted(present):
+            groups[name] = np.flatnonzero(subsets == name)
+    for name, members in GROUPS_300W.items():  # e.g. common/challenging inside 300W "full"
+        if set(members) < present:
+            groups[name] = np.flatnonzero(np.isin(subsets, members))
+    return groups
+
+
+def evaluate_model(model: LandmarkNet, data: LandmarkSet, norms: list[str], decoder: str | None = None,
+                   beta: float | None = None, denoiser: Denoiser | None = None, batch_size: int = 64,
+                   thresholds: tuple[float, ...] = (0.08, 0.10)) -> Report:
+    layout = get_layout(data.layout)
+    if model.config.num_points != layout.num_points:
+        raise UserError(f"model predicts {model.config.num_points} points but the data has {layout.num_points} ({data.layout})")
+    dataset = LandmarkDataset(data, out_size=model.config.input_size, grey=model.config.in_channels == 1)
+    p = predict_dataset(model, dataset, batch_size, decoder, beta, denoiser)
+    errors = {k: nme(p.pred, p.gt, p.mask, normalising_distance(p.gt, p.mask, layout, k)) for k in norms}
+    report = Report(data.name, errors, [s.subset for s in data.samples])
+    for gname, idx in group_indices(data).items():
+        report.groups[gname] = {k: summarise(e[idx], thresholds) | {"n": int(len(idx))} for k, e in errors.items()}
+    return report
+
+
+def format_report(label: str, report: Report, norms: list[str]) -> str:
+    """A markdown table: one row per group, mean NME per normaliser, then FR and AUC of the first."""
+    first = norms[0]
+    some = next(iter(report.groups.values()))[first]
+    extra = [k for k in some if k.startswith(("failure", "auc"))]
+    head = ["group", "n"] + [f"NME {k} (%)" for k in norms] + [f"{k} ({first}, %)" for k in extra]
+    lines = [f"### {label} on {report.name}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for gname, per_norm in report.groups.items():
+        cells = [gname, str(per_norm[first]["n"])] + [f"{100 * per_norm[k]['mean']:.2f}" for k in norms]
+        cells += [f"{100 * per_norm[first][k]:.2f}" for k in extra]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def mask_table(results: list[tuple[LandmarkNet, dict[str, float]]], data_names: list[str]) -> str:
+    """The talk's branch-masking layout: rows are masks (coarse -> fine), columns are
+    architecture x dataset, cells mean NME (%)."""
+    cells: dict[tuple[str, str], dict[str, float]] = {}
+    archs: list[str] = []
+    for model, scores in results:
+        mask = model.config.branch_mask or (1,) * model.config.num_branches
+        key = ",".join(map(str, mask))
+        arch = {"sumnet": "SumNet", "rcn": "RCN"}.get(model.config.arch, model.config.arch)
+        if arch not in archs:
+            archs.append(arch)
+        cells.setdefault((key, arch), {}).update(scores)
+    masks = sorted({k for k, _ in cells}, key=_mask_order)
+    head = ["mask (coarse -> fine)"] + [f"{a} {d}" for a in archs for d in data_names]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for mask in masks:
+        row = [mask]
+        for arch in archs:
+            got = cells.get((mask, arch), {})
+            row += [f"{100 * got[d]:.2f}" if d in got else "-" for d in data_names]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def _mask_order(mask: str) -> tuple:
+    """The talk's row order: fewer branches first, then coarse before fine."""
+    bits = [int(b) for b in mask.split(",")]
+    return (sum(bits), [-b for b in bits])
+
+
+def run_evaluate(weights: list[str], data_specs: list[str], norms: list[str], decoder: str | None,
+                 beta: float | None, denoiser_path: str | None, ced: str | None, json_out: str | None,
+                 show_mask_table: bool, batch_size: int = 64) -> str:
+    models = []
+    for path in weights:
+        model = load_model(path)
+        if not isinstance(model, LandmarkNet):
+            raise UserError(f"{path} holds a denoiser; pass it with --denoiser next to a landmark model")
+        models.append((path, model))
+    denoiser = load_model(denoiser_path) if denoiser_path else None
+    if denoiser is not None and not isinstance(denoiser, Denoiser):
+        raise UserError(f"{denoiser_path} is not a denoiser weights file")
+    datasets = [open_dataset(spec) for spec in data_specs]
+    out, table_rows, curves, dump = [], [], {}, {}
+    for path, model in models:
+        scores = {}
+        for spec, data in zip(data_specs, datasets):
+            report = evaluate_model(model, data, norms, decoder, beta, denoiser, batch_size)
+            out.append(format_report(Path(path).name, report, norms))
+            scores[spec] = report.groups["all"][norms[0]]["mean"]
+            curves[f"{Path(path).parent.name}/{Path(path).stem} @ {spec}"] = report.errors[norms[0]]
+            dump[f"{path} @ {spec}"] = report.groups
+        table_rows.append((model, scores))
+    if show_mask_table:
+        out.append("### Branch masking (mean NME %, " + norms[0] + ")\n\n" + mask_table(table_rows, data_specs))
+    if ced:
+        plot_ced(curves, ced, max_error=0.10, title=f"CED ({norms[0]})")
+    if json_out:
+        write_text_atomic(json_out, json.dumps(dump, indent=2))
+    return "\n\n".join(out)
