@@ -12,7 +12,7 @@ import torch
 def spatial_softmax(logits: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
     """(B, K, H, W) -> (B, K, H, W) probabilities, softmax of ``beta * logits`` over each map."""
     b, k, h, w = logits.shape
-    flat = (logits.float() * beta).reshape(b, k, h * w)
+    flat = (logits.to(torch.promote_types(logits.dtype, torch.float32)) * beta).reshape(b, k, h * w)
     return torch.softmax(flat, dim=-1).reshape(b, k, h, w)
 
 
