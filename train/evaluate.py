@@ -22,7 +22,7 @@ from realtime.weights import load_model
 from train.datasets import open_dataset
 from train.datasets.base import LandmarkSet
 from train.loader import LandmarkDataset
-from train.metrics import nme, normalising_distance, plot_ced, summarise
+from train.metrics import ced_curve, nme, normalising_distance, plot_ced, summarise
 from train.predict import predict_dataset
 
 # 300W's test groups (PAPERS.md §1.7): subset names as the 300W reader writes them.
@@ -135,7 +135,7 @@ def run_evaluate(weights: list[str], data_specs: list[str], norms: list[str], de
             report = evaluate_model(model, data, norms, decoder, beta, denoiser, batch_size)
             out.append(format_report(Path(path).name, report, norms))
             scores[spec] = report.groups["all"][norms[0]]["mean"]
-            curves[f"{Path(path).parent.name}/{Path(path).stem} @ {spec}"] = report.errors[norms[0]]
+            curves[f"{Path(path).parent.name}/{Path(path).stem} @ {spec}"] = ced_curve(report.errors[norms[0]], 0.10)
             dump[f"{path} @ {spec}"] = report.groups
         table_rows.append((model, scores))
     if show_mask_table:
