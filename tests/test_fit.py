@@ -1,0 +1,110 @@
+"""Training runs end to end: loss falls, exact resume, export, CLI errors."""
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from realtime.weights import load_model
+from train.checkpoint import load_checkpoint
+from train.config import FitConfig
+from train.export import export
+from train.fit import fit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RCN_CACHE", str(tmp_path / "cache"))
+
+
+def _cfg(out, **kw):
+    base = dict(preset="rcn_mtfl", data="synth:train?n=96&seed=3", val="synth:val?n=32&seed=3", out=str(out),
+                optimizer="adam", lr=2e-3, batch_size=16, steps=6, eval_every=3, branches=4, width_mult=0.5)
+    base.update(kw)
+    return FitConfig(**base)
+
+
+def _losses(run):
+    with open(run / "log.csv") as f:
+        return [float(r["train_loss"]) for r in csv.DictReader(f)]
+
+
+def test_short_run_lowers_the_loss(tmp_path):
+    cfg = _cfg(tmp_path / "run", steps=60, eval_every=20, loss="softargmax", beta=1.0, rotation=0, occluder=False)
+    summary = fit(cfg, progress=False)
+    losses = _losses(tmp_path / "run")
+    assert summary["step"] == 60
+    assert sum(losses[-2:]) / 2 < 0.6 * sum(losses[:2]) / 2
+    for name in ("config.json", "log.csv", "curves.png", "last.pt", "best.pt", "best.safetensors"):
+        assert (tmp_path / "run" / name).is_file()
+
+
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
+    fit(_cfg(tmp_path / "a"), progress=False)
+    fit(_cfg(tmp_path / "b"), stop_after=4, progress=False)
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["step"] == 4
+    fit(_cfg(tmp_path / "b"), resume=True, progress=False)
+    a = load_checkpoint(tmp_path / "a" / "last.pt")
+    b = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert a["step"] == b["step"] == 6
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
+
+
+def test_resume_refuses_changed_settings(tmp_path):
+    fit(_cfg(tmp_path / "a", steps=3), progress=False)
+    from realtime.errors import UserError
+    with pytest.raises(UserError, match="settings differ"):
+        fit(_cfg(tmp_path / "a", steps=6, lr=1e-2), resume=True, progress=False)
+    with pytest.raises(UserError, match="already holds a run"):
+        fit(_cfg(tmp_path / "a"), progress=False)
+
+
+def test_export_round_trip(tmp_path):
+    fit(_cfg(tmp_path / "a", steps=3, preset="sumnet_mtfl"), progress=False)
+    export(tmp_path / "a" / "last.pt", tmp_path / "w.safetensors")
+    model = load_model(tmp_path / "w.safetensors")
+    ckpt = load_checkpoint(tmp_path / "a" / "last.pt")
+    assert all(torch.equal(v, ckpt["model"][k]) for k, v in model.state_dict().items())
+
+
+def test_denoiser_trains(tmp_path):
+    cfg = _cfg(tmp_path / "d", preset="denoiser", denoiser_kernel=9, denoiser_moved=2, steps=4, eval_every=2)
+    summary = fit(cfg, progress=False)
+    assert summary["step"] == 4 and load_model(tmp_path / "d" / "best.safetensors").config.kernel == 9
+
+
+def _cli(*args, env_cache):
+    env = {"RCN_CACHE": str(env_cache), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "train", *args], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+
+
+BAD = [
+    ["fit", "--preset", "nope", "--data", "synth:train?n=8", "--out", "{tmp}/x", "--steps", "1"],
+    ["fit", "--preset", "rcn_mtfl", "--data", "300w:/no/such/folder", "--out", "{tmp}/x"],
+    ["fit", "--preset", "rcn_mtfl", "--data", "synth:train?n=8", "--out", "{tmp}/x", "--batch-size", "0"],
+    ["fit", "--preset", "rcn_mtfl", "--data", "synth:train?n=8", "--out", "{tmp}/x", "--lr", "abc"],
+    ["fit", "--preset", "rcn_mtfl", "--data", "synth:train?n=8", "--out", "{tmp}/x", "--branch-mask", "1,2"],
+    ["fit", "--preset", "rcn_mtfl", "--data", "bogus:thing", "--out", "{tmp}/x"],
+    ["evaluate", "{tmp}/missing.safetensors", "--data", "synth:test?n=4"],
+    ["evaluate", "{tmp}/garbage.safetensors", "--data", "synth:test?n=4"],
+    ["evaluate", "{tmp}/garbage.safetensors", "--data", "synth:test?n=4", "--norm", "nonsense"],
+    ["export", "{tmp}/garbage.safetensors", "-o", "{tmp}/out.safetensors"],
+    ["frobnicate"],
+]
+
+
+@pytest.mark.parametrize("args", BAD, ids=[" ".join(a[:3]) for a in BAD])
+def test_bad_input_gives_one_line_error(tmp_path, args):
+    (tmp_path / "garbage.safetensors").write_bytes(b"\x00" * 64)
+    result = _cli(*[a.format(tmp=tmp_path) for a in args], env_cache=tmp_path / "cache")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert not (tmp_path / "out.safetensors").exists()
