@@ -9,7 +9,9 @@ the AFLW toolkit's C++ ``FeaturesCoords``/``FaceData`` classes; several dataset 
   (feature_id, descr)``, ``FaceRect(face_id, x, y, w, h)``, ``FacePose(face_id, roll, pitch, yaw)``.
 - ``feature_id`` 1..21 in the order LeftBrowLeftCorner ... ChinCenter (vipy's SCHEMA; 8 and 11 are
   the eye centres), i.e. layout aflw21. Only visible points are stored ("annotated upon visibility",
-  AFLW description page); the toolkit deletes (-1, -1) entries. Missing points -> NaN, visible False.
+  AFLW description page); the toolkit deletes (-1, -1) entries. A missing point gets visible False
+  and, as a placeholder, the mean of the face's annotated points (finite, so that masked losses such
+  as ``(err * mask).sum()`` stay finite; NaN would poison them).
 - Images live under ``data/flickr`` beside ``data/aflw.sqlite``; ``filepath`` is relative to it
   (e.g. ``0/image00002.jpg``). ``FaceRect`` is x, y, w, h -> box (x, y, x + w, y + h).
 - Pose angles are radians (scripts compare ``yaw * 180/3.14159`` and ``math.radians(30)``); we store
@@ -25,6 +27,9 @@ an AFLW loader with test_frontal; paperswithcode "AFLW-19"):
   test faces with every point visible (1,165 per paperswithcode; count not checked here).
 - Offset: treated as 1-based (MATLAB), so 1 is subtracted from points and box. Not confirmed: none
   of the public loaders read subtracts 1 from the coordinates (only from ``ra``).
+- ``mask_new`` 1 = visible is inferred from loaders that take "frontal" as ``all(mask == 1)``.
+  Some loaders (SAN) define frontal as all points inside the box instead; we use the mask.
+- Poses are not in the .mat; joining them from the sqlite is not implemented.
 """
 from __future__ import annotations
 
@@ -114,13 +119,18 @@ def load_aflw_sqlite(path: str | Path, images: str | Path | None = None, points:
             continue
         seen.add(face_id)
         pts = by_face[face_id]
+        visible = np.isfinite(pts).all(axis=1)
+        pts = np.where(visible[:, None], pts, pts[visible].mean(axis=0))
         if points == 19:
+            visible = visible[list(AFLW19_FROM_21)]
             pts = pts[list(AFLW19_FROM_21)]
-        box = None if None in (x, y, w, h) else (float(x), float(y), float(x) + float(w), float(y) + float(h))
+        if not visible.any():  # only ears annotated, and ears dropped
+            continue
+        box = None if None in (x, y, w, h) else (float(x), float(y), float(x + w), float(y + h))
         angles = {k: float("nan") if v is None else float(np.degrees(v))
                   for k, v in (("yaw", yaw), ("pitch", pitch), ("roll", roll))}
         samples.append(FaceSample(
-            points=pts, visible=np.isfinite(pts).all(axis=1), layout=f"aflw{points}",
+            points=pts, visible=visible, layout=f"aflw{points}",
             subset=str(Path(filepath).parent.as_posix()), image_path=str(images / filepath),
             attributes=angles, box=box, ident=f"face{face_id}",
         ))
@@ -143,11 +153,12 @@ def _mat_str(value: object) -> str:
 
 def _read_mat(path: Path) -> dict[str, np.ndarray]:
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
     if not path.is_file():
         raise UserError(f"AFLW .mat file not found: {path}")
     try:
         mat = loadmat(str(path))
-    except (ValueError, TypeError, OSError, NotImplementedError) as exc:
+    except (MatReadError, ValueError, TypeError, OSError, NotImplementedError) as exc:
         raise UserError(f"{path} is not a readable MATLAB (v5/v7) file: {exc}") from None
     missing = [k for k in MAT_FIELDS if k not in mat]
     if missing:
