@@ -1,0 +1,258 @@
+"""``python -m train.reproduce rcn2016``: the 2016 paper's claims, measured on the synthetic benchmark.
+
+Runs (or resumes, or skips when finished) a grid of training runs, evaluates each on the test
+split, and writes a markdown report with the commands, seeds, hardware and wall time of every
+number, plus PNG plots. Two experiments:
+
+- ``compare``: RCN against SumNet (5 branches, the MTFL presets) at an equal budget of updates;
+  final test error, and updates needed to reach a validation-error threshold.
+- ``masks``: the branch-masking table of the authors' talk (4-branch models, each mask trained
+  and evaluated with only its branches), RCN and SumNet.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from realtime.atomic import atomic_path, write_text_atomic
+from realtime.errors import UserError
+from realtime.weights import load_model
+from train.checkpoint import load_checkpoint
+from train.config import FitConfig
+from train.datasets import open_dataset
+from train.evaluate import evaluate_model
+from train.fit import fit
+
+# The talk's table (PAPERS.md §0.5): mask -> (SumNet AFLW, SumNet AFW, RCN AFLW, RCN AFW).
+TALK_MASKS = {
+    "1,0,0,0": (10.54, 10.63, 10.61, 10.89), "0,1,0,0": (11.28, 11.43, 11.56, 11.87),
+    "1,1,0,0": (9.47, 9.65, 9.31, 9.44), "0,0,1,0": (16.14, 16.35, 15.78, 15.91),
+    "0,0,0,1": (45.39, 47.97, 46.87, 48.61), "0,0,1,1": (13.90, 14.14, 12.67, 13.53),
+    "0,1,1,1": (7.91, 8.22, 7.62, 7.95), "1,0,0,1": (6.91, 7.51, 6.79, 7.27),
+    "1,1,1,1": (6.44, 6.78, 6.37, 6.43),
+}
+
+
+def hardware() -> str:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    import torch
+
+    return f"{model or platform.processor()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+
+def command_line(cfg: FitConfig) -> str:
+    """The ``python -m train fit`` command equivalent to ``cfg``."""
+    default = FitConfig(preset=cfg.preset, data=cfg.data, out=cfg.out)
+    parts = ["python -m train fit"]
+    for key, value in cfg.to_dict().items():
+        if value == getattr(default, key) and key not in ("preset", "data", "out"):
+            continue
+        flag = "--" + key.replace("_", "-")
+        if key == "occluder":
+            parts.append("--no-occluder")
+        elif isinstance(value, bool):
+            parts.append(flag)
+        elif key == "branch_mask":
+            parts.append(f"{flag} {','.join(map(str, value))}")
+        else:
+            parts.append(f"{flag} '{value}'" if "?" in str(value) else f"{flag} {value}")
+    return " ".join(parts)
+
+
+def run_or_resume(cfg: FitConfig) -> dict:
+    """Train ``cfg`` to completion, resuming a partial run; returns the run's summary."""
+    last = Path(cfg.out) / "last.pt"
+    if last.is_file():
+        ckpt = load_checkpoint(last)
+        if ckpt["step"] >= cfg.steps:
+            return {"seconds": ckpt["state"].get("seconds", 0.0), "skipped": True}
+        return fit(cfg, resume=True)
+    return fit(cfg)
+
+
+def evaluate_run(cfg: FitConfig, test_spec: str) -> dict:
+    """Test NME (eye-centre normaliser) with both decoders; cached in the run directory."""
+    cache = Path(cfg.out) / "test.json"
+    if cache.is_file():
+        cached = json.loads(cache.read_text())
+        if cached.get("test") == test_spec:
+            return cached
+    model = load_model(Path(cfg.out) / "best.safetensors")
+    data = open_dataset(test_spec)
+    out = {"test": test_spec}
+    for decoder in ("argmax", "softargmax"):
+        report = evaluate_model(model, data, ["eye_centres"], decoder=decoder)
+        summary = report.groups["all"]["eye_centres"]
+        out[decoder] = {k: summary[k] for k in ("mean", "median", "failure@0.1", "auc@0.1")}
+    ckpt = load_checkpoint(Path(cfg.out) / "last.pt")
+    out["seconds"] = ckpt["state"].get("seconds", 0.0)
+    out["best_step"] = ckpt["state"].get("best_step")
+    write_text_atomic(cache, json.dumps(out, indent=2))
+    return out
+
+
+def val_curve(run: Path) -> list[tuple[int, float]]:
+    with (run / "log.csv").open() as f:
+        return [(int(r["step"]), float(r["val_nme"])) for r in csv.DictReader(f) if r["val_nme"]]
+
+
+def updates_to_reach(curve: list[tuple[int, float]], threshold: float) -> int | None:
+    return next((step for step, err in curve if err <= threshold), None)
+
+
+def compare_grid(root: Path, base: FitConfig, steps: int) -> list[FitConfig]:
+    return [replace(base, preset=p, out=str(root / "compare" / p), steps=steps) for p in ("rcn_mtfl", "sumnet_mtfl")]
+
+
+def mask_grid(root: Path, base: FitConfig, steps: int) -> list[FitConfig]:
+    grid = []
+    for arch in ("sumnet", "rcn"):
+        for mask in TALK_MASKS:
+            bits = tuple(int(b) for b in mask.split(","))
+            name = f"{arch}_{mask.replace(',', '')}"
+            grid.append(replace(base, preset=f"{arch}_mtfl", branches=4, branch_mask=bits,
+                                out=str(root / "masks" / name), steps=steps))
+    return grid
+
+
+def plot_curves(runs: dict[str, Path], path: Path, threshold: float | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, run in runs.items():
+        steps, errs = zip(*val_curve(run))
+        ax.plot(steps, 100 * np.array(errs), marker="o", ms=2, label=label)
+    if threshold is not None:
+        ax.axhline(100 * threshold, color="grey", ls="--", lw=1, label=f"threshold {100 * threshold:.2f}%")
+    ax.set(xlabel="updates", ylabel="validation NME (%, eye centres)", yscale="log", title="RCN vs SumNet, equal budget")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+
+
+def compare_section(grid: list[FitConfig], results: list[dict], docs: Path) -> str:
+    runs = {cfg.preset: Path(cfg.out) for cfg in grid}
+    curves = {name: val_curve(run) for name, run in runs.items()}
+    # threshold: 10% above the worse model's best validation error, so both can reach it
+    threshold = 1.1 * max(min(e for _, e in c) for c in curves.values())
+    plot_curves(runs, docs / "rcn_vs_sumnet.png", threshold)
+    from realtime.model import build_model
+    from realtime.presets import make_config
+
+    lines = [
+        "| model | parameters | updates | wall time | best val NME | test NME, argmax | test NME, soft-argmax | failure@10% | AUC@10% | updates to reach val NME <= %.2f%% |" % (100 * threshold),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for cfg, res in zip(grid, results):
+        n = sum(p.numel() for p in build_model(make_config(cfg.preset)).parameters())
+        best = min(e for _, e in curves[cfg.preset])
+        reach = updates_to_reach(curves[cfg.preset], threshold)
+        am, sm = res["argmax"], res["softargmax"]
+        lines.append(f"| {cfg.preset} | {n:,} | {cfg.steps} | {res['seconds'] / 60:.1f} min | {100 * best:.2f}% | "
+                     f"{100 * am['mean']:.2f}% | {100 * sm['mean']:.2f}% | {100 * sm['failure@0.1']:.1f}% | "
+                     f"{100 * sm['auc@0.1']:.1f}% | {reach if reach is not None else 'not reached'} |")
+    return "\n".join(lines)
+
+
+def mask_section(grid: list[FitConfig], results: list[dict]) -> str:
+    ours = {}
+    for cfg, res in zip(grid, results):
+        mask = ",".join(map(str, cfg.branch_mask))
+        ours[(mask, cfg.preset.split("_")[0])] = res
+    lines = ["| mask (coarse -> fine) | SumNet (ours) | RCN (ours) | SumNet, soft-argmax | RCN, soft-argmax | SumNet AFLW (talk) | RCN AFLW (talk) |",
+             "|---|---|---|---|---|---|---|"]
+    for mask, talk in TALK_MASKS.items():
+        s, r = ours[(mask, "sumnet")], ours[(mask, "rcn")]
+        lines.append(f"| {mask} | {100 * s['argmax']['mean']:.2f} | {100 * r['argmax']['mean']:.2f} | "
+                     f"{100 * s['softargmax']['mean']:.2f} | {100 * r['softargmax']['mean']:.2f} | {talk[0]:.2f} | {talk[2]:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train.reproduce", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("experiment", choices=["rcn2016"])
+    p.add_argument("--out", default="runs/rcn2016", help="folder of the training runs")
+    p.add_argument("--docs", default="docs", help="where the report and plots go")
+    p.add_argument("--parts", default="compare,masks", help="comma list of compare,masks")
+    p.add_argument("--compare-steps", type=int, default=3000)
+    p.add_argument("--mask-steps", type=int, default=1200)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--train", default="synth:train", help="training set spec")
+    p.add_argument("--val", default="synth:val")
+    p.add_argument("--test", default="synth:test")
+    args = p.parse_args(argv)
+    try:
+        return _run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
+    root, docs = Path(args.out), Path(args.docs)
+    base = FitConfig(preset="rcn_mtfl", data=args.train, val=args.val, out="", loss="ce", optimizer="adam",
+                     lr=1e-3, batch_size=args.batch_size, eval_every=args.eval_every, bf16=True)
+    parts = [s.strip() for s in args.parts.split(",")]
+    sections, commands, t0 = [], [], time.monotonic()
+    for part, make, steps in (("compare", compare_grid, args.compare_steps), ("masks", mask_grid, args.mask_steps)):
+        if part not in parts:
+            continue
+        grid = make(root, base, steps)
+        results = []
+        for cfg in grid:
+            print(f"[{part}] {cfg.out}", flush=True)
+            run_or_resume(cfg)
+            results.append(evaluate_run(cfg, args.test))
+            commands.append(command_line(cfg))
+        section = compare_section(grid, results, docs) if part == "compare" else mask_section(grid, results)
+        sections.append((part, section, sum(r["seconds"] for r in results)))
+    report = render_report(sections, commands, args)
+    write_text_atomic(docs / "results_2016.md", report)
+    print(report)
+    print(f"\nwrote {docs / 'results_2016.md'} in {(time.monotonic() - t0) / 60:.1f} min")
+    return 0
+
+
+def render_report(sections, commands, args) -> str:
+    out = ["# The 2016 claims, measured on the synthetic benchmark", "",
+           f"Generated by `python -m train.reproduce rcn2016 --out {args.out} --docs {args.docs} --parts {args.parts} "
+           f"--compare-steps {args.compare_steps} --mask-steps {args.mask_steps}`.", "",
+           f"Hardware: {hardware()}. Data: train `{args.train}`, validation `{args.val}`, test `{args.test}`. "
+           "Every run: seed 54621, Adam lr 1e-3, batch %d, bf16 autocast, spatial cross-entropy + the paper's L2; "
+           "test NME normalised by the inter-ocular (eye-centre) distance, in %% (mean over images)." % args.batch_size, ""]
+    for part, section, seconds in sections:
+        title = {"compare": "RCN vs SumNet at equal budget", "masks": "Branch masking (4 branches)"}[part]
+        out += [f"## {title}", "", f"Total training time: {seconds / 60:.1f} min.", "", section, ""]
+        if part == "compare":
+            out += ["![validation NME against updates](rcn_vs_sumnet.png)", ""]
+    out += ["## Commands", "", "```bash"] + commands + ["```", ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
