@@ -7,8 +7,6 @@ are a separate format (``realtime.weights``); ``python -m train export`` convert
 from __future__ import annotations
 
 import json
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +44,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise UserError(f"checkpoint not found: {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # torch.load raises many types (pickle, zip, safetensors, OS) for bad files
         raise UserError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0][:200]}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(f"{path} is not a training checkpoint of this project (expected '{FORMAT}')")
