@@ -108,3 +108,14 @@ def test_bad_input_gives_one_line_error(tmp_path, args):
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_corrupt_image_in_dataset_gives_one_line_error(tmp_path):
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    (faces / "a.png").write_bytes(b"not a png at all")
+    (faces / "a.json").write_text('{"points": [[10, 10], [20, 10], [15, 15], [11, 20], [19, 20]], "layout": "mtfl5"}')
+    result = _cli("fit", "--preset", "rcn_mtfl", "--data", f"folder:{faces}", "--val-fraction", "0",
+                  "--out", str(tmp_path / "run"), "--steps", "1", env_cache=tmp_path / "cache")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("error: cannot decode image") and str(faces / "a.png") in result.stderr
