@@ -2,7 +2,11 @@
 
 Presets reproduce the 2016 code's networks exactly (PAPERS.md §1.3-1.4): ``rcn_mtfl`` (5 points,
 227,141 parameters), ``rcn_300w`` (68 points, 1,095,492), ``sumnet_mtfl`` (142,850) and
-``sumnet_300w``. ``make_config`` derives variants: keypoint count, branch count (2-7), width
+``sumnet_300w``. ``rcnplus`` is the 2018 paper's RCN+ (PAPERS.md §2.2, after NVIDIA's FPENet
+proxy): uniform 64-channel encoder/decoder, 3x3 + 1x1 convs per branch (the coarsest level's 3x3
+trunk conv + 3x3 + 1x1 is the proxy's 5x5 trunk; the finest adds the proxy's extra 1x1 head conv),
+a 1x1 output conv and the soft-argmax decoder; 509,828 parameters for 68 points (the keypoint
+count normally comes from the dataset). ``make_config`` derives variants: keypoint count, branch count (2-7), width
 multiplier, branch kernel size, grey/RGB input, nearest/learned upsampling, a branch mask.
 """
 from __future__ import annotations
@@ -30,6 +34,10 @@ PRESETS: dict[str, ModelConfig] = {
     "sumnet_300w": ModelConfig(
         arch="sumnet", num_points=68, layout="ibug68", trunk=(64,) * 5, out_kernel=3,
         branch=(((64, 3), (64, 3)),) + (((64, 3),),) * 4,
+    ),
+    "rcnplus": ModelConfig(
+        arch="rcn", num_points=68, layout="ibug68", trunk=(64,) * 5, trunk_kernel=3, out_kernel=1,
+        branch=(((64, 3), (64, 1), (64, 1)),) + (((64, 3), (64, 1)),) * 4, decoder="softargmax",
     ),
 }
 

@@ -78,6 +78,14 @@ def test_parameter_counts_match_paper(preset, count):
     assert n_params(build_model(make_config(preset))) == count  # in fact exact
 
 
+def test_rcnplus_is_the_2018_proxy_size_with_points_from_the_data():
+    """PAPERS.md §2.2: RCN+ (FPENet proxy) has ~0.51 M parameters for 19 or 68 points."""
+    model = build_model(make_config("rcnplus"))
+    assert n_params(model) == 509_828 and model.config.decoder == "softargmax"
+    assert abs(n_params(build_model(make_config("rcnplus", num_points=19))) - 510_000) <= 0.02 * 510_000
+    assert make_config("rcnplus", num_points=5).layout is None  # 68-point layout dropped
+
+
 def test_learned_upsampling_adds_one_kernel_per_upsampling():
     assert n_params(build_model(make_config("rcn_300w", upsample="learned"))) == 1_095_492 + 36
 
