@@ -4,6 +4,11 @@ The file's metadata holds ``format`` (``rcn-weights/1``), ``kind`` (``landmark``
 and ``config`` (the model configuration as JSON: architecture, keypoint count and layout, input
 size and channels, normalisation, decoder), plus free-form ``info`` JSON (training provenance).
 ``load_model`` rebuilds the model from the file alone and loads strictly.
+
+A landmark file may also carry an attribute head (semi-supervised training, ``realtime.attributes``):
+its configuration under the metadata key ``attribute_head`` and its tensors under the prefix
+``attribute_head.``. ``load_model`` leaves those aside; ``load_attribute_head`` rebuilds the head
+(strictly) or returns None for a file without one.
 """
 from __future__ import annotations
 
@@ -16,18 +21,26 @@ from safetensors.torch import load_file, save_file
 from safetensors import safe_open
 
 from realtime.atomic import atomic_path
+from realtime.attributes import AttributeConfig, AttributeNet
 from realtime.denoise import Denoiser, DenoiserConfig
 from realtime.errors import UserError
 from realtime.model import LandmarkNet, ModelConfig, build_model
 
 FORMAT = "rcn-weights/1"
+HEAD_KEY = "attribute_head"
+HEAD_PREFIX = HEAD_KEY + "."
 
 
-def save_weights(model: LandmarkNet | Denoiser, path: str | Path, info: dict | None = None) -> None:
-    """Write ``model``'s parameters and configuration to ``path`` atomically."""
+def save_weights(model: LandmarkNet | Denoiser, path: str | Path, info: dict | None = None,
+                 attribute_head: AttributeNet | None = None) -> None:
+    """Write ``model``'s parameters and configuration (and an optional attribute head) to
+    ``path`` atomically."""
     kind = "denoiser" if isinstance(model, Denoiser) else "landmark"
     metadata = {"format": FORMAT, "kind": kind, "config": model.config.to_json(), "info": json.dumps(info or {})}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if attribute_head is not None:
+        metadata[HEAD_KEY] = attribute_head.config.to_json()
+        tensors.update({HEAD_PREFIX + k: v.detach().cpu().contiguous() for k, v in attribute_head.state_dict().items()})
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
 
@@ -56,16 +69,40 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Landmark
             model = build_model(ModelConfig.from_json(metadata["config"]))
     except (KeyError, json.JSONDecodeError, TypeError) as exc:
         raise UserError(f"{path}: malformed model configuration in metadata ({exc})") from None
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError) as exc:
-        raise UserError(f"cannot read tensors from {path} ({exc})") from None
+    tensors = _read_tensors(path)
+    if HEAD_KEY in metadata:
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(HEAD_PREFIX)}
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
         raise UserError(f"{path}: tensors do not match the stored configuration: {' '.join(first[:3])[:300]}") from None
     return model.to(device).eval()
+
+
+def _read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise UserError(f"cannot read tensors from {path} ({exc})") from None
+
+
+def load_attribute_head(path: str | Path, device: str | torch.device = "cpu") -> AttributeNet | None:
+    """The attribute head stored with a landmark model, loaded strictly; None if it has none."""
+    metadata = read_metadata(path)
+    if HEAD_KEY not in metadata:
+        return None
+    try:
+        head = AttributeNet(AttributeConfig.from_json(metadata[HEAD_KEY]))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise UserError(f"{path}: malformed attribute head configuration in metadata ({exc})") from None
+    tensors = {k[len(HEAD_PREFIX):]: v for k, v in _read_tensors(path).items() if k.startswith(HEAD_PREFIX)}
+    try:
+        head.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise UserError(f"{path}: attribute head tensors do not match its configuration: {' '.join(first[:3])[:300]}") from None
+    return head.to(device).eval()
 
 
 def weights_info(path: str | Path) -> dict:
