@@ -37,7 +37,7 @@ def _positive(kind):
 
 def _add_fit(sub) -> None:
     p = sub.add_parser("fit", help="train a model")
-    p.add_argument("--preset", required=True, help="rcn_mtfl, rcn_300w, sumnet_mtfl, sumnet_300w, denoiser")
+    p.add_argument("--preset", required=True, help="rcn_mtfl, rcn_300w, sumnet_mtfl, sumnet_300w, rcnplus, denoiser")
     p.add_argument("--data", required=True, help="training set spec, e.g. synth:train or 300w:/data/300W:train")
     p.add_argument("--val", help="validation set spec (default: hold out --val-fraction of --data)")
     p.add_argument("--val-fraction", type=float, default=0.1)
@@ -68,7 +68,50 @@ def _add_fit(sub) -> None:
     p.add_argument("--no-occluder", action="store_true")
     p.add_argument("--mirror", type=float, default=0.0, help="mirror probability (keypoints permuted)")
     p.add_argument("--denoiser-kernel", type=_positive(int), default=45)
+    _add_semi_supervised(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1], got {text}")
+    return value
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated layer sizes such as 256,256; got {text!r}")
+    return sizes
+
+
+def _add_semi_supervised(p) -> None:
+    g = p.add_argument_group("semi-supervised training (2018): label regimes, attribute loss, ELT")
+    g.add_argument("--landmark-fraction", type=_fraction, default=1.0,
+                   help="fraction of training images whose landmark labels are used (S/N)")
+    g.add_argument("--attribute-fraction", type=_fraction, default=1.0,
+                   help="fraction whose attribute labels are used (M/N); contains the landmark subset")
+    g.add_argument("--subset-seed", type=int, default=0, help="seed of the labelled subsets (subsets.json)")
+    g.add_argument("--attribute-weight", type=float, default=0.0,
+                   help="weight of the attribute loss through the landmarks (sequential multitasking)")
+    g.add_argument("--attr-hidden", type=_sizes, default=(256, 256), help="attribute MLP hidden sizes")
+    g.add_argument("--attr-dropout", type=float, default=0.25)
+    g.add_argument("--attr-inputs", choices=["centred", "crop"], default="centred",
+                   help="landmarks centred and scaled (default), or in crop coordinates")
+    g.add_argument("--elt-weight", type=float, default=0.0, help="weight of the ELT loss on all images")
+    g.add_argument("--elt-rotation", type=float, default=20.0, help="ELT rotation range, +- degrees")
+    g.add_argument("--elt-translate", type=float, default=0.125, help="ELT shift range, +- fraction of the crop")
+    g.add_argument("--elt-zoom", type=float, default=0.2, help="ELT zoom in [1 - z, 1 + z]")
+    g.add_argument("--elt-mirror", type=_fraction, default=0.0, help="ELT mirror probability (keypoints permuted)")
+    g.add_argument("--elt-target", choices=["detached", "both"], default="detached",
+                   help="detached: T(L(I)) is a fixed target (default); both: gradient through both sides")
 
 
 def _add_evaluate(sub) -> None:
@@ -99,6 +142,12 @@ def _add_synth(sub) -> None:
     p.add_argument("--preview", help="write a PNG grid of examples with their landmarks")
 
 
+SEMI_SUPERVISED_FLAGS = (
+    "landmark_fraction", "attribute_fraction", "subset_seed", "attribute_weight", "attr_hidden", "attr_dropout",
+    "attr_inputs", "elt_weight", "elt_rotation", "elt_translate", "elt_zoom", "elt_mirror", "elt_target",
+)
+
+
 def _cmd_fit(args) -> None:
     from train.config import FitConfig
     from train.fit import fit
@@ -117,6 +166,7 @@ def _cmd_fit(args) -> None:
         branch_kernel=args.branch_kernel, rgb=args.rgb, upsample=args.upsample, normalise=args.normalise,
         branch_mask=args.branch_mask, beta=args.beta, decoder=args.decoder, rotation=args.rotation,
         occluder=not args.no_occluder, mirror=args.mirror, denoiser_kernel=args.denoiser_kernel,
+        **{name: getattr(args, name) for name in SEMI_SUPERVISED_FLAGS},
     )
     summary = fit(cfg, resume=args.resume, progress=not args.quiet)
     print(f"done: {summary['step']} updates in {summary['seconds']:.0f} s; best validation NME "

@@ -20,8 +20,11 @@ FORMAT = "rcn-checkpoint/1"
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
-                    step: int, fit_config: dict, state: dict[str, Any]) -> None:
-    """Write atomically; ``state`` holds JSON-able progress (epoch, best score, history)."""
+                    step: int, fit_config: dict, state: dict[str, Any],
+                    attribute_head: torch.nn.Module | None = None) -> None:
+    """Write atomically; ``state`` holds JSON-able progress (epoch, best score, history).
+    An ``attribute_head`` (semi-supervised runs) is stored under the key of that name as
+    ``{"config": JSON, "state": tensors}``; without one the payload is unchanged."""
     payload = {
         "format": FORMAT,
         "kind": "denoiser" if not isinstance(model, LandmarkNet) else "landmark",
@@ -33,6 +36,11 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
         "state": json.dumps(state),
         "torch_rng": torch.get_rng_state(),
     }
+    if attribute_head is not None:
+        payload["attribute_head"] = {
+            "config": attribute_head.config.to_json(),
+            "state": {k: v.detach().cpu() for k, v in attribute_head.state_dict().items()},
+        }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 

@@ -5,6 +5,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from realtime.errors import UserError
+from train.elt import EltConfig
 
 # L2 coefficients (trunk, branches, SumNet branch weights) of the 2016 code's README (PAPERS.md §1.5).
 PAPER_L2 = {
@@ -53,6 +54,31 @@ class FitConfig:
     # denoiser
     denoiser_kernel: int = 45
     denoiser_moved: int = 35
+    # semi-supervision (2018): label regimes, attribute loss (sequential multitasking), ELT.
+    # The defaults (all labels, both weights 0) train exactly as without these fields.
+    landmark_fraction: float = 1.0
+    attribute_fraction: float = 1.0
+    subset_seed: int = 0
+    attribute_weight: float = 0.0
+    attr_hidden: tuple[int, ...] = (256, 256)
+    attr_dropout: float = 0.25
+    attr_inputs: str = "centred"
+    elt_weight: float = 0.0
+    elt_rotation: float = 20.0
+    elt_translate: float = 0.125
+    elt_zoom: float = 0.2
+    elt_mirror: float = 0.0
+    elt_target: str = "detached"
+
+    @property
+    def semi_supervised(self) -> bool:
+        """True when any semi-supervised setting is on (training then draws from label pools)."""
+        return self.landmark_fraction < 1.0 or self.attribute_weight > 0 or self.elt_weight > 0
+
+    def elt_config(self) -> EltConfig:
+        """The ELT transform ranges (raises UserError for impossible ones)."""
+        return EltConfig(rotation_deg=self.elt_rotation, translate=self.elt_translate, zoom=self.elt_zoom,
+                         mirror_prob=self.elt_mirror, target=self.elt_target)
 
     def resolved_lr(self) -> float:
         return self.lr if self.lr is not None else (1.0 if self.optimizer == "adadelta" else 1e-3)
@@ -70,6 +96,8 @@ class FitConfig:
         raw = dict(raw)
         if raw.get("branch_mask") is not None:
             raw["branch_mask"] = tuple(raw["branch_mask"])
+        if raw.get("attr_hidden") is not None:
+            raw["attr_hidden"] = tuple(raw["attr_hidden"])
         return FitConfig(**raw)
 
     def validate(self) -> None:
@@ -85,7 +113,17 @@ class FitConfig:
             (0 <= self.rotation <= 180, f"rotation must be 0-180 degrees, got {self.rotation}"),
             (0.0 <= self.mirror <= 1.0, f"mirror probability must be in [0, 1], got {self.mirror}"),
             (self.denoiser_kernel >= 1 and self.denoiser_kernel % 2 == 1, "denoiser kernel must be odd"),
+            (0 <= self.landmark_fraction <= self.attribute_fraction <= 1,
+             "need 0 <= landmark fraction <= attribute fraction <= 1 (landmark-labelled images also carry attributes)"),
+            (self.attribute_weight >= 0 and self.elt_weight >= 0, "attribute and ELT weights must be >= 0"),
+            (self.landmark_fraction > 0 or self.attribute_weight > 0 or self.elt_weight > 0,
+             "with no landmark labels, give the attribute or ELT loss a weight"),
+            (len(self.attr_hidden) >= 1 and all(h >= 1 for h in self.attr_hidden), "attribute hidden sizes must be >= 1"),
+            (0 <= self.attr_dropout < 1, f"attribute dropout must be in [0, 1), got {self.attr_dropout}"),
+            (self.attr_inputs in ("centred", "crop"), f"attribute inputs must be 'centred' or 'crop', got {self.attr_inputs!r}"),
+            (not self.semi_supervised or not self.preset.startswith("denoiser"), "the denoiser has no semi-supervised training"),
         ]
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
+        self.elt_config()

@@ -4,6 +4,13 @@ A run directory holds ``config.json`` (the resolved FitConfig), ``log.csv``, ``c
 ``last.pt`` (resumable checkpoint), ``best.pt`` and ``best.safetensors`` (lowest validation NME).
 Data order is a permutation per (seed, epoch) and augmentation is drawn per (seed, epoch, index),
 so a resumed run continues exactly as if it had never stopped.
+
+Semi-supervised runs (2018, any of ``landmark_fraction`` < 1, ``attribute_weight`` > 0,
+``elt_weight`` > 0) also write ``subsets.json`` and draw each update's batches from the label pools
+of ``train.regimes``: loss = landmark loss on the landmark-labelled pool + attribute_weight x
+attribute loss (``train.attributes``) on the attribute-labelled pool + elt_weight x ELT
+(``train.elt``) on all images. The attribute head shares the optimiser and the checkpoints, and is
+saved into ``best.safetensors``.
 """
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ import numpy as np
 import torch
 
 from realtime.atomic import write_text_atomic
+from realtime.decode import soft_argmax
 from realtime.denoise import Denoiser, DenoiserConfig, jitter_points, one_hot_maps
 from realtime.errors import UserError
 from realtime.layouts import get_layout
@@ -34,6 +42,7 @@ from train.losses import l2_penalty, softargmax_l2, spatial_cross_entropy
 from train.metrics import nme, normalising_distance
 from train.predict import predict_dataset
 from train.runlog import RunLog
+from train.semisup import SemiSupervision
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +68,12 @@ def build(cfg: FitConfig, num_points: int, layout: str | None) -> LandmarkNet | 
     ))
 
 
-def make_optimizer(cfg: FitConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+def make_optimizer(cfg: FitConfig, model: torch.nn.Module, *extra: torch.nn.Module) -> torch.optim.Optimizer:
+    """One optimiser over ``model``'s parameters and then those of any ``extra`` modules."""
+    params = [p for module in (model, *extra) for p in module.parameters()]
     if cfg.optimizer == "adadelta":  # the 2016 recipe: rho 0.95, eps 1e-8, no learning rate
-        return torch.optim.Adadelta(model.parameters(), lr=cfg.resolved_lr(), rho=0.95, eps=1e-8)
-    return torch.optim.Adam(model.parameters(), lr=cfg.resolved_lr())
+        return torch.optim.Adadelta(params, lr=cfg.resolved_lr(), rho=0.95, eps=1e-8)
+    return torch.optim.Adam(params, lr=cfg.resolved_lr())
 
 
 def batch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
@@ -80,25 +91,45 @@ class Trainer:
     optimizer: torch.optim.Optimizer
     train: LandmarkDataset
     val: LandmarkDataset | None
+    semi: SemiSupervision | None = None
 
     def loss(self, batch: dict) -> torch.Tensor:
+        """A plain batch, or (semi-supervised) one batch per label pool (``Pools.draw``)."""
         cfg, model = self.cfg, self.model
         if isinstance(model, Denoiser):
             size = model.config.input_size
             noisy, moved = jitter_points(batch["points"], cfg.denoiser_moved, size)
             logits = model(one_hot_maps(noisy, size))
             return spatial_cross_entropy(logits, batch["points"], batch["mask"] & moved)
+        if self.semi is not None:
+            return self.semi.loss(batch, self._landmark_loss, self._points) + self._l2()
+        return self._landmark_loss(batch) + self._l2()
+
+    def _landmark_loss(self, batch: dict) -> torch.Tensor:
+        cfg = self.cfg
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            logits = model(batch["image"])
+            logits = self.model(batch["image"])
         if cfg.loss == "ce":
-            data_loss = spatial_cross_entropy(logits, batch["points"], batch["mask"])
-        else:
-            data_loss = softargmax_l2(logits.float(), batch["points"], batch["mask"], cfg.beta)
-        l2_trunk, l2_branch, l2_out = cfg.resolved_l2()
+            return spatial_cross_entropy(logits, batch["points"], batch["mask"])
+        return softargmax_l2(logits.float(), batch["points"], batch["mask"], cfg.beta)
+
+    def _l2(self) -> torch.Tensor:
+        model = self.model
+        l2_trunk, l2_branch, l2_out = self.cfg.resolved_l2()
         groups = [(l2_trunk, model.trunk_parameters()), (l2_branch, model.branch_parameters())]
         if hasattr(model, "branch_weights"):
             groups.append((l2_out, [model.branch_weights]))
-        return data_loss + l2_penalty(groups)
+        return l2_penalty(groups)
+
+    def _points(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, S, S) -> (B, K, 2) soft-argmax landmarks, differentiable, in crop pixels."""
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.bf16):
+            logits = self.model(images)
+        return soft_argmax(logits.float(), self.cfg.beta)[0]
+
+    @property
+    def attribute_head(self) -> torch.nn.Module | None:
+        return self.semi.head if self.semi is not None else None
 
     def validate(self) -> float:
         """Mean NME (eye-centre normaliser) on the validation set; the denoiser is scored on
@@ -139,12 +170,14 @@ def _prepare(cfg: FitConfig, run_dir: Path, resume: bool) -> tuple[Trainer, int,
     num_points = data.samples[0].points.shape[0]
     torch.manual_seed(cfg.seed)
     model = build(cfg, num_points, data.layout)
-    optimizer = make_optimizer(cfg, model)
     aug = AugmentConfig(rotation_deg=cfg.rotation, occlude=cfg.occluder, mirror_prob=cfg.mirror)
     grey = not cfg.rgb
     preload = len(data) <= 5000 and data.samples[0].image is None
     train_ds = LandmarkDataset(data, grey=grey, aug=aug, seed=cfg.seed, preload=preload)
     val_ds = LandmarkDataset(val_set, grey=grey, aug=None, preload=preload) if val_set else None
+    semi = SemiSupervision.setup(cfg, train_ds, model.config, run_dir, _collate) if cfg.semi_supervised else None
+    head = semi.head if semi is not None else None
+    optimizer = make_optimizer(cfg, model, *([head] if head is not None else []))
     step, state = 0, {"best": float("inf"), "best_step": -1}
     if resume:
         ckpt = load_checkpoint(run_dir / "last.pt")
@@ -154,10 +187,12 @@ def _prepare(cfg: FitConfig, run_dir: Path, resume: bool) -> tuple[Trainer, int,
         if changed:
             raise UserError(f"cannot resume {run_dir}: settings differ from the checkpoint's ({', '.join(changed)})")
         model.load_state_dict(ckpt["model"])
+        if head is not None:
+            head.load_state_dict(ckpt["attribute_head"]["state"])
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"])
         step, state = ckpt["step"], ckpt["state"]
-    return Trainer(cfg, model, optimizer, train_ds, val_ds), step, state
+    return Trainer(cfg, model, optimizer, train_ds, val_ds, semi), step, state
 
 
 def fit(cfg: FitConfig, resume: bool = False, stop_after: int | None = None, progress: bool = True) -> dict:
@@ -170,47 +205,67 @@ def fit(cfg: FitConfig, resume: bool = False, stop_after: int | None = None, pro
     trainer, step, state = _prepare(cfg, run_dir, resume)
     write_text_atomic(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
     runlog = RunLog(run_dir, resume_step=step if resume else None)
-    n_batches = len(batch_order(len(trainer.train), cfg.batch_size, cfg.seed, 0))
     end = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
     bar = _progress(progress, step, cfg.steps)
     t0 = time.monotonic() - state.get("seconds", 0.0)
     trainer.model.train()
+    if trainer.attribute_head is not None:
+        trainer.attribute_head.train()
+    batches = _batches(trainer, step)
     try:
         while step < end:
-            epoch, first = divmod(step, n_batches)
-            trainer.train.set_epoch(epoch)
-            for idx in batch_order(len(trainer.train), cfg.batch_size, cfg.seed, epoch)[first:]:
-                batch = _collate([trainer.train[int(i)] for i in idx])
-                loss = trainer.loss(batch)
-                if not torch.isfinite(loss):
-                    raise UserError(f"training diverged at update {step} (loss {loss.item()}); lower the learning rate")
-                trainer.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                trainer.optimizer.step()
-                step += 1
-                state["seconds"] = time.monotonic() - t0
-                row = dict(step=step, epoch=epoch, train_loss=f"{loss.item():.6g}", seconds=f"{state['seconds']:.1f}")
-                if step % cfg.eval_every == 0 or step == cfg.steps:
-                    _evaluate_and_save(trainer, run_dir, step, state, row)
-                elif step % 10 == 0:
-                    runlog.add(**row)
-                if "val_nme" in row:
-                    runlog.add(**row)
-                    runlog.plot(run_dir / "curves.png", f"{cfg.preset} on {cfg.data}")
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss.item():.4g}", best=f"{100 * state['best']:.2f}%")
-                if step >= end:
-                    break
+            epoch, batch = next(batches)
+            loss = trainer.loss(batch)
+            if not torch.isfinite(loss):
+                raise UserError(f"training diverged at update {step} (loss {loss.item()}); lower the learning rate")
+            trainer.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            trainer.optimizer.step()
+            step += 1
+            state["seconds"] = time.monotonic() - t0
+            row = dict(step=step, epoch=epoch, train_loss=f"{loss.item():.6g}", seconds=f"{state['seconds']:.1f}")
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                _evaluate_and_save(trainer, run_dir, step, state, row)
+            elif step % 10 == 0:
+                runlog.add(**row)
+            if "val_nme" in row:
+                runlog.add(**row)
+                runlog.plot(run_dir / "curves.png", f"{cfg.preset} on {cfg.data}")
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4g}", best=f"{100 * state['best']:.2f}%")
     except KeyboardInterrupt:
-        save_checkpoint(run_dir / "last.pt", trainer.model, trainer.optimizer, step, cfg.to_dict(), state)
+        _save_last(trainer, run_dir, step, state)
         raise
     finally:
         if bar is not None:
             bar.close()
     if step % cfg.eval_every and step != cfg.steps:  # stopped between evaluations (stop_after)
-        save_checkpoint(run_dir / "last.pt", trainer.model, trainer.optimizer, step, cfg.to_dict(), state)
+        _save_last(trainer, run_dir, step, state)
     return {"step": step, "best_val_nme": state["best"], "best_step": state["best_step"], "seconds": state["seconds"]}
+
+
+def _batches(trainer: Trainer, step: int):
+    """Yield (epoch, batch) for updates ``step``, ``step + 1``, ...: the plain loader's epochs,
+    or (semi-supervised) one batch per label pool, drawn by update number."""
+    cfg = trainer.cfg
+    if trainer.semi is not None:
+        pools = trainer.semi.pools
+        while True:
+            yield pools.epoch(step), pools.draw(step)
+            step += 1
+    n_batches = len(batch_order(len(trainer.train), cfg.batch_size, cfg.seed, 0))
+    while True:
+        epoch, first = divmod(step, n_batches)
+        trainer.train.set_epoch(epoch)
+        for idx in batch_order(len(trainer.train), cfg.batch_size, cfg.seed, epoch)[first:]:
+            yield epoch, _collate([trainer.train[int(i)] for i in idx])
+            step += 1
+
+
+def _save_last(trainer: Trainer, run_dir: Path, step: int, state: dict) -> None:
+    save_checkpoint(run_dir / "last.pt", trainer.model, trainer.optimizer, step, trainer.cfg.to_dict(), state,
+                    attribute_head=trainer.attribute_head)
 
 
 def _evaluate_and_save(trainer: Trainer, run_dir: Path, step: int, state: dict, row: dict) -> None:
@@ -219,9 +274,11 @@ def _evaluate_and_save(trainer: Trainer, run_dir: Path, step: int, state: dict, 
     better = math.isnan(score) or score < state["best"]
     if better:
         state["best"], state["best_step"] = (score if not math.isnan(score) else state["best"]), step
-        save_checkpoint(run_dir / "best.pt", trainer.model, None, step, trainer.cfg.to_dict(), state)
-        save_weights(trainer.model, run_dir / "best.safetensors", _info(trainer.cfg, step, score))
-    save_checkpoint(run_dir / "last.pt", trainer.model, trainer.optimizer, step, trainer.cfg.to_dict(), state)
+        save_checkpoint(run_dir / "best.pt", trainer.model, None, step, trainer.cfg.to_dict(), state,
+                        attribute_head=trainer.attribute_head)
+        save_weights(trainer.model, run_dir / "best.safetensors", _info(trainer.cfg, step, score),
+                     attribute_head=trainer.attribute_head)
+    _save_last(trainer, run_dir, step, state)
 
 
 def _info(cfg: FitConfig, step: int, score: float) -> dict:

@@ -1,0 +1,76 @@
+"""The 2018 paper's semi-supervised objective as one extra loss term for ``train.fit`` (§2.6):
+
+    loss = landmark loss on a batch of the S landmark-labelled images
+         + attribute_weight x attribute loss on a batch of the M attribute-labelled images
+         + elt_weight x ELT on a batch of all N images
+
+Each update draws one batch per active pool (``train.regimes.Pools``); the terms come from
+``train.attributes`` (sequential multitasking) and ``train.elt``. The attribute head is trained by
+the same optimiser as the landmark network and saved with it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from realtime.attributes import AttributeNet
+from realtime.layouts import get_layout
+from realtime.model import ModelConfig
+from train.attributes import attribute_loss, head_config, label_columns
+from train.config import FitConfig
+from train.elt import elt_loss
+from train.loader import LandmarkDataset, attribute_table
+from train.regimes import Pools, choose_subsets
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class SemiSupervision:
+    """The pools, the attribute head (None without an attribute weight) and where the head's
+    labels sit in an item's ``attrs`` (``columns``)."""
+
+    cfg: FitConfig
+    pools: Pools
+    head: AttributeNet | None
+    columns: list[int]
+    mirror_perm: tuple[int, ...]
+
+    @classmethod
+    def setup(cls, cfg: FitConfig, train: LandmarkDataset, model_config: ModelConfig, run_dir: Path,
+              collate: Callable[[list[dict]], Batch]) -> "SemiSupervision":
+        """Choose the label subsets (written to ``run_dir/subsets.json``), build pools and head."""
+        data = train.landmark_set
+        subsets = choose_subsets(len(data), cfg.landmark_fraction, cfg.attribute_fraction, cfg.subset_seed)
+        subsets.save(run_dir / "subsets.json")
+        active = [name for name, on in (("landmark", bool(subsets.landmark)), ("attribute", cfg.attribute_weight > 0),
+                                        ("unlabelled", cfg.elt_weight > 0)) if on]
+        pools = Pools(train, subsets, tuple(active), cfg.batch_size, cfg.seed, collate)
+        head, columns = None, []
+        if cfg.attribute_weight > 0:
+            names = train.attribute_names
+            labels = attribute_table(data, names)[list(subsets.attribute)]  # only the labels the run may see
+            config = head_config(data.attribute_kinds, names, labels, model_config.num_points,
+                                 model_config.input_size, cfg.attr_hidden, cfg.attr_dropout, cfg.attr_inputs)
+            head, columns = AttributeNet(config), label_columns(names, config)
+        return cls(cfg, pools, head, columns, get_layout(data.layout).mirror)
+
+    def loss(self, batches: dict[str, Batch | None], landmark_loss: Callable[[Batch], torch.Tensor],
+             points: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """The three terms for one update. ``batches`` comes from ``Pools.draw``;
+        ``landmark_loss`` is the supervised loss of a batch; ``points`` maps (B, C, S, S) crops to
+        (B, K, 2) differentiable soft-argmax landmarks in crop pixels."""
+        cfg, total = self.cfg, torch.zeros(())
+        if batches["landmark"] is not None:
+            total = total + landmark_loss(batches["landmark"])
+        if batches["attribute"] is not None and self.head is not None:
+            batch = batches["attribute"]
+            labels = batch["attrs"][:, self.columns]
+            total = total + cfg.attribute_weight * attribute_loss(self.head, points(batch["image"]), labels)
+        if batches["unlabelled"] is not None:
+            images = batches["unlabelled"]["image"]
+            total = total + cfg.elt_weight * elt_loss(points, images, cfg.elt_config(), perm=self.mirror_perm)
+        return total
