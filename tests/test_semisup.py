@@ -3,6 +3,8 @@ import csv
 import json
 import math
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -14,11 +16,13 @@ from realtime.model import build_model
 from realtime.presets import make_config
 from realtime.weights import load_attribute_head, load_model, save_weights
 from train.__main__ import main
-from train.attributes import attribute_loss, head_config
+from train.attributes import attribute_loss, head_config, label_columns
 from train.checkpoint import load_checkpoint
 from train.config import FitConfig
+from train.datasets import open_dataset
 from train.elt import EltConfig, draw_transforms, elt_loss, transform_points, warp_images
 from train.fit import fit
+from train.loader import LandmarkDataset, attribute_table
 from train.regimes import Pools, Subsets, choose_subsets
 
 SIZE = 80
@@ -78,6 +82,29 @@ def test_class_labels_out_of_range_and_no_attributes_are_user_errors():
         head_config({"c": "class:2"}, ["c"], np.array([[0.0], [2.0]]), 5, SIZE, (8,), 0.0, "centred")
     with pytest.raises(UserError, match="no"):
         head_config({}, [], np.zeros((2, 0)), 5, SIZE, (8,), 0.0, "centred")
+
+
+FIX = Path(__file__).parent / "fixtures"
+
+
+@pytest.mark.parametrize("spec,kinds", [
+    (f"aflw:{FIX}/aflw/aflw.sqlite", {"pitch": "angle", "roll": "angle", "yaw": "angle"}),
+    (f"mtfl:{FIX}/mtfl:train", {"gender": "class:2", "glasses": "class:2", "pose": "class:5", "smile": "class:2"}),
+    ("synth:train?n=4&seed=3", {"cls": "class:3", "orientation": "angle"}),
+])
+def test_every_reader_with_attributes_gets_a_head_and_a_finite_loss(spec, kinds):
+    data = open_dataset(spec)
+    ds = LandmarkDataset(data)
+    table = attribute_table(data, ds.attribute_names)
+    k = data.samples[0].points.shape[0]
+    config = head_config(data.attribute_kinds, ds.attribute_names, table, k, SIZE, (16,), 0.0, "centred")
+    assert dict(zip(config.names, config.kinds)) == kinds
+    items = [ds[i] for i in range(min(len(ds), 4))]
+    labels = torch.stack([it["attrs"] for it in items])[:, label_columns(ds.attribute_names, config)]
+    points = torch.stack([it["points"] for it in items]).requires_grad_()
+    loss = attribute_loss(AttributeNet(config), points, labels)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(points.grad).all()
 
 
 def test_weights_carry_an_attribute_head_and_stay_strict(tmp_path):
@@ -173,9 +200,7 @@ def test_subsets_are_deterministic_nested_and_saved(tmp_path):
 
 def test_pools_draw_by_step_and_keep_attribute_crops_upright():
     from train.augment import AugmentConfig
-    from train.datasets import open_dataset
     from train.fit import _collate
-    from train.loader import LandmarkDataset
 
     ds = LandmarkDataset(open_dataset("synth:train?n=24&seed=3"), aug=AugmentConfig(), seed=1)
     subsets = choose_subsets(len(ds), 0.25, 0.5, seed=0)
