@@ -269,3 +269,15 @@ def test_cli_flags_reach_the_config_and_bad_values_are_one_line_errors(tmp_path,
         assert main(args + ["--out", str(tmp_path / "bad")] + extra) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: "), err
+
+
+def test_fit_with_no_landmark_labels_at_all_moves_the_trunk(tmp_path):
+    from train.fit import build
+
+    cfg = semi_cfg(tmp_path / "z", landmark_fraction=0.0, elt_weight=0.0, steps=1, eval_every=1)
+    fit(cfg, progress=False)
+    torch.manual_seed(cfg.seed)
+    start = build(cfg, 5, "mtfl5").state_dict()
+    trained = load_checkpoint(tmp_path / "z" / "last.pt")["model"]
+    assert json.loads((tmp_path / "z" / "subsets.json").read_text())["landmark"] == []
+    assert not torch.equal(start["trunk.0.0.weight"], trained["trunk.0.0.weight"])
