@@ -120,3 +120,27 @@ def test_corrupt_image_in_dataset_gives_one_line_error(tmp_path):
                   "--out", str(tmp_path / "run"), "--steps", "1", env_cache=tmp_path / "cache")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("error: cannot decode image") and str(faces / "a.png") in result.stderr
+
+
+def test_ctrl_c_saves_a_consistent_checkpoint_and_resume_finishes(tmp_path):
+    import signal
+    import time
+
+    env = {"RCN_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-m", "train", "fit", "--preset", "rcn_mtfl", "--data", "synth:train?n=64",
+            "--val", "synth:val?n=16", "--out", str(tmp_path / "run"), "--steps", "100000", "--eval-every", "1000",
+            "--batch-size", "8", "--branches", "4", "--width-mult", "0.25", "--optimizer", "adam", "--quiet"]
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "run" / "log.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (log.is_file() and len(log.read_text().splitlines()) > 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "--resume" in err and "Traceback" not in err
+    step = load_checkpoint(tmp_path / "run" / "last.pt")["step"]
+    assert step >= 20
+    args[args.index("100000")] = str(step + 5)
+    done = subprocess.run(args + ["--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == step + 5

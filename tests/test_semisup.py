@@ -246,6 +246,10 @@ def test_semi_supervised_run_saves_its_subsets_and_head_and_resumes_exactly(tmp_
     head = load_attribute_head(tmp_path / "a" / "best.safetensors")
     assert head.config.names == ("cls", "orientation") and head.config.kinds == ("class:3", "angle")
     assert load_model(tmp_path / "a" / "best.safetensors").config.preset == "rcnplus"
+    from train.export import export
+    export(tmp_path / "a" / "last.pt", tmp_path / "exported.safetensors")
+    exported = load_attribute_head(tmp_path / "exported.safetensors")
+    assert all(torch.equal(v, a["attribute_head"]["state"][k]) for k, v in exported.state_dict().items())
 
 
 def test_cli_flags_reach_the_config_and_bad_values_are_one_line_errors(tmp_path, capsys):

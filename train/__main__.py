@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; a resumable checkpoint was kept where training had started", file=sys.stderr)
+        print("interrupted; progress so far is saved: run the same command with --resume to continue", file=sys.stderr)
         return 130
     return 0
 

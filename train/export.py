@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from realtime.attributes import AttributeConfig, AttributeNet
 from realtime.denoise import Denoiser, DenoiserConfig
 from realtime.errors import UserError
 from realtime.model import ModelConfig, build_model
@@ -22,6 +23,10 @@ def export(checkpoint: str | Path, out: str | Path) -> str:
         raise UserError(f"{checkpoint}: tensors do not match its configuration ({str(exc).splitlines()[0]})") from None
     info = {"exported_from": str(checkpoint), "steps": ckpt["step"], "fit_config": ckpt["fit_config"],
             "best_val_nme": ckpt["state"].get("best")}
-    save_weights(model, out, info)
+    head = None
+    if "attribute_head" in ckpt:  # semi-supervised runs: ship the attribute head with the model
+        head = AttributeNet(AttributeConfig.from_json(ckpt["attribute_head"]["config"]))
+        head.load_state_dict(ckpt["attribute_head"]["state"], strict=True)
+    save_weights(model, out, info, attribute_head=head)
     load_model(out)  # prove the file round-trips strictly before reporting success
     return f"wrote {out} ({model.config.arch}, {sum(p.numel() for p in model.parameters()):,} parameters)"

@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,37 +214,64 @@ def fit(cfg: FitConfig, resume: bool = False, stop_after: int | None = None, pro
     if trainer.attribute_head is not None:
         trainer.attribute_head.train()
     batches = _batches(trainer, step)
+    stop = _StopRequest()
     try:
-        while step < end:
-            epoch, batch = next(batches)
-            loss = trainer.loss(batch)
-            if not torch.isfinite(loss):
-                raise UserError(f"training diverged at update {step} (loss {loss.item()}); lower the learning rate")
-            trainer.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            trainer.optimizer.step()
-            step += 1
-            state["seconds"] = time.monotonic() - t0
-            row = dict(step=step, epoch=epoch, train_loss=f"{loss.item():.6g}", seconds=f"{state['seconds']:.1f}")
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                _evaluate_and_save(trainer, run_dir, step, state, row)
-            elif step % 10 == 0:
-                runlog.add(**row)
-            if "val_nme" in row:
-                runlog.add(**row)
-                runlog.plot(run_dir / "curves.png", f"{cfg.preset} on {cfg.data}")
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4g}", best=f"{100 * state['best']:.2f}%")
-    except KeyboardInterrupt:
-        _save_last(trainer, run_dir, step, state)
-        raise
+        with stop:
+            while step < end and not stop.requested:
+                epoch, batch = next(batches)
+                loss = trainer.loss(batch)
+                if not torch.isfinite(loss):
+                    raise UserError(f"training diverged at update {step} (loss {loss.item()}); lower the learning rate")
+                trainer.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                trainer.optimizer.step()
+                step += 1
+                state["seconds"] = time.monotonic() - t0
+                row = dict(step=step, epoch=epoch, train_loss=f"{loss.item():.6g}", seconds=f"{state['seconds']:.1f}")
+                if step % cfg.eval_every == 0 or step == cfg.steps:
+                    _evaluate_and_save(trainer, run_dir, step, state, row)
+                elif step % 10 == 0:
+                    runlog.add(**row)
+                if "val_nme" in row:
+                    runlog.add(**row)
+                    runlog.plot(run_dir / "curves.png", f"{cfg.preset} on {cfg.data}")
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss.item():.4g}", best=f"{100 * state['best']:.2f}%")
     finally:
         if bar is not None:
             bar.close()
+    if stop.requested:  # Ctrl-C or SIGTERM: the update in flight finished, state is consistent
+        _save_last(trainer, run_dir, step, state)
+        raise KeyboardInterrupt
     if step % cfg.eval_every and step != cfg.steps:  # stopped between evaluations (stop_after)
         _save_last(trainer, run_dir, step, state)
     return {"step": step, "best_val_nme": state["best"], "best_step": state["best_step"], "seconds": state["seconds"]}
+
+
+class _StopRequest:
+    """While active (main thread only), the first Ctrl-C or SIGTERM asks the loop to stop after
+    the update in flight, so the checkpoint written then is consistent; a second one stops at once
+    (the previous checkpoint stays)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> "_StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def _batches(trainer: Trainer, step: int):
