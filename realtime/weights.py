@@ -72,12 +72,17 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Landmark
     tensors = _read_tensors(path)
     if HEAD_KEY in metadata:
         tensors = {k: v for k, v in tensors.items() if not k.startswith(HEAD_PREFIX)}
+    _load_strict(model, tensors, f"{path}: tensors do not match the stored configuration")
+    return model.to(device).eval()
+
+
+def _load_strict(module: torch.nn.Module, tensors: dict[str, torch.Tensor], message: str) -> None:
+    """``load_state_dict(strict=True)``, its mismatch report shortened into a UserError."""
     try:
-        model.load_state_dict(tensors, strict=True)
+        module.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
-        raise UserError(f"{path}: tensors do not match the stored configuration: {' '.join(first[:3])[:300]}") from None
-    return model.to(device).eval()
+        raise UserError(f"{message}: {' '.join(first[:3])[:300]}") from None
 
 
 def _read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
@@ -97,11 +102,7 @@ def load_attribute_head(path: str | Path, device: str | torch.device = "cpu") ->
     except (json.JSONDecodeError, TypeError) as exc:
         raise UserError(f"{path}: malformed attribute head configuration in metadata ({exc})") from None
     tensors = {k[len(HEAD_PREFIX):]: v for k, v in _read_tensors(path).items() if k.startswith(HEAD_PREFIX)}
-    try:
-        head.load_state_dict(tensors, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise UserError(f"{path}: attribute head tensors do not match its configuration: {' '.join(first[:3])[:300]}") from None
+    _load_strict(head, tensors, f"{path}: attribute head tensors do not match its configuration")
     return head.to(device).eval()
 
 
