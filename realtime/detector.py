@@ -1,0 +1,216 @@
+"""BlazeFace face detection (Google MediaPipe's short- and full-range models) through OpenCV dnn.
+
+numpy + cv2 only. One plain object with a pure call: ``detector(image) -> Detections``.
+
+What the models expect and return (``/work/shared/models/PROVENANCE.md`` and MediaPipe's
+``face_detection_*_range.pbtxt`` graphs): an RGB image letterboxed (aspect kept, centred, zero
+padding) to a square input of S x S pixels, values in [-1, 1]; per anchor 16 regressors (box
+centre dx, dy, width, height, then 6 keypoints x, y, all in input pixels relative to the anchor
+centre) and one logit. Anchors are MediaPipe's SSD anchors with ``fixed_anchor_size``: every
+anchor is 1 x 1 in normalised units, centred at ((i + 0.5) / grid, (j + 0.5) / grid).
+
+- short range (faces within ~2 m): S = 128, strides 8, 16, 16, 16 -> 16x16x2 + 8x8x6 = 896 anchors
+- full range (small, far faces): S = 192, stride 4 -> 48x48x1 = 2304 anchors
+
+Keypoints, in MediaPipe's order, named from the subject's point of view (so the subject's right
+eye is on the image's left in an unmirrored photo): right eye, left eye, nose tip, mouth centre,
+right ear tragion, left ear tragion. Overlapping boxes are merged by MediaPipe's weighted NMS:
+each cluster of boxes with IoU above ``nms_iou`` is replaced by the score-weighted mean of its
+boxes and keypoints, with the best score.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from realtime.errors import UserError
+
+ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "blazeface"
+KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_centre", "right_ear", "left_ear")
+
+
+@dataclass(frozen=True)
+class BlazeFaceSpec:
+    """One BlazeFace model: file name, input side S pixels, anchor strides, default threshold."""
+
+    file_name: str
+    input_size: int
+    strides: tuple[int, ...]
+    anchors_per_layer: int  # MediaPipe: 2 (aspect 1.0 + interpolated scale) or 1
+    score_threshold: float
+
+
+MODELS = {
+    "short": BlazeFaceSpec("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2, 0.5),
+    "full": BlazeFaceSpec("face_detection_full_range.tflite", 192, (4,), 1, 0.6),
+}
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Faces found in one image, best first. ``boxes`` (N, 4) xyxy image pixels; ``scores`` (N,)
+    in [0, 1]; ``keypoints`` (N, 6, 2) image pixels in ``KEYPOINT_NAMES`` order."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    keypoints: np.ndarray
+
+    def __len__(self) -> int:
+        return int(len(self.scores))
+
+    @staticmethod
+    def empty() -> "Detections":
+        return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 6, 2)))
+
+
+def ssd_anchors(input_size: int, strides: tuple[int, ...], anchors_per_layer: int) -> np.ndarray:
+    """MediaPipe SSD anchor centres with fixed size: (A, 2) (cx, cy) normalised to [0, 1].
+
+    Consecutive layers with the same stride share one grid, each adding ``anchors_per_layer``
+    anchors per cell, as MediaPipe's ``SsdAnchorsCalculator`` orders them (cell-major).
+    """
+    centres = []
+    layer = 0
+    while layer < len(strides):
+        stride = strides[layer]
+        repeats = 0
+        while layer < len(strides) and strides[layer] == stride:
+            repeats += anchors_per_layer
+            layer += 1
+        grid = int(np.ceil(input_size / stride))
+        ys, xs = np.mgrid[0:grid, 0:grid]
+        cell = np.stack([(xs.ravel() + 0.5) / grid, (ys.ravel() + 0.5) / grid], axis=1)
+        centres.append(np.repeat(cell, repeats, axis=0))
+    return np.concatenate(centres).astype(np.float64)
+
+
+def _iou_one_to_many(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    lo = np.maximum(box[:2], boxes[:, :2])
+    hi = np.minimum(box[2:], boxes[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=1)
+    area = lambda b: np.prod(np.clip(b[..., 2:] - b[..., :2], 0.0, None), axis=-1)  # noqa: E731
+    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-12)
+
+
+def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray,
+                 iou_threshold: float) -> Detections:
+    """MediaPipe's weighted NMS: boxes (N, 4), scores (N,), keypoints (N, P, 2) -> Detections."""
+    order = np.argsort(-scores, kind="stable")
+    boxes, scores, keypoints = boxes[order], scores[order], keypoints[order]
+    remaining = np.ones(len(scores), dtype=bool)
+    out_boxes, out_scores, out_points = [], [], []
+    for i in range(len(scores)):
+        if not remaining[i]:
+            continue
+        cluster = remaining & (_iou_one_to_many(boxes[i], boxes) > iou_threshold)
+        cluster[i] = True
+        weights = scores[cluster] / scores[cluster].sum()
+        out_boxes.append(weights @ boxes[cluster])
+        out_points.append(np.tensordot(weights, keypoints[cluster], axes=1))
+        out_scores.append(scores[i])
+        remaining &= ~cluster
+    if not out_scores:
+        return Detections.empty()
+    return Detections(np.array(out_boxes), np.array(out_scores), np.array(out_points))
+
+
+def _to_rgb(image: np.ndarray) -> np.ndarray:
+    """(H, W) grey, (H, W, 1), (H, W, 3) RGB or (H, W, 4) RGBA uint8 -> (H, W, 3) RGB."""
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_RGBA2RGB)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    raise UserError(f"expected a grey, RGB or RGBA image, got an array of shape {image.shape}")
+
+
+def letterbox(image_rgb: np.ndarray, size: int) -> tuple[np.ndarray, float, np.ndarray]:
+    """Resize keeping the aspect ratio and centre on a zero ``size`` x ``size`` canvas.
+
+    Returns (canvas (size, size, 3) uint8, scale, offset (2,)) with
+    ``p_input = scale * p_image + offset`` for pixel-centre coordinates.
+    """
+    h, w = image_rgb.shape[:2]
+    scale = size / max(h, w)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    resized = cv2.resize(image_rgb, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    x0, y0 = (size - new_w) // 2, (size - new_h) // 2
+    canvas = np.zeros((size, size, 3), np.uint8)
+    canvas[y0:y0 + new_h, x0:x0 + new_w] = resized
+    sx, sy = new_w / w, new_h / h
+    # pixel-centre mapping: p_in + 0.5 = s (p + 0.5) + x0; the small sx/sy rounding is averaged
+    scale_xy = np.array([sx, sy])
+    offset = 0.5 * scale_xy - 0.5 + np.array([x0, y0], dtype=np.float64)
+    return canvas, float(scale_xy.mean()), offset
+
+
+class BlazeFaceDetector:
+    """``detector(image) -> Detections`` for one BlazeFace model ("short" or "full").
+
+    ``score_threshold`` (None: the model's MediaPipe default, 0.5 short / 0.6 full) and
+    ``nms_iou`` are plain attributes and may be changed between calls. ``last_ms`` holds the time
+    of the last call (preprocess + network + decode) in milliseconds.
+    """
+
+    def __init__(self, model: str = "short", model_path: str | Path | None = None,
+                 score_threshold: float | None = None, nms_iou: float = 0.3, max_faces: int = 16) -> None:
+        if model not in MODELS:
+            raise UserError(f"unknown BlazeFace model {model!r}; choose one of {sorted(MODELS)}")
+        self.spec = MODELS[model]
+        path = Path(model_path) if model_path is not None else ASSET_DIR / self.spec.file_name
+        if not path.is_file():
+            raise UserError(f"BlazeFace model file not found: {path} (it ships in assets/blazeface/; "
+                            "see assets/README.md for where it comes from)")
+        try:
+            self.net = cv2.dnn.readNetFromTFLite(str(path), cv2.dnn.ENGINE_CLASSIC)
+        except cv2.error as exc:
+            raise UserError(f"cannot read BlazeFace model {path}: {str(exc).strip().splitlines()[-1]}") from exc
+        self.output_names = list(self.net.getUnconnectedOutLayersNames())
+        self.anchors = ssd_anchors(self.spec.input_size, self.spec.strides, self.spec.anchors_per_layer)
+        self.score_threshold = self.spec.score_threshold if score_threshold is None else score_threshold
+        self.nms_iou = nms_iou
+        self.max_faces = max_faces
+        self.last_ms = 0.0
+
+    def _forward(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(S, S, 3) uint8 RGB -> regressors (A, 16), logits (A,)."""
+        blob = (canvas.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
+        self.net.setInput(np.ascontiguousarray(blob))
+        outputs = self.net.forward(self.output_names)
+        by_width = {out.shape[-1]: out.reshape(-1, out.shape[-1]) for out in outputs}
+        return by_width[16].astype(np.float64), by_width[1][:, 0].astype(np.float64)
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        """Detect faces in an (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA uint8 image."""
+        start = time.perf_counter()
+        image = np.asarray(image)
+        rgb = _to_rgb(image)
+        if min(rgb.shape[:2]) < 2:
+            self.last_ms = (time.perf_counter() - start) * 1e3
+            return Detections.empty()
+        size = self.spec.input_size
+        canvas, scale, offset = letterbox(rgb, size)
+        regressors, logits = self._forward(canvas)
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -100.0, 100.0)))
+        keep = scores >= self.score_threshold
+        regressors, scores, anchors = regressors[keep], scores[keep], self.anchors[keep] * size
+        # input pixels with pixel edges at 0 and size; -0.5 makes them pixel-centre coordinates
+        centres = regressors[:, 0:2] + anchors - 0.5
+        half = regressors[:, 2:4] / 2.0
+        boxes_in = np.concatenate([centres - half, centres + half], axis=1)
+        points_in = regressors[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :] - 0.5
+        boxes = (boxes_in.reshape(-1, 2, 2) - offset) / scale
+        points = (points_in - offset) / scale
+        detections = weighted_nms(boxes.reshape(-1, 4), scores, points, self.nms_iou)
+        if len(detections) > self.max_faces:
+            n = self.max_faces
+            detections = Detections(detections.boxes[:n], detections.scores[:n], detections.keypoints[:n])
+        self.last_ms = (time.perf_counter() - start) * 1e3
+        return detections
