@@ -1,0 +1,116 @@
+"""Tracker: stable ids, re-detect policy, crops levelled by the eye line, lost and new faces."""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from realtime.crops import transform_points
+from realtime.detector import Detections
+from realtime.layouts import get_layout
+from realtime.tracker import FaceTracker, TrackerConfig, box_from_landmarks, iou_matrix
+
+cv2.setNumThreads(1)
+MTFL = get_layout("mtfl5")
+# left eye, right eye (as displayed), nose, mouth corners of an upright face about (0, 0), 60 px wide
+FACE = np.array([[-15.0, -12.0], [15.0, -12.0], [0.0, 3.0], [-11.0, 18.0], [11.0, 18.0]])
+
+
+def face_at(cx: float, cy: float, roll_deg: float = 0.0, scale: float = 1.0) -> np.ndarray:
+    """(5, 2) MTFL points of FACE turned clockwise (as displayed) by ``roll_deg``."""
+    t = math.radians(roll_deg)
+    rot = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])  # y down: clockwise
+    return FACE * scale @ rot.T + [cx, cy]
+
+
+def detections_for(points_list: list[np.ndarray]) -> Detections:
+    """BlazeFace-like detections: box around the points, keypoints 0/1 = subject's right/left eye."""
+    boxes, kps = [], []
+    for p in points_list:
+        lo, hi = p.min(0) - 8, p.max(0) + 8
+        boxes.append(np.concatenate([lo, hi]))
+        kp = np.zeros((6, 2))
+        kp[0], kp[1], kp[2], kp[3] = p[0], p[1], p[2], p[3:5].mean(0)
+        kps.append(kp)
+    n = len(points_list)
+    return Detections(np.array(boxes).reshape(n, 4), np.linspace(0.9, 0.8, n), np.array(kps).reshape(n, 6, 2))
+
+
+def test_box_from_landmarks_levels_the_eye_line():
+    points = face_at(200, 150, roll_deg=25.0)
+    (cx, cy, side), roll = box_from_landmarks(points, MTFL)
+    assert roll == np.float64(roll) and abs(roll - 25.0) < 1e-9
+    upright, _ = box_from_landmarks(face_at(200, 150), MTFL)
+    np.testing.assert_allclose(side, upright[2], rtol=1e-9)  # rotation does not grow the box
+    np.testing.assert_allclose(np.hypot(cx - 200, cy - 150), np.hypot(upright[0] - 200, upright[1] - 150))
+    (_, _, side_unknown), roll_unknown = box_from_landmarks(points, None)
+    assert roll_unknown == 0.0 and side_unknown > 0
+
+
+def test_detect_then_track_with_stable_id_and_level_crops():
+    tracker = FaceTracker(crop_size=64, layout=MTFL, config=TrackerConfig(redetect_every=5))
+    assert tracker.needs_detection()
+    points = face_at(300, 200, roll_deg=20.0)
+    rois = tracker.rois(detections_for([points]))
+    assert [r.source for r in rois] == ["detection"] and rois[0].track_id == 0
+    eyes = transform_points(points[:2], rois[0].matrix)
+    assert abs(eyes[0, 1] - eyes[1, 1]) < 1e-6 and eyes[0, 0] < eyes[1, 0]  # level, not flipped
+    sources = []
+    for frame in range(1, 12):
+        points = face_at(300 + 3 * frame, 200, roll_deg=20.0 - frame)
+        tracker.update({0: (points, np.full(5, 0.9))})
+        detect = tracker.needs_detection()
+        rois = tracker.rois(detections_for([points]) if detect else None)
+        sources.append((detect, rois[0].source))
+        assert [r.track_id for r in rois] == [0]
+        eyes = transform_points(points[:2], rois[0].matrix)
+        assert abs(eyes[0, 1] - eyes[1, 1]) < 0.6  # the roll is one frame (1 degree) behind
+    assert [d for d, _ in sources] == [False] * 4 + [True] + [False] * 4 + [True, False]
+    assert all(src == "landmarks" for _, src in sources)  # confident tracks keep landmark crops
+
+
+def test_low_confidence_triggers_detection_and_takes_the_detector_crop():
+    tracker = FaceTracker(crop_size=64, layout=MTFL)
+    points = face_at(100, 100)
+    tracker.rois(detections_for([points]))
+    tracker.update({0: (points, np.full(5, 0.9))})
+    assert not tracker.needs_detection()
+    tracker.update({0: (points, np.full(5, 0.1))})
+    assert tracker.needs_detection()
+    rois = tracker.rois(detections_for([points]))
+    assert rois[0].track_id == 0 and rois[0].source == "detection"
+
+
+def test_faces_appear_and_disappear_with_ids_kept():
+    tracker = FaceTracker(crop_size=64, layout=MTFL, config=TrackerConfig(redetect_every=1, max_missed=2))
+    a, b = face_at(100, 100), face_at(400, 120, scale=2.0)
+    rois = tracker.rois(detections_for([a, b]))
+    assert sorted(r.track_id for r in rois) == [0, 1]
+    ids = {r.track_id: r for r in rois}
+    assert ids[0].box[0] < ids[1].box[0]
+    tracker.update({0: (a, np.full(5, 0.9)), 1: (b, np.full(5, 0.9))})
+    c = face_at(250, 300)
+    rois = tracker.rois(detections_for([b + 5, c]))  # a missed once, b moved, c is new
+    assert sorted(r.track_id for r in rois) == [0, 1, 2]
+    tracker.update({1: (b + 5, np.full(5, 0.9)), 2: (c, np.full(5, 0.9))})
+    rois = tracker.rois(detections_for([c, b + 10]))  # a missed twice: gone; order does not matter
+    assert sorted(r.track_id for r in rois) == [1, 2] and tracker.track_ids == [1, 2]
+    rois = tracker.rois(Detections.empty())
+    assert sorted(r.track_id for r in rois) == [1, 2]  # one missed round is tolerated
+    assert tracker.rois(Detections.empty()) == [] and tracker.needs_detection()
+
+
+def test_unknown_layout_tracks_without_roll():
+    tracker = FaceTracker(crop_size=32, layout=None)
+    points = face_at(50, 60, roll_deg=30.0)
+    tracker.rois(detections_for([points]))
+    tracker.update({0: (np.vstack([points, points + 1]), np.full(10, 0.8))})  # 10 points, no layout
+    roi = tracker.rois(None)[0]
+    assert roi.rotation_deg == 0.0 and roi.source == "landmarks"
+
+
+def test_iou_matrix():
+    a = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float64)
+    b = np.array([[5, 0, 15, 10]], np.float64)
+    np.testing.assert_allclose(iou_matrix(a, b), [[50 / 150], [0.0]])
