@@ -6,6 +6,7 @@ coordinates, boxes (x0, y0, x1, y1). Times are seconds (``t_capture``) or millis
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,3 +126,34 @@ def face_from_dict(record: dict[str, Any]) -> FaceResult:
         pose=None if pose is None else HeadPose(pose["yaw_deg"], pose["pitch_deg"], pose["roll_deg"]),
         detection_score=record.get("detection_score"),
     )
+
+
+def packet_to_json(packet: FramePacket, digits: int = 2) -> str:
+    """One compact JSON line (no trailing newline) for a ``--landmarks OUT.jsonl`` file."""
+    return json.dumps(packet_to_dict(packet, digits), separators=(",", ":"), allow_nan=False)
+
+
+def csv_header(num_points: int) -> list[str]:
+    """Column names of ``packet_to_csv_rows``: one row per face, points as x0, y0, s0, x1, ..."""
+    per_point = [f"{axis}{k}" for k in range(num_points) for axis in ("x", "y", "s")]
+    return ["frame_id", "t_capture", "track_id", "box_x0", "box_y0", "box_x1", "box_y1",
+            "yaw_deg", "pitch_deg", "roll_deg", *per_point]
+
+
+def packet_to_csv_rows(packet: FramePacket, digits: int = 2) -> list[list[Any]]:
+    """Rows matching ``csv_header(K)``, one per face; a frame with no face gives one short row
+    holding only frame_id and t_capture, so every input frame appears in the file. Missing
+    values (no pose, NaN points) are empty strings."""
+    def cell(value: float | None, nd: int = digits) -> Any:
+        return "" if value is None or not np.isfinite(value) else round(float(value), nd)
+
+    if not packet.faces:
+        return [[packet.frame_id, round(packet.t_capture, 6)]]
+    rows = []
+    for face in packet.faces:
+        pose = face.pose
+        angles = (None, None, None) if pose is None else (pose.yaw_deg, pose.pitch_deg, pose.roll_deg)
+        per_point = [c for (x, y), s in zip(face.points, face.scores) for c in (cell(x), cell(y), cell(s, 4))]
+        rows.append([packet.frame_id, round(packet.t_capture, 6), face.track_id,
+                     *(cell(v) for v in face.box_xyxy), *(cell(a) for a in angles), *per_point])
+    return rows

@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 from realtime.mailbox import LatestMailbox, MailboxClosed
-from realtime.packet import FaceResult, FramePacket, HeadPose, face_from_dict, packet_to_dict
+from realtime.packet import (
+    FaceResult, FramePacket, HeadPose, csv_header, face_from_dict, packet_to_csv_rows, packet_to_dict,
+    packet_to_json,
+)
 
 
 def make_packet() -> FramePacket:
@@ -94,3 +97,16 @@ def test_mailbox_slow_consumer_drops_old_items_and_accounts_for_all():
     assert not thread.is_alive()
     assert taken == sorted(taken) and taken[-1] == n - 1  # in order, and the newest is never lost
     assert box.dropped > 0 and len(taken) + box.dropped == n
+
+
+def test_json_line_and_csv_rows():
+    packet = make_packet()
+    line = packet_to_json(packet)
+    assert "\n" not in line and json.loads(line)["faces"][0]["track_id"] == 3
+    header = csv_header(2)
+    rows = packet_to_csv_rows(packet)
+    assert len(rows) == 1 and len(rows[0]) == len(header)
+    row = dict(zip(header, rows[0]))
+    assert row["track_id"] == 3 and row["yaw_deg"] == 10.0 and row["x0"] == 30.12 and row["x1"] == ""
+    empty = FramePacket(frame_id=8, t_capture=1.5, image=np.zeros((2, 2, 3), np.uint8))
+    assert packet_to_csv_rows(empty) == [[8, 1.5]]
