@@ -88,12 +88,14 @@ def ssd_anchors(input_size: int, strides: tuple[int, ...], anchors_per_layer: in
     return np.concatenate(centres).astype(np.float64)
 
 
-def _iou_one_to_many(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    lo = np.maximum(box[:2], boxes[:, :2])
-    hi = np.minimum(box[2:], boxes[:, 2:])
-    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=1)
-    area = lambda b: np.prod(np.clip(b[..., 2:] - b[..., :2], 0.0, None), axis=-1)  # noqa: E731
-    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-12)
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of boxes a (N, 4) and b (M, 4), xyxy -> (N, M)."""
+    lo = np.maximum(a[:, None, :2], b[None, :, :2])
+    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=-1)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0.0, None), axis=-1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0.0, None), axis=-1)
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
 
 
 def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray,
@@ -106,7 +108,7 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray,
     for i in range(len(scores)):
         if not remaining[i]:
             continue
-        cluster = remaining & (_iou_one_to_many(boxes[i], boxes) > iou_threshold)
+        cluster = remaining & (iou_matrix(boxes[i:i + 1], boxes)[0] > iou_threshold)
         cluster[i] = True
         weights = scores[cluster] / scores[cluster].sum()
         out_boxes.append(weights @ boxes[cluster])

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from realtime.crops import crop_matrix, face_box_from_detection, face_box_from_points
-from realtime.detector import Detections
+from realtime.detector import Detections, iou_matrix
 from realtime.layouts import Layout
 
 
@@ -85,16 +85,6 @@ def eye_line_deg(left: np.ndarray, right: np.ndarray) -> float:
     positive when the right end is lower, i.e. the face rolled clockwise as displayed)."""
     dx, dy = np.asarray(right, np.float64) - np.asarray(left, np.float64)
     return math.degrees(math.atan2(dy, dx))
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes a (N, 4) and b (M, 4), xyxy -> (N, M)."""
-    lo = np.maximum(a[:, None, :2], b[None, :, :2])
-    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=-1)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0.0, None), axis=-1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0.0, None), axis=-1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
 
 
 def box_from_landmarks(points: np.ndarray, layout: Layout | None) -> tuple[tuple[float, float, float], float]:

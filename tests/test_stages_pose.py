@@ -10,7 +10,7 @@ import pytest
 
 from realtime.errors import UserError
 from realtime.pose import (
-    CameraIntrinsics, PoseSmoother, angles_to_rotation, estimate_head_pose, focal_px_from_fov,
+    CameraIntrinsics, PoseEstimate, PoseSmoother, angles_to_rotation, estimate_head_pose, focal_px_from_fov,
     fov_from_focal_px, project_axes, rotation_to_angles,
 )
 
@@ -118,6 +118,6 @@ def test_pose_smoother_cuts_jitter_and_handles_quaternion_sign():
     smoother.reset()
     for i, roll in enumerate([179.0, -179.0, 179.5, -179.5]):
         rvec = cv2.Rodrigues(angles_to_rotation(0.0, 0.0, roll))[0].reshape(3)
-        pose = type(pose)(rvec, np.array([0, 0, 600.0]), rotation_to_angles(angles_to_rotation(0, 0, roll)), 0.0)
+        pose = PoseEstimate(rvec, np.array([0, 0, 600.0]), rotation_to_angles(angles_to_rotation(0, 0, roll)), 0.0)
         out = smoother(1, pose, i / 30.0)
         assert abs(abs(out.angles.roll_deg) - 180.0) < 2.0

@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 
 from realtime.crops import transform_points
-from realtime.detector import Detections
+from realtime.detector import Detections, iou_matrix
 from realtime.layouts import get_layout
-from realtime.tracker import FaceTracker, TrackerConfig, box_from_landmarks, iou_matrix
+from realtime.tracker import FaceTracker, TrackerConfig, box_from_landmarks
 
 cv2.setNumThreads(1)
 MTFL = get_layout("mtfl5")
