@@ -163,7 +163,8 @@ def compare_section(grid: list[FitConfig], results: list[dict], docs: Path) -> s
     from realtime.presets import make_config
 
     lines = [
-        "| model | parameters | updates | wall time | best val NME | test NME, argmax | test NME, soft-argmax | failure@10% | AUC@10% | updates to reach val NME <= %.2f%% |" % (100 * threshold),
+        "| model | parameters | updates | wall time | best val NME | test NME, argmax | test NME, soft-argmax "
+        f"| failure@10% | AUC@10% | updates to reach val NME <= {100 * threshold:.2f}% |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cfg, res in zip(grid, results):
