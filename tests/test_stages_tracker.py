@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from realtime.crops import transform_points
 from realtime.detector import Detections, iou_matrix
@@ -114,3 +116,22 @@ def test_iou_matrix():
     a = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float64)
     b = np.array([[5, 0, 15, 10]], np.float64)
     np.testing.assert_allclose(iou_matrix(a, b), [[50 / 150], [0.0]])
+
+
+FACE_PHOTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces" / "screenshot-faceid.jpg"
+
+
+@pytest.mark.skipif(not FACE_PHOTO.is_file(), reason="shared face photo not present")
+@pytest.mark.parametrize("turn_deg", [-30.0, 0.0, 30.0])
+def test_real_rolled_face_gives_a_level_crop(turn_deg):
+    from realtime.detector import BlazeFaceDetector
+
+    rgb = cv2.cvtColor(cv2.imread(str(FACE_PHOTO)), cv2.COLOR_BGR2RGB)[140:285, 10:155]  # the one face
+    turn = cv2.getRotationMatrix2D((72.0, 72.0), turn_deg, 1.0)  # counter-clockwise as displayed
+    image = cv2.warpAffine(rgb, turn, (145, 145))
+    detections = BlazeFaceDetector("short")(image)
+    rois = FaceTracker(crop_size=64, layout=None).rois(detections)
+    assert len(rois) == 1
+    assert abs(rois[0].rotation_deg + turn_deg) < 5.0  # a counter-clockwise turn is a negative roll
+    eyes = transform_points(detections.keypoints[0, :2], rois[0].matrix)
+    assert abs(eyes[0, 1] - eyes[1, 1]) < 1.0 and eyes[0, 0] < eyes[1, 0]
