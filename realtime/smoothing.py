@@ -36,6 +36,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Samples closer together than this (seconds) count as the same instant.
+MIN_DT_S = 1e-4
+
 
 @dataclass
 class SmoothingParams:
@@ -85,8 +88,9 @@ class OneEuroFilter:
     def __call__(self, x: np.ndarray, t: float, scale: float = 1.0) -> np.ndarray:
         """Filter the sample ``x`` (..., D) taken at ``t`` seconds; ``scale`` face size (see module).
 
-        The first sample after a reset, or one whose shape differs, passes through. A sample with
-        ``dt <= 0`` (a repeated or out-of-order timestamp) does not move the filter: the previous
+        The first sample after a reset, or one whose shape differs, passes through. A sample less
+        than ``MIN_DT_S`` after the previous one (a repeated, out-of-order or near-duplicate
+        timestamp, whose speed estimate would blow up) does not move the filter: the previous
         estimate is returned. Returns a new float64 array.
         """
         x = np.asarray(x, dtype=np.float64)
@@ -96,7 +100,7 @@ class OneEuroFilter:
             self._dx_hat, self._dx_prev = np.zeros_like(x), np.zeros_like(x)
             return x.copy()
         dt_s = float(t) - self._t_last
-        if dt_s <= 0.0:
+        if dt_s < MIN_DT_S:
             return self._x_hat.copy()
         dx = (x - self._x_prev) / dt_s
         self._dx_hat = _low_pass_step(self._dx_hat, self._dx_prev, dx, params.d_cutoff, dt_s)
@@ -112,6 +116,9 @@ class TrackSmoother:
 
     A track not updated for more than ``max_gap_s`` seconds is reset on its next update (it was
     lost and is seen again); ``prune`` drops the filters of tracks that no longer exist.
+    ``scale`` should be a steady measure of the face's size in pixels, such as the side of the
+    track's crop box (``FaceRoi.box[2]``) or the inter-ocular distance of the smoothed points,
+    not a per-frame measure of the raw, jittery points.
     """
 
     def __init__(self, params: SmoothingParams | None = None, max_gap_s: float = 0.5) -> None:

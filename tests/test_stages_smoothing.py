@@ -72,6 +72,7 @@ def test_dt_not_positive_leaves_the_estimate_alone_and_params_are_live():
     moved = filt(BASE + 10, 1.1, FACE_PX)
     np.testing.assert_array_equal(filt(BASE + 50, 1.1, FACE_PX), moved)
     np.testing.assert_array_equal(filt(BASE - 50, 1.0, FACE_PX), moved)
+    np.testing.assert_array_equal(filt(BASE - 50, 1.1 + 1e-6, FACE_PX), moved)  # near-duplicate time
     filt.params.enabled = False
     np.testing.assert_array_equal(filt(BASE + 7, 1.2, FACE_PX), BASE + 7)
     filt.params.enabled, filt.params.min_cutoff, filt.params.beta = True, 1e6, 0.0
