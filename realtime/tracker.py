@@ -33,6 +33,7 @@ import numpy as np
 
 from realtime.crops import crop_matrix, face_box_from_detection, face_box_from_points
 from realtime.detector import Detections, iou_matrix
+from realtime.errors import UserError
 from realtime.layouts import Layout
 
 
@@ -40,7 +41,12 @@ from realtime.layouts import Layout
 class TrackerConfig:
     """``redetect_every`` frames (>= 1); ``min_confidence`` on the mean per-point score;
     ``iou_match`` minimum IoU to match a detection to a track; ``velocity_gain`` 0..1 fraction
-    of the last displacement added to the next crop; ``max_missed`` detection rounds."""
+    of the last displacement added to the next crop; ``max_missed`` detection rounds.
+
+    ``min_confidence`` depends on the landmark model's score scale (soft-argmax peaks differ
+    between models); set it per model. To tune live, assign a new config to
+    ``FaceTracker.config`` (``dataclasses.replace``): it is read on every call.
+    """
 
     redetect_every: int = 10
     min_confidence: float = 0.3
@@ -48,6 +54,14 @@ class TrackerConfig:
     velocity_gain: float = 0.5
     max_missed: int = 2
     max_faces: int = 8
+
+    def __post_init__(self) -> None:
+        if self.redetect_every < 1 or self.max_missed < 1 or self.max_faces < 1:
+            raise UserError("redetect_every, max_missed and max_faces must be at least 1, got "
+                            f"{self.redetect_every}, {self.max_missed}, {self.max_faces}")
+        if not 0.0 <= self.velocity_gain <= 1.0 or not 0.0 < self.iou_match <= 1.0:
+            raise UserError(f"velocity_gain must be in [0, 1] and iou_match in (0, 1], got "
+                            f"{self.velocity_gain}, {self.iou_match}")
 
 
 @dataclass(frozen=True)

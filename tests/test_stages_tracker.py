@@ -10,6 +10,7 @@ import pytest
 
 from realtime.crops import transform_points
 from realtime.detector import Detections, iou_matrix
+from realtime.errors import UserError
 from realtime.layouts import get_layout
 from realtime.tracker import FaceTracker, TrackerConfig, box_from_landmarks
 
@@ -110,6 +111,13 @@ def test_unknown_layout_tracks_without_roll():
     tracker.update({0: (np.vstack([points, points + 1]), np.full(10, 0.8))})  # 10 points, no layout
     roi = tracker.rois(None)[0]
     assert roi.rotation_deg == 0.0 and roi.source == "landmarks"
+
+
+def test_bad_config_is_a_user_error():
+    with pytest.raises(UserError):
+        TrackerConfig(redetect_every=0)
+    with pytest.raises(UserError):
+        TrackerConfig(velocity_gain=2.0)
 
 
 def test_iou_matrix():
