@@ -166,6 +166,8 @@ class BlazeFaceDetector:
         if model not in MODELS:
             raise UserError(f"unknown BlazeFace model {model!r}; choose one of {sorted(MODELS)}")
         self.spec = MODELS[model]
+        if score_threshold is not None and not 0.0 <= score_threshold <= 1.0:
+            raise UserError(f"detector score threshold must be in [0, 1], got {score_threshold}")
         path = Path(model_path) if model_path is not None else ASSET_DIR / self.spec.file_name
         if not path.is_file():
             raise UserError(f"BlazeFace model file not found: {path} (it ships in assets/blazeface/; "

@@ -71,6 +71,12 @@ def test_missing_model_file_is_a_user_error(tmp_path):
         BlazeFaceDetector("short", model_path=tmp_path / "nope.tflite")
     with pytest.raises(UserError, match="unknown"):
         BlazeFaceDetector("medium")
+    garbage = tmp_path / "garbage.tflite"
+    garbage.write_bytes(b"not a model")
+    with pytest.raises(UserError, match="cannot read"):
+        BlazeFaceDetector("short", model_path=garbage)
+    with pytest.raises(UserError, match="threshold"):
+        BlazeFaceDetector("short", score_threshold=1.5)
     assert (ASSET_DIR / MODELS["short"].file_name).is_file()
 
 
