@@ -26,6 +26,7 @@ and pitch by a few degrees.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cv2
@@ -208,7 +209,7 @@ class PoseSmoother:
         rotation = _quaternion_to_rotation(q_hat)
         return PoseEstimate(cv2.Rodrigues(rotation)[0].reshape(3), tvec, rotation_to_angles(rotation), pose.rms_px)
 
-    def prune(self, keep_ids) -> None:
+    def prune(self, keep_ids: Iterable[int]) -> None:
         keep = set(keep_ids)
         self._rotation.prune(keep)
         self._translation.prune(keep)

@@ -32,6 +32,7 @@ irregular timestamps give the same trajectory as a densely sampled regular serie
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,7 +143,7 @@ class TrackSmoother:
         self.prune(tracks.keys())
         return out
 
-    def prune(self, keep_ids) -> None:
+    def prune(self, keep_ids: Iterable[int]) -> None:
         """Drop the filters of every track id not in ``keep_ids``."""
         keep = set(keep_ids)
         for track_id in [k for k in self._filters if k not in keep]:
