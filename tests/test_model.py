@@ -217,3 +217,13 @@ def test_checkpoint_round_trip_weights_only(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"garbage")
     with pytest.raises(UserError):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_atomic_outputs_get_ordinary_permissions(tmp_path):
+    import os
+    from realtime.atomic import write_text_atomic
+    write_text_atomic(tmp_path / "a.txt", "x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
