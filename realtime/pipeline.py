@@ -1,0 +1,331 @@
+"""The threaded pipeline: the only module in ``realtime`` that starts threads.
+
+``FrameProcessor`` is the single-threaded per-frame chain (a plain object; tests call it directly):
+detect (only when the tracker asks) -> track -> landmarks of all faces in one batch -> One Euro
+smoothing per track -> head pose (only when a 3D face model is configured) -> ``FramePacket``.
+The placeholder weights and the absent 3D mean face mean pose is skipped by default.
+
+Two ways to drive it:
+
+- ``run_file`` (lossless, in order): a capture thread decodes into a bounded blocking queue; the
+  caller's thread processes every frame in order and hands each packet to ``on_packet``. Nothing
+  is dropped: processed == decoded, always. A source error (a truncated video) is raised after
+  every frame decoded before it has been processed. Ctrl-C in the caller ends the capture thread.
+- ``LivePipeline`` (newest frame wins): capture thread -> ``LatestMailbox`` (overwrites counted
+  as drops) -> worker thread -> ``LatestMailbox`` of results. The worker takes a new frame only
+  after the consumer took the previous result (MediaPipe's flow limiter: one in flight, one
+  waiting), so frames are dropped only at the entrance and the result slot never overwrites.
+
+Per-frame ``timings`` (milliseconds): ``capture_ms`` (reading/decoding the frame), ``wait_ms``
+(arrival to processing start), ``detect_ms`` (0 when the tracker skipped detection),
+``track_ms``, ``landmarks_ms``, ``smooth_ms``, ``pose_ms``, ``process_ms`` (all stages) and
+``latency_ms`` (arrival, in ``time.monotonic()``, to the packet being ready).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from realtime.capture import CapturedFrame, Source
+from realtime.detector import BlazeFaceDetector
+from realtime.errors import UserError
+from realtime.landmarker import Landmarker
+from realtime.mailbox import LatestMailbox, MailboxClosed
+from realtime.packet import FaceResult, FramePacket
+from realtime.pose import CameraIntrinsics, PoseEstimate, PoseSmoother, estimate_head_pose
+from realtime.smoothing import SmoothingParams, TrackSmoother
+from realtime.tracker import FaceTracker, TrackerConfig
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """``weights`` landmark .safetensors; ``detector`` "short"/"full"; ``face_model_3d`` (K, 3)
+    mean face for head pose (None: no pose); ``focal_px`` or ``hfov_deg`` the camera intrinsics;
+    ``queue_size`` frames decoded ahead in file mode."""
+
+    weights: Path
+    detector: str = "short"
+    device: str = "cpu"
+    decoder: str | None = None
+    tracker: TrackerConfig = TrackerConfig()
+    face_model_3d: np.ndarray | None = None
+    focal_px: float | None = None
+    hfov_deg: float = 60.0
+    queue_size: int = 8
+
+
+@dataclass
+class RunStats:
+    """What a run did: frame counts, wall time, throughput and mean latency."""
+
+    decoded: int = 0
+    processed: int = 0
+    dropped: int = 0
+    wall_s: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.processed / self.wall_s if self.wall_s > 0 else 0.0
+
+
+class FrameProcessor:
+    """One frame in, one ``FramePacket`` out; keeps the tracks and filters between calls."""
+
+    def __init__(self, landmarker: Landmarker, detector: BlazeFaceDetector, tracker_config: TrackerConfig = TrackerConfig(),
+                 smoothing: SmoothingParams | None = None, face_model_3d: np.ndarray | None = None,
+                 focal_px: float | None = None, hfov_deg: float = 60.0) -> None:
+        self.landmarker, self.detector = landmarker, detector
+        self.tracker = FaceTracker(landmarker.input_size, landmarker.layout, tracker_config)
+        self.smoother = TrackSmoother(smoothing)
+        self.pose_smoother = PoseSmoother()
+        if face_model_3d is not None:
+            face_model_3d = np.asarray(face_model_3d, np.float64)
+            if face_model_3d.shape != (landmarker.num_points, 3):
+                raise UserError(f"the 3D face model has shape {face_model_3d.shape}, but the landmark model "
+                                f"gives {landmarker.num_points} points: expected ({landmarker.num_points}, 3)")
+        self.face_model_3d = face_model_3d
+        self.focal_px, self.hfov_deg = focal_px, hfov_deg
+        self._last_pose: dict[int, PoseEstimate] = {}
+
+    @staticmethod
+    def from_config(config: PipelineConfig) -> "FrameProcessor":
+        return FrameProcessor(Landmarker(config.weights, config.device, config.decoder),
+                              BlazeFaceDetector(config.detector), config.tracker,
+                              face_model_3d=config.face_model_3d, focal_px=config.focal_px, hfov_deg=config.hfov_deg)
+
+    def __call__(self, frame: CapturedFrame) -> FramePacket:
+        frame_id, t, image = frame
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[name], clock = (now - clock) * 1e3, now
+
+        detections = self.detector(image) if self.tracker.needs_detection() else None
+        lap("detect_ms")
+        rois = self.tracker.rois(detections)
+        lap("track_ms")
+        points, scores = self.landmarker(image, rois)
+        lap("landmarks_ms")
+        self.tracker.update({roi.track_id: (p, s) for roi, p, s in zip(rois, points, scores)})
+        smoothed = self.smoother.smooth_frame(t, {roi.track_id: (p, roi.box[2]) for roi, p in zip(rois, points)})
+        lap("smooth_ms")
+        faces = []
+        for roi, s in zip(rois, scores):
+            cx, cy, side = roi.box
+            faces.append(FaceResult(roi.track_id, [cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2],
+                                    smoothed[roi.track_id], s, detection_score=roi.detection_score))
+        self._add_pose(faces, t, image.shape[1], image.shape[0])
+        lap("pose_ms")
+        timings["process_ms"] = sum(timings.values())
+        return FramePacket(frame_id, t, image, faces, timings)
+
+    def _add_pose(self, faces: list[FaceResult], t: float, width: int, height: int) -> None:
+        if self.face_model_3d is None:
+            return
+        intrinsics = CameraIntrinsics.for_image(width, height, self.focal_px, self.hfov_deg)
+        for face in faces:
+            if np.isfinite(face.points).all(1).sum() < 4:
+                continue
+            raw = estimate_head_pose(face.points, self.face_model_3d, intrinsics,
+                                     previous=self._last_pose.get(face.track_id))
+            self._last_pose[face.track_id] = raw
+            face.pose = self.pose_smoother(face.track_id, raw, t).angles
+        alive = {face.track_id for face in faces}
+        self.pose_smoother.prune(alive)
+        self._last_pose = {k: v for k, v in self._last_pose.items() if k in alive}
+
+
+def _finish(packet: FramePacket, t_arrival: float, capture_ms: float, t_start: float, dropped: int) -> FramePacket:
+    packet.timings = {"capture_ms": capture_ms, "wait_ms": (t_start - t_arrival) * 1e3, **packet.timings,
+                      "latency_ms": (time.monotonic() - t_arrival) * 1e3}
+    packet.dropped = dropped
+    return packet
+
+
+def _timed(source: Source) -> Iterator[tuple[CapturedFrame, float, float]]:
+    """(frame, t_arrival monotonic seconds, capture_ms) for each frame of ``source``."""
+    iterator, clock = iter(source), time.perf_counter()
+    for frame in iterator:
+        now = time.perf_counter()
+        yield frame, time.monotonic(), (now - clock) * 1e3
+        clock = time.perf_counter()
+
+
+class _BoundedQueue:
+    """A closable FIFO of at most ``maxsize`` items: ``put`` blocks while full, ``get`` while
+    empty; both return at once after ``close`` (put -> False, get -> None once drained)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._items: list = []
+        self._maxsize, self._closed = max(1, maxsize), False
+        self._cond = threading.Condition()
+
+    def put(self, item: object) -> bool:
+        with self._cond:
+            self._cond.wait_for(lambda: len(self._items) < self._maxsize or self._closed)
+            if self._closed:
+                return False
+            self._items.append(item)
+            self._cond.notify_all()
+            return True
+
+    def get(self) -> object | None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._items or self._closed)
+            item = self._items.pop(0) if self._items else None
+            self._cond.notify_all()
+            return item
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+def run_file(source: Source, process: Callable[[CapturedFrame], FramePacket],
+             on_packet: Callable[[FramePacket], None], queue_size: int = 8) -> RunStats:
+    """Process every frame of ``source`` in order (module docstring); returns the counts.
+
+    The source is stopped, its thread joined and the source closed on return, on error and on
+    KeyboardInterrupt alike. A source error is re-raised after the frames before it.
+    """
+    queue, stats, errors = _BoundedQueue(queue_size), RunStats(), []
+    start = time.monotonic()
+
+    def capture() -> None:
+        try:
+            for item in _timed(source):
+                if not queue.put(item):
+                    return
+                stats.decoded += 1
+        except BaseException as exc:  # handed to the caller's thread
+            errors.append(exc)
+        finally:
+            queue.close()
+
+    thread = threading.Thread(target=capture, name="capture", daemon=True)
+    thread.start()
+    try:
+        while (item := queue.get()) is not None:
+            frame, t_arrival, capture_ms = item
+            t_start = time.monotonic()
+            packet = _finish(process(frame), t_arrival, capture_ms, t_start, 0)
+            stats.latencies_ms.append(packet.timings["latency_ms"])
+            on_packet(packet)
+            stats.processed += 1
+    finally:
+        source.stop()
+        queue.close()
+        thread.join()
+        source.close()
+        stats.wall_s = time.monotonic() - start
+    if errors:
+        raise errors[0]
+    return stats
+
+
+class LivePipeline:
+    """Newest-frame-wins processing (module docstring). Use as a context manager, or call
+    ``start`` and ``stop``; pull results with ``get`` or by iterating."""
+
+    def __init__(self, source: Source, process: Callable[[CapturedFrame], FramePacket]) -> None:
+        self.source, self.process = source, process
+        self.entrance: LatestMailbox = LatestMailbox()
+        self.results: LatestMailbox[FramePacket] = LatestMailbox()
+        self._taken, self._stop = threading.Event(), threading.Event()
+        self._taken.set()
+        self.error: BaseException | None = None
+        self.stats = RunStats()
+        self._threads = [threading.Thread(target=self._capture, name="capture", daemon=True),
+                         threading.Thread(target=self._work, name="worker", daemon=True)]
+
+    def start(self) -> "LivePipeline":
+        self._start = time.monotonic()
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def _capture(self) -> None:
+        try:
+            for item in _timed(self.source):
+                if self._stop.is_set():
+                    break
+                self.entrance.put(item)
+                self.stats.decoded += 1
+        except BaseException as exc:
+            self.error = self.error or exc
+        finally:
+            self.entrance.close()
+
+    def _work(self) -> None:
+        try:
+            while self._taken.wait() and not self._stop.is_set():
+                try:
+                    frame, t_arrival, capture_ms = self.entrance.get()
+                except MailboxClosed:
+                    break
+                t_start = time.monotonic()
+                packet = _finish(self.process(frame), t_arrival, capture_ms, t_start, self.entrance.dropped)
+                self._taken.clear()
+                self.results.put(packet)
+                self.stats.processed += 1
+        except BaseException as exc:
+            self.error = self.error or exc
+            self.source.stop()
+        finally:
+            self.results.close()
+
+    def get(self, timeout_s: float | None = None) -> FramePacket | None:
+        """The newest result, waiting up to ``timeout_s`` (None: forever); None on timeout.
+
+        Raises the pipeline's error if a thread failed, ``MailboxClosed`` at the end of input.
+        """
+        try:
+            packet = self.results.get(timeout_s)
+        except MailboxClosed:
+            if self.error is not None:
+                raise self.error
+            raise
+        if packet is not None:
+            self.stats.latencies_ms.append(packet.timings["latency_ms"])
+            self._taken.set()
+        return packet
+
+    def __iter__(self) -> Iterator[FramePacket]:
+        while True:
+            try:
+                packet = self.get()
+            except MailboxClosed:
+                return
+            if packet is not None:
+                yield packet
+
+    def stop(self) -> RunStats:
+        """Stop capture, join both threads, release the source; returns the counts. Idempotent."""
+        self._stop.set()
+        self.source.stop()
+        self._taken.set()
+        self.entrance.close()
+        for thread in self._threads:
+            if thread.is_alive() or thread.ident is not None:
+                thread.join()
+        self.results.close()
+        self.source.close()
+        self.stats.dropped = self.entrance.dropped
+        self.stats.wall_s = time.monotonic() - getattr(self, "_start", time.monotonic())
+        return self.stats
+
+    def __enter__(self) -> "LivePipeline":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
