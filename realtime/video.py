@@ -1,0 +1,126 @@
+"""Landmarks for a recorded video, an image or a folder of images, headless.
+
+    python -m realtime.video INPUT -o OUT.mp4 --landmarks OUT.jsonl [--csv] [--weights W]
+                             [--detector short|full]
+
+Every input frame is processed, in order, and gets one landmarks record (JSON line, or CSV rows
+with ``--csv``): frame index, timestamp, and per face its track id, box, points, scores and pose
+(pose stays empty until a 3D mean face is shipped). The annotated video is H.264 with the input's
+audio copied. Outputs are atomic: bad input (a missing, empty, non-video or truncated file) prints
+one ``error:`` line, exits with status 2 and leaves no output; Ctrl-C finishes both outputs with
+the frames done so far and exits with status 130. The default weights are the placeholder
+``assets/rcn_mtfl_synth.safetensors`` (5 points, trained on synthetic drawings: plumbing only, no
+accuracy claim on real faces).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+from realtime.errors import UserError
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "rcn_mtfl_synth.safetensors"
+
+
+def _progress(total: int | None) -> tuple[Callable[[], None], Callable[[], None]]:
+    """(step, close) of a tqdm bar on stderr, or of a plain stderr counter without tqdm."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        count = [0]
+
+        def step() -> None:
+            count[0] += 1
+            if count[0] % 25 == 0:
+                print(f"\r{count[0]} frames", end="", file=sys.stderr, flush=True)
+        return step, lambda: print(f"\r{count[0]} frames", file=sys.stderr)
+    bar = tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True)
+    return lambda: bar.update(1), bar.close
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m realtime.video", description=__doc__.split("\n\n")[0])
+    parser.add_argument("input", help="a video file, an image, or a folder of images")
+    parser.add_argument("-o", "--output", required=True, help="annotated H.264 video (.mp4)")
+    parser.add_argument("--landmarks", required=True, help="landmarks file (.jsonl, or .csv with --csv)")
+    parser.add_argument("--csv", action="store_true", help="write the landmarks as CSV, one row per face")
+    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="landmark model (.safetensors)")
+    parser.add_argument("--detector", choices=("short", "full"), default="short",
+                        help="BlazeFace short range (faces within ~2 m) or full range (small faces)")
+    parser.add_argument("--device", default="cpu", help="torch device for the landmark model")
+    parser.add_argument("--rate", type=float, default=30.0, help="frame rate of a folder of images (Hz)")
+    parser.add_argument("--min-confidence", type=float, default=None,
+                        help="re-detect when a track's mean point score falls below this")
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from realtime.capture import VideoFileSource, open_source
+    from realtime.packet import FramePacket
+    from realtime.pipeline import FrameProcessor, PipelineConfig, run_file
+    from realtime.tracker import TrackerConfig
+    from realtime.video_out import LandmarksWriter, VideoWriter, draw_overlay
+
+    tracker = TrackerConfig()
+    if args.min_confidence is not None:
+        tracker = replace(tracker, min_confidence=args.min_confidence)
+    processor = FrameProcessor.from_config(PipelineConfig(Path(args.weights), args.detector, args.device,
+                                                          tracker=tracker))
+    source = open_source(args.input, rate_hz=args.rate)
+    is_video = isinstance(source, VideoFileSource)
+    total = (source.declared_frames or None) if is_video else len(getattr(source, "files", [0]))
+    outputs: list = []
+    try:
+        outputs.append(VideoWriter(args.output, rate_hz=source.rate_hz if is_video else args.rate,
+                                   audio_from=args.input if is_video else None))
+        outputs.append(LandmarksWriter(args.landmarks, "csv" if args.csv else "jsonl",
+                                       processor.landmarker.num_points))
+    except BaseException:
+        source.close()
+        for output in outputs:
+            output.abort()
+        raise
+    video, landmarks = outputs
+    step, close_bar = _progress(total)
+
+    def on_packet(packet: FramePacket) -> None:
+        video.write(draw_overlay(packet.image, packet), packet.t_capture)
+        landmarks.write(packet)
+        step()
+
+    try:
+        stats = run_file(source, processor, on_packet)
+    except KeyboardInterrupt:  # keep what is done: both files valid and complete so far
+        close_bar()
+        video.close()
+        landmarks.close()
+        print(f"interrupted: wrote the {landmarks.frames} frames done so far", file=sys.stderr)
+        return 130
+    except BaseException:  # bad input (a truncated video) or a failure: leave no output
+        close_bar()
+        video.abort()
+        landmarks.abort()
+        raise
+    close_bar()
+    video.close()
+    landmarks.close()
+    print(f"{stats.processed} frames in {stats.wall_s:.1f} s ({stats.fps:.1f} fps): "
+          f"{args.output}, {args.landmarks}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
