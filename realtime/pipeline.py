@@ -15,6 +15,11 @@ Two ways to drive it:
   as drops) -> worker thread -> ``LatestMailbox`` of results. The worker takes a new frame only
   after the consumer took the previous result (MediaPipe's flow limiter: one in flight, one
   waiting), so frames are dropped only at the entrance and the result slot never overwrites.
+  Consumers must therefore take results through ``LivePipeline.get`` (or iterate it), which
+  releases the worker.
+
+File mode runs the landmarker one frame at a time even though ``Landmarker.batch`` can batch
+across frames: with tracking, frame t + 1's crops come from frame t's landmarks.
 
 Per-frame ``timings`` (milliseconds): ``capture_ms`` (reading/decoding the frame), ``wait_ms``
 (arrival to processing start), ``detect_ms`` (0 when the tracker skipped detection),

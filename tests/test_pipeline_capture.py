@@ -150,3 +150,49 @@ def test_truncated_video_yields_what_decodes_then_reports(tmp_path):
 def test_bad_camera_index_is_a_user_error():
     with pytest.raises(UserError, match="cannot open camera"):
         CameraSource(57, reconnect_attempts=0)
+
+
+class FakeCamera:
+    """Stands in for cv2.VideoCapture: ``frames_per_open`` frames per opening, then read fails
+    (the camera was unplugged); openings past ``opens`` fail (it never comes back)."""
+
+    opened = 0
+
+    def __init__(self, device, frames_per_open: int = 3, opens: int = 2) -> None:
+        FakeCamera.opened += 1
+        self.ok = FakeCamera.opened <= opens
+        self.left = frames_per_open
+        self.settings: dict[int, float] = {}
+
+    def isOpened(self) -> bool:
+        return self.ok
+
+    def set(self, prop: int, value: float) -> bool:
+        self.settings[prop] = value
+        return True
+
+    def read(self):
+        if not self.ok or self.left == 0:
+            return False, None
+        self.left -= 1
+        return True, np.full((6, 8, 3), (10, 20, 30), np.uint8)  # BGR
+
+    def release(self) -> None:
+        self.ok = False
+
+
+def test_camera_reconnects_after_a_drop_then_reports_it_lost(monkeypatch):
+    import realtime.capture as capture
+
+    FakeCamera.opened = 0
+    monkeypatch.setattr(capture.cv2, "VideoCapture", FakeCamera)
+    source = CameraSource(0, width=640, height=480, fps=30, reconnect_attempts=2, reconnect_wait_s=0.01)
+    frames = []
+    with pytest.raises(UserError, match="did not come back after 2 reconnection attempts"):
+        for frame in source:
+            frames.append(frame)
+    assert [f.frame_id for f in frames] == list(range(6))  # 3 frames, reconnected, 3 more
+    assert np.all(np.diff([f.t_capture for f in frames]) >= 0)
+    np.testing.assert_array_equal(frames[0].image[0, 0], [30, 20, 10])  # BGR -> RGB
+    source.close()
+    assert source.capture is None

@@ -129,3 +129,9 @@ def test_live_mode_reports_a_source_error_to_the_consumer(processor):
     with LivePipeline(Broken(), processor) as pipeline:
         with pytest.raises(UserError, match="stopped delivering"):
             list(pipeline)
+
+
+def test_an_8k_frame_is_processed(processor):
+    image = np.zeros((4320, 7680, 3), np.uint8)
+    packet = processor(CapturedFrame(0, 0.0, image))
+    assert packet.image.shape == (4320, 7680, 3) and isinstance(packet.faces, list)
