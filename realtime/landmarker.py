@@ -49,7 +49,9 @@ class Landmarker:
     """``landmarker(image, rois) -> (points (F, K, 2) image px, scores (F, K))`` for one weights file.
 
     ``decoder`` None decodes with soft-argmax (sub-pixel, the live default) at the file's
-    ``beta``; "argmax" gives the whole-pixel maximum. ``last_ms`` holds the last call's time in
+    ``beta``, whatever decoder the file names: on the placeholder ``rcn_mtfl_synth`` (whose file
+    says argmax) soft-argmax scores 3.73% vs 4.59% NME (eye centres) on ``synth:test``
+    (``python -m train evaluate ... --decoder``). "argmax" gives the whole-pixel maximum. ``last_ms`` holds the last call's time in
     milliseconds (warp + network + decode + mapping back).
     """
 
