@@ -1,5 +1,6 @@
 """Training runs end to end: loss falls, exact resume, export, CLI errors."""
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +145,10 @@ def test_ctrl_c_saves_a_consistent_checkpoint_and_resume_finishes(tmp_path):
     done = subprocess.run(args + ["--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == step + 5
+
+
+def test_epochs_resolve_to_whole_passes_over_the_training_split(tmp_path):
+    # 96 images, 10% held out -> 86 train -> 5 full batches of 16 per epoch
+    summary = fit(_cfg(tmp_path / "e", val=None, val_fraction=0.1, epochs=2, eval_every=100), progress=False)
+    assert summary["step"] == 10
+    assert json.loads((tmp_path / "e" / "config.json").read_text())["steps"] == 10

@@ -152,15 +152,12 @@ def _cmd_fit(args) -> None:
     from train.config import FitConfig
     from train.fit import fit
 
-    steps = args.steps
-    if args.epochs:
-        from train.datasets import open_dataset
-        from train.fit import batch_order
-        n = len(open_dataset(args.data)) * (1 if args.val else 1 - args.val_fraction)
-        steps = args.epochs * max(1, len(batch_order(int(n), args.batch_size, 0, 0)))
+    if args.steps and args.epochs:
+        raise UserError("give --steps or --epochs, not both")
     cfg = FitConfig(
         preset=args.preset, data=args.data, val=args.val, val_fraction=args.val_fraction, out=args.out,
-        loss=args.loss, optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size, steps=steps or 1000,
+        loss=args.loss, optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size, steps=args.steps or 1000,
+        epochs=args.epochs,
         eval_every=args.eval_every, bf16=args.bf16, seed=args.seed, l2_trunk=args.l2_trunk,
         l2_branch=args.l2_branch, l2_out=args.l2_out, branches=args.branches, width_mult=args.width_mult,
         branch_kernel=args.branch_kernel, rgb=args.rgb, upsample=args.upsample, normalise=args.normalise,

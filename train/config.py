@@ -30,6 +30,7 @@ class FitConfig:
     lr: float | None = None
     batch_size: int = 64
     steps: int = 1000
+    epochs: int | None = None  # when set, steps = epochs x batches per epoch (resolved by fit)
     eval_every: int = 100
     bf16: bool = False
     seed: int = 54621
@@ -106,6 +107,7 @@ class FitConfig:
             (self.optimizer in ("adadelta", "adam"), f"optimizer must be 'adadelta' or 'adam', got {self.optimizer!r}"),
             (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
             (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
+            (self.epochs is None or self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.eval_every >= 1, f"eval interval must be >= 1, got {self.eval_every}"),
             (0.0 <= self.val_fraction < 1.0, f"validation fraction must be in [0, 1), got {self.val_fraction}"),
             (self.lr is None or self.lr > 0, f"learning rate must be > 0, got {self.lr}"),

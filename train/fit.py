@@ -20,14 +20,14 @@ import math
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from realtime.atomic import write_text_atomic
-from realtime.decode import soft_argmax
+from realtime.decode import argmax_decode, soft_argmax
 from realtime.denoise import Denoiser, DenoiserConfig, jitter_points, one_hot_maps
 from realtime.errors import UserError
 from realtime.layouts import get_layout
@@ -153,7 +153,6 @@ class Trainer:
         size = self.model.config.input_size
         noisy, _ = jitter_points(pts, self.cfg.denoiser_moved, size, gen)
         logits = self.model(one_hot_maps(noisy, size))
-        from realtime.decode import argmax_decode
         pred = argmax_decode(logits)[0].numpy()
         self.model.train()
         gt, m = pts.numpy(), mask.numpy()
@@ -205,6 +204,9 @@ def fit(cfg: FitConfig, resume: bool = False, stop_after: int | None = None, pro
         raise UserError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
     trainer, step, state = _prepare(cfg, run_dir, resume)
+    if cfg.epochs is not None:  # an epoch is one pass over the (post-split) training set
+        cfg = replace(cfg, steps=cfg.epochs * len(batch_order(len(trainer.train), cfg.batch_size, cfg.seed, 0)))
+        trainer.cfg = cfg
     write_text_atomic(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
     runlog = RunLog(run_dir, resume_step=step if resume else None)
     end = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
