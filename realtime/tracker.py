@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from realtime.crops import crop_matrix, face_box_from_detection, face_box_from_points
+from realtime.crops import DETECTION_SCALE, crop_matrix, face_box_from_detection, face_box_from_points
 from realtime.detector import Detections, iou_matrix
 from realtime.errors import UserError
 from realtime.layouts import Layout
@@ -120,6 +120,15 @@ def box_from_landmarks(points: np.ndarray, layout: Layout | None) -> tuple[tuple
         (cx, cy), side = (lo + hi) / 2.0, float((hi - lo).max()) * 1.3
     back = level.T @ np.array([cx, cy]) + centre
     return (float(back[0]), float(back[1]), float(side)), rotation_deg
+
+
+def detector_like_box(box: tuple[float, float, float]) -> np.ndarray:
+    """The xyxy box a detector would give for the face whose crop box is ``box`` (cx, cy, side):
+    the inverse of ``face_box_from_detection``. Matching detections against this, rather than
+    against the landmarks' own extent (eyes to mouth only, for 5 points), keeps ids stable."""
+    cx, cy, side = box
+    half = side / DETECTION_SCALE / 2.0
+    return np.array([cx - half, cy - half, cx + half, cy + half])
 
 
 class FaceTracker:
@@ -227,7 +236,7 @@ class FaceTracker:
             track.box, track.rotation_deg, track.from_landmarks = box, rotation_deg, True
             track.points, track.scores = points, scores
             track.confidence = float(np.nanmean(scores))
-            track.box_xyxy = np.concatenate([points[visible].min(0), points[visible].max(0)])
+            track.box_xyxy = detector_like_box(box)
 
     @property
     def track_ids(self) -> list[int]:

@@ -143,3 +143,17 @@ def test_real_rolled_face_gives_a_level_crop(turn_deg):
     assert abs(rois[0].rotation_deg + turn_deg) < 5.0  # a counter-clockwise turn is a negative roll
     eyes = transform_points(detections.keypoints[0, :2], rois[0].matrix)
     assert abs(eyes[0, 1] - eyes[1, 1]) < 1.0 and eyes[0, 0] < eyes[1, 0]
+
+
+def test_ids_stay_stable_when_the_detector_box_is_much_larger_than_the_points():
+    """BlazeFace boxes cover forehead to chin (about 2x the eye distance); a 5-point model's
+    points span only eyes to mouth. Re-detections must still match the existing track."""
+    points = face_at(200.0, 150.0)
+    centre, side = points.mean(0), 2.1 * 30.0
+    det = Detections(np.array([[centre[0] - side / 2, centre[1] - side / 2, centre[0] + side / 2, centre[1] + side / 2]]),
+                     np.array([0.9]), detections_for([points]).keypoints)
+    tracker = FaceTracker(80, MTFL, TrackerConfig(redetect_every=1))
+    for frame in range(10):
+        rois = tracker.rois(det if tracker.needs_detection() else None)
+        tracker.update({roi.track_id: (points, np.full(5, 0.9)) for roi in rois})
+    assert tracker.track_ids == [0]
