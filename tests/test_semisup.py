@@ -241,6 +241,12 @@ def test_semi_supervised_run_saves_its_subsets_and_head_and_resumes_exactly(tmp_
     for key in a["attribute_head"]["state"]:
         assert torch.equal(a["attribute_head"]["state"][key], b["attribute_head"]["state"][key]), key
     assert losses(tmp_path / "a") == losses(tmp_path / "b")
+    with open(tmp_path / "a" / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:  # each unweighted term is logged, and they add up to the weighted total (weights 1, no L2 term here)
+        terms = [float(row[k]) for k in ("landmark_loss", "attribute_loss", "elt_loss")]
+        assert all(t >= 0 for t in terms) and terms[1] > 0
+        assert abs(sum(terms) - float(row["train_loss"])) < 1e-3 * max(1.0, float(row["train_loss"]))
     subsets = json.loads((tmp_path / "a" / "subsets.json").read_text())
     assert len(subsets["landmark"]) == 6 and len(subsets["attribute"]) == 32  # of 64 (--val given)
     head = load_attribute_head(tmp_path / "a" / "best.safetensors")

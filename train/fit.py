@@ -230,6 +230,8 @@ def fit(cfg: FitConfig, resume: bool = False, stop_after: int | None = None, pro
                 step += 1
                 state["seconds"] = time.monotonic() - t0
                 row = dict(step=step, epoch=epoch, train_loss=f"{loss.item():.6g}", seconds=f"{state['seconds']:.1f}")
+                if trainer.semi is not None:
+                    row.update({name: f"{value:.6g}" for name, value in trainer.semi.last_terms.items()})
                 if step % cfg.eval_every == 0 or step == cfg.steps:
                     _evaluate_and_save(trainer, run_dir, step, state, row)
                 elif step % 10 == 0:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from realtime.atomic import atomic_path
 
-COLUMNS = ["step", "epoch", "train_loss", "val_nme", "seconds"]
+# the last three: the semi-supervised terms, unweighted (empty for a plain run)
+COLUMNS = ["step", "epoch", "train_loss", "val_nme", "seconds", "landmark_loss", "attribute_loss", "elt_loss"]
 
 
 class RunLog:

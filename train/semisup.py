@@ -10,7 +10,7 @@ the same optimiser as the landmark network and saved with it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -38,6 +38,7 @@ class SemiSupervision:
     head: AttributeNet | None
     columns: list[int]
     mirror_perm: tuple[int, ...]
+    last_terms: dict[str, float] = field(default_factory=dict)  # unweighted terms of the last update, for the log
 
     @classmethod
     def setup(cls, cfg: FitConfig, train: LandmarkDataset, model_config: ModelConfig, run_dir: Path,
@@ -63,14 +64,18 @@ class SemiSupervision:
         """The three terms for one update. ``batches`` comes from ``Pools.draw``;
         ``landmark_loss`` is the supervised loss of a batch; ``points`` maps (B, C, S, S) crops to
         (B, K, 2) differentiable soft-argmax landmarks in crop pixels."""
-        cfg, total = self.cfg, torch.zeros(())
+        cfg, total, terms = self.cfg, torch.zeros(()), {}
         if batches["landmark"] is not None:
-            total = total + landmark_loss(batches["landmark"])
+            terms["landmark_loss"] = term = landmark_loss(batches["landmark"])
+            total = total + term
         if batches["attribute"] is not None and self.head is not None:
             batch = batches["attribute"]
             labels = batch["attrs"][:, self.columns]
-            total = total + cfg.attribute_weight * attribute_loss(self.head, points(batch["image"]), labels)
+            terms["attribute_loss"] = term = attribute_loss(self.head, points(batch["image"]), labels)
+            total = total + cfg.attribute_weight * term
         if batches["unlabelled"] is not None:
             images = batches["unlabelled"]["image"]
-            total = total + cfg.elt_weight * elt_loss(points, images, cfg.elt_config(), perm=self.mirror_perm)
+            terms["elt_loss"] = term = elt_loss(points, images, cfg.elt_config(), perm=self.mirror_perm)
+            total = total + cfg.elt_weight * term
+        self.last_terms = {name: float(value.detach()) for name, value in terms.items()}
         return total
