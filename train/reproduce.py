@@ -195,8 +195,8 @@ def mask_section(grid: list[FitConfig], results: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.reproduce", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("experiment", choices=["rcn2016"])
-    p.add_argument("--out", default="runs/rcn2016", help="folder of the training runs")
+    p.add_argument("experiment", choices=["rcn2016", "semisup2018"])
+    p.add_argument("--out", default="runs", help="the runs go to OUT/EXPERIMENT/")
     p.add_argument("--docs", default="docs", help="where the report and plots go")
     p.add_argument("--parts", default="compare,masks", help="comma list of compare,masks")
     p.add_argument("--compare-steps", type=int, default=3000)
@@ -207,6 +207,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train", default="synth:train", help="training set spec")
     p.add_argument("--val", default="synth:val")
     p.add_argument("--test", default="synth:test")
+    g = p.add_argument_group("semisup2018")
+    g.add_argument("--steps", type=int, default=1500, help="updates per run")
+    g.add_argument("--preset", default="rcn_mtfl")
+    g.add_argument("--loss", default="ce", choices=["ce", "softargmax"], help="landmark loss on the labelled pool")
+    g.add_argument("--attribute-weight", type=float, default=1.0)
+    g.add_argument("--elt-weight", type=float, default=300.0)
+    g.add_argument("--fractions", default="0.01,0.05,1", help="comma list of landmark-labelled fractions")
     args = p.parse_args(argv)
     try:
         return _run(args)
@@ -216,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    root, docs = Path(args.out), Path(args.docs)
+    if args.experiment == "semisup2018":
+        return _run_semisup(args)
+    root, docs = Path(args.out) / "rcn2016", Path(args.docs)
     base = FitConfig(preset="rcn_mtfl", data=args.train, val=args.val, out="", loss="ce", optimizer="adam",
                      lr=1e-3, batch_size=args.batch_size, eval_every=args.eval_every, bf16=True)
     parts = [s.strip() for s in args.parts.split(",")]
@@ -239,6 +248,21 @@ def _run(args) -> int:
     write_text_atomic(docs / "results_2016.md", report)
     print(report)
     print(f"\nwrote {docs / 'results_2016.md'} in {(time.monotonic() - t0) / 60:.1f} min")
+    return 0
+
+
+def _run_semisup(args) -> int:
+    from train.reproduce_semisup import GridSettings, run_grid
+
+    try:
+        fractions = tuple(float(f) for f in args.fractions.split(","))
+    except ValueError:
+        raise UserError(f"--fractions must be a comma list of numbers, got {args.fractions!r}") from None
+    settings = GridSettings(out=Path(args.out) / "semisup2018", docs=Path(args.docs), steps=args.steps,
+                            batch_size=args.batch_size, attribute_weight=args.attribute_weight,
+                            elt_weight=args.elt_weight, preset=args.preset, loss=args.loss, train=args.train,
+                            val=args.val, test=args.test, eval_every=args.eval_every, fractions=fractions)
+    print(run_grid(settings, run_or_resume, evaluate_run, command_line, hardware))
     return 0
 
 
