@@ -1,0 +1,110 @@
+"""Live tuning of a running ``FrameProcessor``: a GUI thread sets, the worker applies.
+
+numpy only, no Qt, no threads of its own. ``LiveParams`` is a frozen record of everything a user
+may change while frames flow (One Euro smoothing, detector threshold, re-detect interval, camera
+intrinsics). ``LiveTuner`` wraps the processor as the ``process`` callable of a ``LivePipeline``:
+
+    tuner = LiveTuner(processor)
+    pipeline = LivePipeline(source, tuner)      # the worker calls tuner(frame)
+    tuner.set(replace(tuner.params, min_cutoff=0.5))   # from any thread, e.g. the GUI's
+
+``set`` replaces the wanted record under a lock; the worker applies the newest one at the start of
+its next frame, between two frames, so a frame never sees half an update and the processor's
+state (filters, tracks) is only ever touched by the thread that runs it. ``params`` is what was
+asked for last; ``applied`` what the processor runs with now.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+
+from realtime.capture import CapturedFrame
+from realtime.errors import UserError
+from realtime.packet import FramePacket
+from realtime.pipeline import FrameProcessor
+
+
+@dataclass(frozen=True)
+class LiveParams:
+    """``min_cutoff``, ``beta``, ``d_cutoff`` and ``smoothing`` as ``SmoothingParams`` (min_cutoff,
+    d_cutoff Hz; beta Hz per face size / s); ``detector_threshold`` BlazeFace score in [0, 1];
+    ``redetect_every`` frames (>= 1); ``focal_px`` (None: from ``hfov_deg``) and ``hfov_deg``
+    the camera intrinsics of ``pose.CameraIntrinsics.for_image``."""
+
+    min_cutoff: float
+    beta: float
+    d_cutoff: float
+    smoothing: bool
+    detector_threshold: float
+    redetect_every: int
+    focal_px: float | None
+    hfov_deg: float
+
+    def __post_init__(self) -> None:
+        if self.min_cutoff <= 0 or self.d_cutoff <= 0 or self.beta < 0:
+            raise UserError(f"smoothing needs min_cutoff > 0, d_cutoff > 0 and beta >= 0, got "
+                            f"{self.min_cutoff}, {self.d_cutoff}, {self.beta}")
+        if not 0.0 <= self.detector_threshold <= 1.0:
+            raise UserError(f"detector threshold must be in [0, 1], got {self.detector_threshold}")
+        if self.redetect_every < 1:
+            raise UserError(f"re-detect interval must be at least 1 frame, got {self.redetect_every}")
+        if (self.focal_px is not None and self.focal_px <= 0) or not 0.0 < self.hfov_deg < 180.0:
+            raise UserError(f"focal length must be positive and the FOV in (0, 180) degrees, got "
+                            f"{self.focal_px} px, {self.hfov_deg} deg")
+
+    @staticmethod
+    def of(processor: FrameProcessor) -> "LiveParams":
+        """The values ``processor`` runs with now."""
+        smoothing = processor.smoother.params
+        return LiveParams(smoothing.min_cutoff, smoothing.beta, smoothing.d_cutoff, smoothing.enabled,
+                          float(processor.detector.score_threshold), processor.tracker.config.redetect_every,
+                          processor.focal_px, processor.hfov_deg)
+
+
+def apply(params: LiveParams, processor: FrameProcessor) -> None:
+    """Set ``params`` on ``processor``; call only from the thread that runs it (or with it idle).
+
+    The smoothing record is changed in place: every track's filter holds that same object.
+    """
+    smoothing = processor.smoother.params
+    smoothing.min_cutoff, smoothing.beta, smoothing.d_cutoff = params.min_cutoff, params.beta, params.d_cutoff
+    smoothing.enabled = params.smoothing
+    processor.detector.score_threshold = params.detector_threshold
+    if processor.tracker.config.redetect_every != params.redetect_every:
+        processor.tracker.config = replace(processor.tracker.config, redetect_every=params.redetect_every)
+    processor.focal_px, processor.hfov_deg = params.focal_px, params.hfov_deg
+
+
+class LiveTuner:
+    """``tuner(frame) -> FramePacket``: ``processor(frame)`` after applying the newest ``set``."""
+
+    def __init__(self, processor: FrameProcessor) -> None:
+        self.processor = processor
+        self._lock = threading.Lock()
+        self._wanted = self._applied = LiveParams.of(processor)
+
+    def set(self, params: LiveParams) -> None:
+        """Ask for ``params`` from any thread; the worker applies them before its next frame."""
+        with self._lock:
+            self._wanted = params
+
+    @property
+    def params(self) -> LiveParams:
+        """The parameters asked for last (applied, or to be applied on the next frame)."""
+        with self._lock:
+            return self._wanted
+
+    @property
+    def applied(self) -> LiveParams:
+        """The parameters the processor has run with since the last frame began."""
+        with self._lock:
+            return self._applied
+
+    def __call__(self, frame: CapturedFrame) -> FramePacket:
+        with self._lock:
+            wanted = self._wanted
+        if wanted is not self._applied:
+            apply(wanted, self.processor)
+            with self._lock:
+                self._applied = wanted
+        return self.processor(frame)

@@ -1,0 +1,184 @@
+"""What the live overlay draws over the video, and its rolling pose plot (pyqtgraph items).
+
+Qt (through pyqtgraph), numpy and cv2; no threads. ``FaceLayers`` holds the scene items made once
+and updated per packet with ``setData``: points coloured by confidence (red at score 0, through
+yellow, to green at ``DisplayOptions.confidence_full`` and above), boxes, track ids and head pose.
+
+Pose (only when packets carry it) is drawn in perspective with the current camera intrinsics: the
+face's rotation placed at the depth where one model unit is one face size (its box side), centred
+on its points. Axes: x red (towards the image right for a frontal face), y green (down), z blue
+(out of the face, towards the camera); or a cube of that side standing on the face. The 3D frame
+and angle conventions are those of ``realtime/pose.py``.
+"""
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import pyqtgraph as pg
+
+from realtime.packet import FaceResult, FramePacket
+from realtime.pose import CameraIntrinsics, PoseEstimate, angles_to_rotation
+
+ANGLES = ("yaw", "pitch", "roll")
+ANGLE_RGB = {"yaw": (255, 90, 90), "pitch": (90, 220, 90), "roll": (90, 160, 255)}
+AXIS_RGB = ((255, 40, 40), (40, 220, 40), (40, 120, 255))  # x, y, z
+BOX_RGB, ID_RGB, CUBE_RGB = (255, 200, 0), (255, 255, 255), (0, 230, 255)
+PLOT_SECONDS = 10.0
+# confidence colours: red -> yellow -> green in CONFIDENCE_LEVELS steps
+CONFIDENCE_LEVELS = 16
+_ramp = np.linspace(0.0, 1.0, CONFIDENCE_LEVELS)[:, None]
+CONFIDENCE_RGB = np.where(_ramp < 0.5, [255, 0, 0] + _ramp * 2 * [0, 255, 0],
+                          [255, 255, 0] + (_ramp - 0.5) * 2 * [-255, 0, 0]).round().astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class DisplayOptions:
+    """What the overlay draws: layers, pose style ("axes" or "cube"), ``axis_length`` in face
+    sizes, which angles the plot shows, and the score drawn fully green."""
+
+    points: bool = True
+    boxes: bool = True
+    ids: bool = True
+    pose: bool = True
+    pose_style: str = "axes"
+    axis_length: float = 0.6
+    plot_angles: tuple[str, ...] = ANGLES
+    confidence_full: float = 0.5
+
+
+def confidence_level(scores: np.ndarray, full: float) -> np.ndarray:
+    """(K,) scores -> (K,) int index into ``CONFIDENCE_RGB`` (NaN counts as 0)."""
+    t = np.nan_to_num(np.asarray(scores, np.float64) / max(full, 1e-9), nan=0.0)
+    return np.round(np.clip(t, 0.0, 1.0) * (CONFIDENCE_LEVELS - 1)).astype(int)
+
+
+def face_pose_estimate(face: FaceResult, intrinsics: CameraIntrinsics) -> PoseEstimate | None:
+    """The face's rotation placed at its points' centre, one model unit = one box side; None
+    without pose, points or box."""
+    finite = face.points[np.isfinite(face.points).all(1)]
+    x0, y0, x1, y1 = face.box_xyxy
+    side = max(x1 - x0, y1 - y0)
+    if face.pose is None or not len(finite) or not np.isfinite(side) or side <= 0:
+        return None
+    cx, cy = finite.mean(0)
+    depth = intrinsics.focal_px / side
+    tvec = np.array([(cx - intrinsics.cx) * depth / intrinsics.focal_px,
+                     (cy - intrinsics.cy) * depth / intrinsics.focal_px, depth])
+    rotation = angles_to_rotation(face.pose.yaw_deg, face.pose.pitch_deg, face.pose.roll_deg)
+    return PoseEstimate(cv2.Rodrigues(rotation)[0].reshape(3), tvec, face.pose, 0.0)
+
+
+def pose_segments(pose: PoseEstimate, intrinsics: CameraIntrinsics, length: float, style: str) -> list[np.ndarray]:
+    """Line segments in image pixels: ``axes`` -> 3 arrays (2, 2) for x, y, z; ``cube`` -> one
+    (24, 2) array of 12 edges. Empty when a point would fall near or behind the camera."""
+    if style == "cube":
+        h = length / 2.0
+        corners = np.array([[x, y, z] for z in (0.0, length) for y in (-h, h) for x in (-h, h)])
+        edges = [(0, 1), (1, 3), (3, 2), (2, 0), (4, 5), (5, 7), (7, 6), (6, 4), (0, 4), (1, 5), (2, 6), (3, 7)]
+        model = corners[np.array(edges).reshape(-1)]
+    else:
+        model = np.array([[0, 0, 0], [length, 0, 0], [0, 0, 0], [0, length, 0], [0, 0, 0], [0, 0, -length]], float)
+    rotation = cv2.Rodrigues(pose.rvec)[0]
+    if ((model @ rotation.T + pose.tvec)[:, 2] < 0.2 * pose.tvec[2]).any():
+        return []
+    image, _ = cv2.projectPoints(model, pose.rvec, pose.tvec, intrinsics.matrix, None)
+    image = image.reshape(-1, 2)
+    return [image] if style == "cube" else [image[0:2], image[2:4], image[4:6]]
+
+
+class FaceLayers:
+    """The scene items drawn over the video, made once and updated per packet."""
+
+    def __init__(self, view: pg.ViewBox) -> None:
+        self.view = view
+        self.points = pg.ScatterPlotItem(size=7, pen=pg.mkPen(0, 0, 0, 150, width=1), pxMode=True)
+        self.boxes = pg.PlotCurveItem(pen=pg.mkPen(BOX_RGB, width=2), connect="pairs")
+        self.axes = [pg.PlotCurveItem(pen=pg.mkPen(rgb, width=3), connect="pairs") for rgb in AXIS_RGB]
+        self.cube = pg.PlotCurveItem(pen=pg.mkPen(CUBE_RGB, width=2), connect="pairs")
+        self.ids: list[pg.TextItem] = []
+        self.brushes = [pg.mkBrush(*rgb) for rgb in CONFIDENCE_RGB]
+        for item in (self.boxes, self.cube, *self.axes, self.points):
+            view.addItem(item)
+
+    def _text(self, i: int) -> pg.TextItem:
+        while len(self.ids) <= i:
+            self.ids.append(pg.TextItem(color=ID_RGB, anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 140)))
+            self.view.addItem(self.ids[-1])
+        return self.ids[i]
+
+    def draw(self, packet: FramePacket, options: DisplayOptions, intrinsics: CameraIntrinsics) -> None:
+        faces = packet.faces
+        if options.points and faces:
+            pts = np.concatenate([f.points for f in faces])
+            levels = np.concatenate([confidence_level(f.scores, options.confidence_full) for f in faces])
+            ok = np.isfinite(pts).all(1)
+            self.points.setData(pos=pts[ok], brush=[self.brushes[i] for i in levels[ok]])
+        else:
+            self.points.setData([], [])
+        boxes = [f.box_xyxy for f in faces if np.isfinite(f.box_xyxy).all()] if options.boxes else []
+        segments = np.array([[(x0, y0), (x1, y0), (x1, y0), (x1, y1), (x1, y1), (x0, y1), (x0, y1), (x0, y0)]
+                             for x0, y0, x1, y1 in boxes]).reshape(-1, 2)
+        self.boxes.setData(segments[:, 0], segments[:, 1]) if len(segments) else self.boxes.setData([], [])
+        shown = 0
+        for face in faces if options.ids else []:
+            if np.isfinite(face.box_xyxy).all():
+                text = self._text(shown)
+                text.setText(f"#{face.track_id}")
+                text.setPos(face.box_xyxy[0], face.box_xyxy[1])
+                text.setVisible(True)
+                shown += 1
+        for text in self.ids[shown:]:
+            text.setVisible(False)
+        self._draw_pose(faces if options.pose else [], options, intrinsics)
+
+    def _draw_pose(self, faces: list[FaceResult], options: DisplayOptions, intrinsics: CameraIntrinsics) -> None:
+        per_item: list[list[np.ndarray]] = [[], [], [], []]  # x, y, z axes, cube
+        for face in faces:
+            pose = face_pose_estimate(face, intrinsics)
+            segments = [] if pose is None else pose_segments(pose, intrinsics, options.axis_length, options.pose_style)
+            for i, segment in enumerate(segments):
+                per_item[3 if options.pose_style == "cube" else i].append(segment)
+        for item, segments in zip((*self.axes, self.cube), per_item):
+            xy = np.concatenate(segments) if segments else np.zeros((0, 2))
+            item.setData(xy[:, 0], xy[:, 1])
+
+
+class PosePlot:
+    """Rolling yaw/pitch/roll of the oldest track over the last ``PLOT_SECONDS`` of stream time."""
+
+    def __init__(self, plot: pg.PlotItem) -> None:
+        self.plot = plot
+        plot.setLabel("bottom", "seconds")
+        plot.setLabel("left", "degrees")
+        plot.setXRange(-PLOT_SECONDS, 0.0, padding=0)
+        plot.setYRange(-90.0, 90.0, padding=0)
+        plot.showGrid(x=True, y=True, alpha=0.3)
+        plot.addLegend(offset=(5, 5))
+        self.curves = {name: plot.plot(pen=pg.mkPen(ANGLE_RGB[name], width=2), name=name, connect="finite")
+                       for name in ANGLES}
+        self.samples: collections.deque[tuple[float, float, float, float]] = collections.deque()
+
+    def add(self, packet: FramePacket) -> None:
+        t = packet.t_capture
+        if self.samples and t < self.samples[-1][0]:  # the stream restarted
+            self.samples.clear()
+        faces = sorted(packet.faces, key=lambda f: f.track_id)
+        pose = faces[0].pose if faces else None
+        angles = (np.nan,) * 3 if pose is None else (pose.yaw_deg, pose.pitch_deg, pose.roll_deg)
+        self.samples.append((t, *angles))
+        while self.samples[0][0] < t - PLOT_SECONDS:
+            self.samples.popleft()
+        title = f"head pose, track #{faces[0].track_id}" if pose is not None else "head pose: none in these packets"
+        self.plot.setTitle(title)
+
+    def draw(self, angles: tuple[str, ...]) -> None:
+        data = np.array(self.samples, np.float64).reshape(-1, 4)
+        t = data[:, 0] - (data[-1, 0] if len(data) else 0.0)
+        for i, name in enumerate(ANGLES):
+            if name in angles and np.isfinite(data[:, 1 + i]).any():
+                self.curves[name].setData(t, data[:, 1 + i])
+            else:
+                self.curves[name].setData([], [])

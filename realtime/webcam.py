@@ -1,0 +1,171 @@
+"""Live landmarks in a window: a camera, or a recorded file played as live at its own rate.
+
+    python -m realtime.webcam [--source 0|/dev/video0|FILE|DIR] [--weights W] [--width W --height H
+                              --fps F] [--focal-px F | --hfov DEG] [--detector short|full]
+                              [--face-model MEAN_FACE.npy] [--screenshot-dir DIR]
+                              [--screenshot-after N] [--quit-after N]
+
+Keys: Space pause, S screenshot (PNG into --screenshot-dir), Q or Esc quit; the panel on the right
+tunes smoothing, detection, intrinsics and the display live. ``--screenshot-after N`` saves a
+screenshot once N frames are drawn and ``--quit-after N`` closes the window after N frames (both
+also act at the end of a file), for scripted runs. Without a display, QT_QPA_PLATFORM=offscreen
+runs the same window off screen. Bad input prints one ``error:`` line and exits with status 2.
+Head pose is drawn when a 3D mean face matching the model's points is given (``--face-model``,
+or ``assets/mean_face_<K>.npy`` when it exists); otherwise it is left out.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from realtime.errors import UserError
+from realtime.video import DEFAULT_WEIGHTS
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+QT_HELP = ("without a display, set QT_QPA_PLATFORM=offscreen (no window; see --screenshot-after), or start a "
+           "virtual display: Xvfb :99 -screen 0 1280x1024x24 & and DISPLAY=:99 (Debian packages in the README)")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m realtime.webcam", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--source", default="0", help="camera index or /dev/video*, a video file, an image or "
+                        "a folder of images (files play as live, at their own rate)")
+    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="landmark model (.safetensors)")
+    parser.add_argument("--width", type=int, help="camera frame width to ask for (pixels)")
+    parser.add_argument("--height", type=int, help="camera frame height to ask for (pixels)")
+    parser.add_argument("--fps", type=float, help="camera frame rate to ask for (Hz)")
+    intrinsics = parser.add_mutually_exclusive_group()
+    intrinsics.add_argument("--focal-px", type=float, help="camera focal length in pixels")
+    intrinsics.add_argument("--hfov", type=float, default=60.0, help="horizontal field of view in degrees "
+                            "(default 60, typical of webcams)")
+    parser.add_argument("--detector", choices=("short", "full"), default="short",
+                        help="BlazeFace short range (faces within ~2 m) or full range (small faces)")
+    parser.add_argument("--device", default="cpu", help="torch device for the landmark model")
+    parser.add_argument("--face-model", help="3D mean face (K, 3) .npy for head pose")
+    parser.add_argument("--screenshot-dir", default=".", help="folder for screenshots (S key)")
+    parser.add_argument("--screenshot-after", type=int, metavar="N", help="save a screenshot after N frames")
+    parser.add_argument("--quit-after", type=int, metavar="N", help="quit after N frames drawn")
+    return parser.parse_args(argv)
+
+
+def check_qt() -> None:
+    """UserError, in one line, when Qt cannot start here (no PySide6, no display, missing libraries).
+
+    Qt aborts the whole process when its platform plugin fails, so the check runs in a child.
+    """
+    try:
+        import PySide6  # noqa: F401
+        import pyqtgraph  # noqa: F401
+    except ImportError as exc:
+        raise UserError(f"the overlay needs the gui extra ({exc.name} is missing): pip install -e '.[gui]'") from None
+    probe = "import sys; from PySide6.QtGui import QGuiApplication; QGuiApplication(sys.argv[:1])"
+    try:
+        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"Qt did not start within 60 s; {QT_HELP}") from None
+    if result.returncode != 0:
+        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+        reason = next((line for line in lines if "could not connect" in line or "cannot" in line.lower()),
+                      lines[0] if lines else f"exit status {result.returncode}")
+        platform = os.environ.get("QT_QPA_PLATFORM") or "unset"
+        raise UserError(f"Qt cannot open a window (QT_QPA_PLATFORM={platform}: {reason}); {QT_HELP}")
+
+
+def face_model(path: str | None, num_points: int):
+    """The (K, 3) mean face: ``path``, else ``assets/mean_face_<K>.npy`` if present, else None."""
+    import numpy as np
+
+    file = Path(path) if path else ASSETS / f"mean_face_{num_points}.npy"
+    if not path and not file.is_file():
+        return None
+    try:
+        return np.load(file, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read the 3D face model {file}: {exc}") from None
+
+
+def _qt_message(mode: object, context: object, message: str) -> None:
+    """Qt's messages to stderr, less the offscreen plugin's harmless note on size hints."""
+    if "propagateSizeHints" not in message:
+        print(message, file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    for name in ("screenshot_after", "quit_after", "width", "height"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    screenshot_dir = Path(args.screenshot_dir)
+    try:
+        screenshot_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot use {screenshot_dir} as the screenshot folder: {exc.strerror}") from None
+    if not os.access(screenshot_dir, os.W_OK):
+        raise UserError(f"the screenshot folder {screenshot_dir} is not writable")
+    import cv2
+
+    from realtime.capture import open_source
+    from realtime.detector import BlazeFaceDetector
+    from realtime.landmarker import Landmarker
+    from realtime.live import LiveTuner
+    from realtime.pipeline import FrameProcessor, LivePipeline
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own error says it in one line
+    source = open_source(args.source, as_live=True, width=args.width, height=args.height, fps=args.fps)
+    try:
+        check_qt()
+        landmarker = Landmarker(Path(args.weights), args.device)
+        processor = FrameProcessor(landmarker, BlazeFaceDetector(args.detector),
+                                   face_model_3d=face_model(args.face_model, landmarker.num_points),
+                                   focal_px=args.focal_px, hfov_deg=args.hfov)
+    except BaseException:
+        source.close()
+        raise
+    tuner = LiveTuner(processor)
+    pipeline = LivePipeline(source, tuner)
+    try:
+        import pyqtgraph as pg
+
+        from realtime.overlay import OverlayWindow
+
+        from pyqtgraph.Qt import QtCore
+
+        QtCore.qInstallMessageHandler(_qt_message)
+        app = pg.mkQApp("RCN live landmarks")
+        window = OverlayWindow(pipeline, tuner, screenshot_dir=screenshot_dir,
+                               screenshot_after=args.screenshot_after, quit_after=args.quit_after)
+        window.show()
+        interrupted = []
+        previous = signal.signal(signal.SIGINT, lambda *_: (interrupted.append(True), window.close()))
+        pipeline.start()
+        try:
+            app.exec()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    finally:
+        stats = pipeline.stop()
+    for path in window.screenshots:
+        print(f"screenshot: {path}", file=sys.stderr)
+    if window.error is not None:
+        raise window.error
+    print(f"{stats.processed} frames processed, {stats.dropped} dropped, in {stats.wall_s:.1f} s "
+          f"({stats.fps:.1f} fps)", file=sys.stderr)
+    return 130 if interrupted else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(format="%(levelname)s: %(message)s")  # e.g. the camera's reconnection warnings
+    try:
+        return run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
