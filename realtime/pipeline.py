@@ -97,6 +97,7 @@ class FrameProcessor:
         self.face_model_3d = face_model_3d
         self.focal_px, self.hfov_deg = focal_px, hfov_deg
         self._last_pose: dict[int, PoseEstimate] = {}
+        self.last_rois: list = []  # the last frame's crops (tracker.FaceRoi), for tools that reuse them
 
     @staticmethod
     def from_config(config: PipelineConfig) -> "FrameProcessor":
@@ -116,7 +117,7 @@ class FrameProcessor:
 
         detections = self.detector(image) if self.tracker.needs_detection() else None
         lap("detect_ms")
-        rois = self.tracker.rois(detections)
+        rois = self.last_rois = self.tracker.rois(detections)
         lap("track_ms")
         points, scores = self.landmarker(image, rois)
         lap("landmarks_ms")
