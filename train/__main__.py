@@ -142,6 +142,39 @@ def _add_synth(sub) -> None:
     p.add_argument("--preview", help="write a PNG grid of examples with their landmarks")
 
 
+def _add_adapt(sub) -> None:
+    p = sub.add_parser("adapt", help="fine-tune weights on your own unlabelled footage with ELT (drift-guarded)")
+    p.add_argument("weights", help="the .safetensors weights to start from")
+    p.add_argument("--frames", required=True,
+                   help="a video file, a folder of images, or a dataset spec (its crops; labels unused)")
+    p.add_argument("-o", "--out", required=True, help="the adapted .safetensors (written atomically)")
+    p.add_argument("--check", help="labelled dataset spec: report NME before and after")
+    p.add_argument("--labelled", help="labelled dataset spec mixed into every update (guards against drift)")
+    p.add_argument("--labelled-weight", type=float, default=1.0)
+    p.add_argument("--anchor-weight", type=float, default=100.0,
+                   help="weight of the relative squared distance from the starting weights (L2-SP)")
+    p.add_argument("--steps", type=_positive(int), default=300)
+    p.add_argument("--batch-size", type=_positive(int), default=16)
+    p.add_argument("--lr", type=_positive(float), default=1e-4)
+    p.add_argument("--max-crops", type=_positive(int), default=2000, help="at most this many face crops")
+    p.add_argument("--stride", type=_positive(int), default=1, help="use every STRIDE-th frame")
+    p.add_argument("--detector", choices=["short", "full"], default="full")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="write the before/after report to this JSON file")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT.resume.pt")
+
+
+def _cmd_adapt(args) -> None:
+    from train.adapt import AdaptConfig, adapt, write_report_json
+
+    cfg = AdaptConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, anchor_weight=args.anchor_weight,
+                      labelled=args.labelled, labelled_weight=args.labelled_weight, max_crops=args.max_crops,
+                      stride=args.stride, detector=args.detector, seed=args.seed)
+    report = adapt(args.weights, args.frames, args.out, cfg, check=args.check, resume=args.resume)
+    if args.json:
+        write_report_json(report, args.json)
+
+
 SEMI_SUPERVISED_FLAGS = (
     "landmark_fraction", "attribute_fraction", "subset_seed", "attribute_weight", "attr_hidden", "attr_dropout",
     "attr_inputs", "elt_weight", "elt_rotation", "elt_translate", "elt_zoom", "elt_mirror", "elt_target",
@@ -198,12 +231,13 @@ def _cmd_synth(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="python -m train", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for add in (_add_fit, _add_evaluate, _add_export, _add_synth):
+    for add in (_add_fit, _add_evaluate, _add_export, _add_synth, _add_adapt):
         add(sub)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         args = parser.parse_args(argv)
-        {"fit": _cmd_fit, "evaluate": _cmd_evaluate, "export": _cmd_export, "synth": _cmd_synth}[args.command](args)
+        commands = {"fit": _cmd_fit, "evaluate": _cmd_evaluate, "export": _cmd_export, "synth": _cmd_synth, "adapt": _cmd_adapt}
+        commands[args.command](args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

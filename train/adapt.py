@@ -1,0 +1,285 @@
+"""``python -m train adapt``: fine-tune shipped weights on a user's own unlabelled footage with ELT.
+
+The frames come from a video file or a folder of images (faces found and cropped exactly as the
+live pipeline does: BlazeFace, then tracking from the model's own landmarks), or from a dataset
+spec (crops from its annotation, its landmark labels ignored). The model is then trained to be
+equivariant on those crops (ELT, ``train.elt``, stop-gradient target), and two guards keep it
+from drifting away from what it knew:
+
+- an anchor: ``anchor_weight`` x the relative squared distance of the weights from the starting
+  weights (L2-SP), and
+- optionally a labelled set (``--labelled SPEC``) mixed into every update with its landmark loss.
+
+Both loss terms are in crop pixels squared, so the weights read the same for any crop size.
+Before and after, it measures the equivariance error on held-out crops (every 10th, never trained
+on) and, when ``--check SPEC`` names a labelled set, the NME there. The result is a weights file
+(the attribute head, if any, carried over unchanged), written atomically; an interrupted run
+resumes from ``OUT.resume.pt`` (which holds the crops, so the video is not decoded again).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from realtime.atomic import write_text_atomic
+from realtime.decode import soft_argmax
+from realtime.errors import UserError
+from realtime.weights import load_attribute_head, load_model, save_weights, weights_info
+from train.augment import AugmentConfig
+from train.elt import EltConfig, draw_transforms, elt_loss, transform_points, warp_images
+from train.losses import softargmax_l2
+
+HOLDOUT_EVERY = 10
+SAVE_EVERY = 50
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    steps: int = 300
+    batch_size: int = 16
+    lr: float = 1e-4
+    anchor_weight: float = 100.0
+    labelled: str | None = None
+    labelled_weight: float = 1.0
+    max_crops: int = 2000
+    stride: int = 1
+    detector: str = "full"
+    seed: int = 0
+    elt_rotation: float = 20.0
+    elt_translate: float = 0.125
+    elt_zoom: float = 0.2
+
+    def validate(self) -> None:
+        for ok, message in ((self.steps >= 1, "steps must be >= 1"), (self.batch_size >= 1, "batch size must be >= 1"),
+                            (self.lr > 0, "learning rate must be > 0"), (self.anchor_weight >= 0, "anchor weight must be >= 0"),
+                            (self.labelled_weight >= 0, "labelled weight must be >= 0"),
+                            (self.max_crops >= 2, "max crops must be >= 2"), (self.stride >= 1, "stride must be >= 1")):
+            if not ok:
+                raise UserError(message)
+        self.elt()
+
+    def elt(self) -> EltConfig:
+        return EltConfig(rotation_deg=self.elt_rotation, translate=self.elt_translate, zoom=self.elt_zoom)
+
+
+# --- crops ---------------------------------------------------------------------------------------
+
+def crops_from_footage(weights: Path, source_spec: str, cfg: AdaptConfig) -> np.ndarray:
+    """(N, S, S, C) uint8 face crops of a video or image folder, cropped as the live pipeline
+    crops them (detector, then tracking from the model's own landmarks)."""
+    from realtime.capture import open_source
+    from realtime.detector import BlazeFaceDetector
+    from realtime.landmarker import Landmarker
+    from realtime.pipeline import FrameProcessor
+
+    landmarker = Landmarker(weights)
+    processor = FrameProcessor(landmarker, BlazeFaceDetector(cfg.detector))
+    crops: list[np.ndarray] = []
+    with open_source(source_spec) as source:
+        for i, frame in enumerate(source):
+            if i % cfg.stride:
+                continue
+            processor(frame)
+            matrices = [roi.matrix for roi in processor.last_rois]
+            if matrices:
+                crops.extend(landmarker.warp(frame.image, matrices))
+            if len(crops) >= cfg.max_crops:
+                break
+    if not crops:
+        raise UserError(f"no faces found in {source_spec}")
+    return np.stack(crops[:cfg.max_crops])
+
+
+def crops_from_dataset(spec: str, size: int, grey: bool, max_crops: int) -> np.ndarray:
+    """(N, S, S, C) uint8 plain evaluation crops of a dataset spec; its labels are not used."""
+    from train.datasets import open_dataset
+    from train.loader import LandmarkDataset
+
+    data = LandmarkDataset(open_dataset(spec), out_size=size, grey=grey)
+    n = min(len(data), max_crops)
+    images = [data[i]["image"] for i in range(n)]
+    return (torch.stack(images).permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+
+
+def is_dataset_spec(text: str) -> bool:
+    from train.datasets import KINDS
+
+    kind, sep, _ = text.partition(":")
+    return kind.lower() in KINDS and (bool(sep) or kind.lower() == "synth") and not Path(text).exists()
+
+
+# --- measurement ---------------------------------------------------------------------------------
+
+def to_tensor(crops: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def points_fn(model: torch.nn.Module):
+    beta = float(model.config.beta)
+    return lambda images: soft_argmax(model(images).float(), beta)[0]
+
+
+@torch.no_grad()
+def equivariance_error_px(model: torch.nn.Module, crops: np.ndarray, elt: EltConfig, seed: int = 1234) -> float:
+    """Mean distance, in crop pixels, between the landmarks of T(crop) and T applied to the
+    landmarks of the crop, over fixed random transforms (the same ones before and after); points
+    that T carries out of the crop are left out. A mean of distances, not an RMS, so that a few
+    failed crops do not hide what happens to the rest."""
+    was_training = model.training
+    model.eval()
+    generator, predict, size = torch.Generator().manual_seed(seed), points_fn(model), crops.shape[1]
+    distances = []
+    for start in range(0, len(crops), 64):
+        x = to_tensor(crops[start:start + 64])
+        matrices, mirrored = draw_transforms(len(x), size, elt, generator)
+        target = transform_points(predict(x), matrices, mirrored, None)
+        after = predict(warp_images(x, matrices))
+        inside = ((target >= -0.5) & (target < size - 0.5)).all(dim=-1)
+        distances.append((after - target).norm(dim=-1)[inside])
+    model.train(was_training)
+    return float(torch.cat(distances).mean())
+
+
+def check_nme(model: torch.nn.Module, spec: str | None) -> float | None:
+    if spec is None:
+        return None
+    from train.datasets import open_dataset
+    from train.evaluate import evaluate_model
+
+    was_training = model.training
+    model.eval()
+    report = evaluate_model(model, open_dataset(spec), ["eye_centres"], decoder="softargmax")
+    model.train(was_training)
+    return float(report.groups["all"]["eye_centres"]["mean"])
+
+
+def relative_drift(model: torch.nn.Module, start: dict[str, torch.Tensor]) -> torch.Tensor:
+    """sum ||theta - theta0||^2 / sum ||theta0||^2 over the trainable parameters."""
+    num, den = torch.zeros(()), torch.zeros(())
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            num = num + (p - start[name]).pow(2).sum()
+            den = den + start[name].pow(2).sum()
+    return num / den.clamp_min(1e-12)
+
+
+# --- training ------------------------------------------------------------------------------------
+
+def _labelled_batches(spec: str, model: torch.nn.Module, batch_size: int, seed: int):
+    from train.datasets import open_dataset
+    from train.loader import LandmarkDataset
+
+    data = LandmarkDataset(open_dataset(spec), out_size=model.config.input_size, grey=model.config.in_channels == 1,
+                           aug=AugmentConfig(), seed=seed)
+    if data.layout.num_points != model.config.num_points:
+        raise UserError(f"--labelled has {data.layout.num_points} points per face, the model {model.config.num_points}")
+    rng, epoch = np.random.default_rng(seed), 0
+    while True:
+        data.set_epoch(epoch)
+        order = rng.permutation(len(data))
+        for start in range(0, len(order) - batch_size + 1 if len(order) >= batch_size else 1, batch_size):
+            items = [data[int(i)] for i in order[start:start + batch_size]]
+            yield {k: torch.stack([it[k] for it in items]) for k in ("image", "points", "mask")}
+        epoch += 1
+
+
+def adapt(weights: str | Path, frames: str, out: str | Path, cfg: AdaptConfig, check: str | None = None,
+          resume: bool = False, log=print) -> dict:
+    """Fine-tune ``weights`` on the faces of ``frames``; write ``out``; return the report."""
+    cfg.validate()
+    weights, out = Path(weights), Path(out)
+    state_path = out.with_name(out.name + ".resume.pt")
+    model = load_model(weights)
+    if not hasattr(model.config, "num_points"):
+        raise UserError(f"{weights} holds a denoiser, not a landmark model")
+    size, grey = int(model.config.input_size), int(model.config.in_channels) == 1
+    start_state = {k: v.detach().clone() for k, v in model.named_parameters()}
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    step, before = 0, None
+    if resume and state_path.is_file():
+        state = torch.load(state_path, weights_only=True)
+        if state["config"] != asdict(cfg) or state["weights"] != str(weights) or state["frames"] != frames:
+            raise UserError(f"{state_path} belongs to a run with other settings; delete it or drop --resume")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        crops, step, before = state["crops"].numpy(), int(state["step"]), state["before"]
+        log(f"resuming at update {step} of {cfg.steps}")
+    else:
+        t0 = time.monotonic()
+        crops = (crops_from_dataset(frames, size, grey, cfg.max_crops) if is_dataset_spec(frames)
+                 else crops_from_footage(weights, frames, cfg))
+        log(f"{len(crops)} face crops from {frames} in {time.monotonic() - t0:.1f} s")
+    held = crops[::HOLDOUT_EVERY]
+    train = np.delete(crops, np.arange(0, len(crops), HOLDOUT_EVERY), axis=0)
+    if len(train) == 0:
+        raise UserError(f"too few face crops in {frames} ({len(crops)}) to adapt on")
+    if before is None:
+        before = {"equivariance_px": equivariance_error_px(model, held, cfg.elt()), "check_nme": check_nme(model, check)}
+    labelled = _labelled_batches(cfg.labelled, model, cfg.batch_size, cfg.seed) if cfg.labelled else None
+    for _ in range(step if labelled is not None else 0):  # resume: skip the batches already used
+        next(labelled)
+    model.train()
+    predict, elt, t0 = points_fn(model), cfg.elt(), time.monotonic()
+
+    def save_state() -> None:
+        from realtime.atomic import atomic_path
+
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                 "crops": torch.from_numpy(crops), "before": before, "config": asdict(cfg), "weights": str(weights),
+                 "frames": frames}
+        with atomic_path(state_path) as tmp:
+            torch.save(state, tmp)
+
+    try:
+        while step < cfg.steps:
+            rng = np.random.default_rng([cfg.seed, step])  # per update: a resumed run draws the same batches and transforms
+            x = to_tensor(train[rng.integers(0, len(train), cfg.batch_size)])
+            transforms = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
+            loss = elt_loss(predict, x, elt, generator=transforms) * size ** 2 + cfg.anchor_weight * relative_drift(model, start_state)
+            if labelled is not None:
+                batch = next(labelled)
+                logits = model(batch["image"]).float()
+                loss = loss + cfg.labelled_weight * size ** 2 * softargmax_l2(logits, batch["points"], batch["mask"], model.config.beta)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            if step % SAVE_EVERY == 0 and step < cfg.steps:
+                save_state()
+    except KeyboardInterrupt:
+        save_state()
+        raise
+    after = {"equivariance_px": equivariance_error_px(model, held, elt), "check_nme": check_nme(model, check)}
+    with torch.no_grad():
+        drift = float(relative_drift(model, start_state))
+    info = {"adapted_from": str(weights), "adapted_from_info": weights_info(weights),
+            "adapt_frames": frames, "adapt_config": asdict(cfg), "adapt_crops": int(len(crops))}
+    save_weights(model, out, info=info, attribute_head=load_attribute_head(weights))
+    state_path.unlink(missing_ok=True)
+    report = {"crops": int(len(crops)), "held_out": int(len(held)), "steps": cfg.steps, "seconds": time.monotonic() - t0,
+              "before": before, "after": after, "relative_drift": drift, "out": str(out)}
+    log(format_report(report, check))
+    return report
+
+
+def format_report(report: dict, check: str | None) -> str:
+    b, a = report["before"], report["after"]
+    lines = [f"equivariance error on {report['held_out']} held-out crops (mean): {b['equivariance_px']:.2f} px before -> "
+             f"{a['equivariance_px']:.2f} px after (crop pixels)",
+             f"weights moved {100 * math.sqrt(report['relative_drift']):.2f}% (relative L2) in {report['steps']} updates, "
+             f"{report['seconds']:.0f} s"]
+    if check is not None:
+        lines.append(f"NME (eye centres) on {check}: {100 * b['check_nme']:.2f}% before -> {100 * a['check_nme']:.2f}% after")
+    lines.append(f"wrote {report['out']}")
+    return "\n".join(lines)
+
+
+def write_report_json(report: dict, path: str | Path) -> None:
+    write_text_atomic(Path(path), json.dumps(copy.deepcopy(report), indent=2))
