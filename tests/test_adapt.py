@@ -106,3 +106,11 @@ def test_footage_without_faces_is_a_clear_error(tmp_path, capsys):
         cv2.imwrite(str(folder / f"{i}.png"), rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
     assert main(["adapt", WEIGHTS, "--frames", str(folder), "-o", str(tmp_path / "x.safetensors")]) == 2
     assert "no faces found" in capsys.readouterr().err
+
+
+def test_adapt_runs_on_the_bundled_clip(tmp_path, capsys):
+    pytest.importorskip("av")
+    out = tmp_path / "clip.safetensors"
+    assert main(["adapt", WEIGHTS, "--frames", "assets/demo.mp4", "-o", str(out), "--max-crops", "20", "--steps", "2"]) == 0
+    assert "20 face crops from assets/demo.mp4" in capsys.readouterr().out
+    assert load_model(out).config.num_points == 5
