@@ -282,6 +282,8 @@ class LivePipeline:
                 t_start = time.monotonic()
                 packet = _finish(self.process(frame), t_arrival, capture_ms, t_start, self.entrance.dropped)
                 self._taken.clear()
+                if self._stop.is_set():  # stop() set _taken before the clear: do not wait on it again
+                    break
                 self.results.put(packet)
                 self.stats.processed += 1
         except BaseException as exc:
