@@ -1,0 +1,255 @@
+"""The live overlay (offscreen Qt): drawing, live tuning of a running pipeline, keys, the webcam
+CLI end to end and its one-line errors; and a real xcb window on Xvfb (marker ``xvfb``)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before the QApplication exists
+pytest.importorskip("PySide6")
+pg = pytest.importorskip("pyqtgraph")
+pytest.importorskip("av")
+
+from pyqtgraph.Qt import QtCore, QtGui, QtTest
+
+from realtime.capture import CapturedFrame, VideoFileSource
+from realtime.live import LiveTuner
+from realtime.overlay import OverlayWindow
+from realtime.overlay_items import CONFIDENCE_RGB, DisplayOptions, confidence_level
+from realtime.packet import FaceResult, FramePacket, HeadPose
+from realtime.pipeline import FrameProcessor, LivePipeline, PipelineConfig
+from realtime.webcam import main
+from test_pipeline_capture import make_clip
+
+pytestmark = pytest.mark.gui
+torch.set_num_threads(1)
+cv2.setNumThreads(1)
+WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "rcn_mtfl_synth.safetensors"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def app():
+    return pg.mkQApp("test_overlay")
+
+
+@pytest.fixture
+def window(app, tmp_path):
+    win = OverlayWindow(screenshot_dir=tmp_path)
+    win.show()
+    yield win
+    win.close()
+
+
+def wait_until(app, condition, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 20)
+    return condition()
+
+
+def packet(frame_id: int = 0, pose: HeadPose | None = None, width: int = 320, height: int = 240) -> FramePacket:
+    points = np.array([[130.0, 100.0], [190.0, 100.0], [160.0, 130.0], [137.0, 160.0], [183.0, 160.0]])
+    face = FaceResult(3, [110, 70, 210, 180], points, np.array([0.0, 0.1, 0.25, 0.4, 0.9]), pose=pose)
+    return FramePacket(frame_id, frame_id / 30, np.full((height, width, 3), 60, np.uint8), [face],
+                       {"latency_ms": 12.0})
+
+
+def count(item) -> int:
+    """Points in a plot item (its ``getData`` gives None when it has none)."""
+    x = item.getData()[0]
+    return 0 if x is None else len(x)
+
+
+def pixel_at(window: OverlayWindow, image: QtGui.QImage, x: float, y: float) -> np.ndarray:
+    """RGB of ``image`` (a grab of ``window.graphics``) at image-pixel coordinates (x, y)."""
+    at = window.graphics.mapFromScene(window.view.mapViewToScene(QtCore.QPointF(x, y)))
+    colour = image.pixelColor(at.x(), at.y())
+    return np.array([colour.red(), colour.green(), colour.blue()])
+
+
+def test_points_are_drawn_in_their_confidence_colours_where_they_are(app, window):
+    p = packet()
+    window.show_packet(p)
+    app.processEvents()
+    image = window.graphics.grab().toImage()
+    face = p.faces[0]
+    colours = CONFIDENCE_RGB[confidence_level(face.scores, DisplayOptions().confidence_full)]
+    assert len({tuple(c) for c in colours}) >= 4  # the scores span red to green
+    for (x, y), rgb in zip(face.points, colours):
+        assert np.abs(pixel_at(window, image, x, y) - rgb).max() <= 30, (x, y, rgb)
+    assert np.abs(pixel_at(window, image, 60, 40) - 60).max() <= 3  # the frame itself, unchanged
+    assert window.layers.ids[0].textItem.toPlainText() == "#3" and window.layers.ids[0].isVisible()
+    assert count(window.layers.boxes) == 8  # 4 edges
+    assert all(count(axis) == 0 for axis in window.layers.axes)  # no pose in the packet
+    assert "faces 1" in window.info.text() and "latency" in window.info.text()
+
+
+def test_pose_is_drawn_as_axes_or_cube_only_when_packets_carry_it(app, window):
+    window.show_packet(packet(0, HeadPose(30.0, 0.0, 0.0)))  # nose turned towards the image left
+    (x_axis, y_axis, z_axis) = [np.column_stack(item.getData()) for item in window.layers.axes]
+    assert x_axis[1, 0] > x_axis[0, 0] and y_axis[1, 1] > y_axis[0, 1]  # x right, y down
+    assert z_axis[1, 0] < z_axis[0, 0] - 5  # the forward axis points left
+    assert "track #3" in window.pose_plot.plot.titleLabel.text
+    assert count(window.pose_plot.curves["yaw"]) == 1
+    window.params.child("pose", "style").setValue("cube")
+    assert count(window.layers.cube) == 24 and count(window.layers.axes[0]) == 0
+    window.params.child("layers", "pose").setValue(False)
+    assert count(window.layers.cube) == 0
+    window.params.child("layers", "pose").setValue(True)
+    window.params.child("pose", "yaw").setValue(False)
+    window.show_packet(packet(1))  # no pose now: nothing drawn, the plot says so
+    assert count(window.layers.cube) == 0
+    assert "none" in window.pose_plot.plot.titleLabel.text
+    assert count(window.pose_plot.curves["yaw"]) == 0
+
+
+def test_live_tuner_applies_between_frames_on_the_calling_thread():
+    processor = FrameProcessor.from_config(PipelineConfig(WEIGHTS, detector="full"))
+    tuner = LiveTuner(processor)
+    from dataclasses import replace
+    wanted = replace(tuner.params, min_cutoff=0.9, detector_threshold=0.2, redetect_every=4, focal_px=500.0)
+    tuner.set(wanted)
+    assert processor.smoother.params.min_cutoff != 0.9 and tuner.applied != wanted  # not yet: no frame
+    tuner(CapturedFrame(0, 0.0, np.zeros((32, 32, 3), np.uint8)))
+    assert tuner.applied == wanted and processor.smoother.params.min_cutoff == 0.9
+    assert processor.detector.score_threshold == 0.2 and processor.tracker.config.redetect_every == 4
+    assert processor.focal_px == 500.0
+
+
+def test_tuning_panel_changes_reach_the_running_pipelines_processor(app, tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4", frames=100, fps=25)
+    processor = FrameProcessor.from_config(PipelineConfig(WEIGHTS, detector="full"))
+    tuner = LiveTuner(processor)
+    pipeline = LivePipeline(VideoFileSource(clip, as_live=True), tuner)
+    window = OverlayWindow(pipeline, tuner, screenshot_dir=tmp_path)
+    window.show()
+    pipeline.start()
+    assert wait_until(app, lambda: window.frames_drawn >= 2)
+    window.params.child("smoothing", "min_cutoff").setValue(0.7)
+    window.params.child("detector", "threshold").setValue(0.35)
+    window.params.child("detector", "redetect_every").setValue(3)
+    window.params.child("camera", "hfov_deg").setValue(80.0)
+    assert tuner.params.min_cutoff == 0.7  # asked for at once ...
+    assert wait_until(app, lambda: processor.tracker.config.redetect_every == 3)  # ... applied by the worker
+    assert processor.smoother.params.min_cutoff == 0.7 and processor.detector.score_threshold == 0.35
+    assert processor.hfov_deg == 80.0 and processor.focal_px is None
+    window.close()  # stops the pipeline: threads joined, source released
+    assert window.stats is not None and window.stats.processed >= 2
+    assert not {t.name for t in threading.enumerate()} & {"capture", "worker"}
+    assert not pipeline.source.container.streams  # PyAV's container is closed
+
+
+def test_space_pauses_s_saves_a_screenshot_q_and_escape_quit(app, window, tmp_path):
+    window.activateWindow()
+    wait_until(app, window.isActiveWindow, 2.0)
+    window.show_packet(packet(0))
+    QtTest.QTest.keyClick(window, QtCore.Qt.Key.Key_Space)
+    assert window.paused and "PAUSED" in window.info.text()
+    window.show_packet(packet(1))
+    assert window.packet.frame_id == 0 and window.frames_drawn == 1  # taken, not drawn
+    QtTest.QTest.keyClick(window, QtCore.Qt.Key.Key_Space)
+    window.show_packet(packet(2))
+    assert not window.paused and window.packet.frame_id == 2
+    QtTest.QTest.keyClick(window, QtCore.Qt.Key.Key_S)
+    (shot,) = window.screenshots
+    assert shot.parent == tmp_path and shot.suffix == ".png" and [p.name for p in tmp_path.iterdir()] == [shot.name]
+    assert not QtGui.QImage(str(shot)).isNull()
+    QtTest.QTest.keyClick(window, QtCore.Qt.Key.Key_Q)
+    assert not window.isVisible()
+    again = OverlayWindow(screenshot_dir=tmp_path)
+    again.show()
+    again.activateWindow()
+    wait_until(app, again.isActiveWindow, 2.0)
+    QtTest.QTest.keyClick(again, QtCore.Qt.Key.Key_Escape)
+    assert not again.isVisible()
+
+
+def test_webcam_cli_plays_a_clip_takes_a_screenshot_and_quits(app, tmp_path, capsys):
+    clip = make_clip(tmp_path / "clip.mp4", frames=40, fps=25)
+    shots = tmp_path / "shots"
+    assert main(["--source", str(clip), "--detector", "full", "--screenshot-dir", str(shots),
+                 "--screenshot-after", "5", "--quit-after", "8"]) == 0
+    (shot,) = shots.iterdir()
+    image = QtGui.QImage(str(shot))
+    assert shot.suffix == ".png" and image.width() > 320 and image.height() > 240
+    err = capsys.readouterr().err
+    assert "screenshot:" in err and "frames processed" in err
+    assert not {t.name for t in threading.enumerate()} & {"capture", "worker"}
+
+
+def test_webcam_cli_quits_at_the_end_of_a_short_clip(app, tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4", frames=5, fps=25)
+    assert main(["--source", str(clip), "--screenshot-dir", str(tmp_path), "--screenshot-after", "50",
+                 "--quit-after", "50"]) == 0
+    assert len(list(tmp_path.glob("overlay-*.png"))) == 1  # taken at the end of input
+
+
+@pytest.mark.parametrize("case", ["missing", "not_video", "zero_byte", "bad_camera", "bad_count"])
+def test_webcam_cli_bad_input_is_one_error_line_and_exit_2(tmp_path, capsys, case):
+    (tmp_path / "notes.txt").write_text("not a video\n")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    source = {"missing": tmp_path / "nope.mp4", "not_video": tmp_path / "notes.txt",
+              "zero_byte": tmp_path / "empty.mp4", "bad_camera": "9", "bad_count": tmp_path / "notes.txt"}[case]
+    extra = ["--quit-after", "0"] if case == "bad_count" else []
+    assert main(["--source", str(source), "--screenshot-dir", str(tmp_path / "shots"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_webcam_cli_without_a_display_says_how_to_get_one(tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4", frames=2)
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.update(QT_QPA_PLATFORM="xcb", OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-m", "realtime.webcam", "--source", str(clip)], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "QT_QPA_PLATFORM=offscreen" in result.stderr and "Xvfb" in result.stderr
+
+
+def _free_display() -> int:
+    return next(n for n in range(90, 200) if not Path(f"/tmp/.X11-unix/X{n}").exists()
+                and not Path(f"/tmp/.X{n}-lock").exists())
+
+
+@pytest.mark.xvfb
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed (apt-get install xvfb)")
+def test_webcam_cli_in_a_real_xcb_window_on_xvfb(tmp_path):
+    display = _free_display()
+    xvfb = subprocess.Popen(["Xvfb", f":{display}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if not wait_for(lambda: Path(f"/tmp/.X11-unix/X{display}").exists() or xvfb.poll() is not None, 10.0) \
+                or xvfb.poll() is not None:
+            pytest.skip(f"Xvfb did not start on :{display}")
+        clip = make_clip(tmp_path / "clip.mp4", frames=40, fps=25)
+        env = {**os.environ, "DISPLAY": f":{display}", "QT_QPA_PLATFORM": "xcb", "OMP_NUM_THREADS": "1"}
+        result = subprocess.run([sys.executable, "-m", "realtime.webcam", "--source", str(clip), "--detector", "full",
+                                 "--screenshot-dir", str(tmp_path / "shots"), "--screenshot-after", "10",
+                                 "--quit-after", "12"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        (shot,) = (tmp_path / "shots").iterdir()
+        image = QtGui.QImage(str(shot))
+        assert image.width() >= 800 and image.height() >= 500
+        rgb = np.frombuffer(image.convertToFormat(QtGui.QImage.Format.Format_RGB888).constBits(), np.uint8)
+        assert rgb.std() > 10  # a drawn window, not a blank one
+    finally:
+        xvfb.terminate()
+        xvfb.wait(10)
+
+
+def wait_for(condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)  # waiting on another process's socket file: no event to wait on
+    return condition()
