@@ -106,6 +106,30 @@ def test_live_mode_with_a_slow_consumer_drops_at_the_entrance_only(tmp_path, pro
     assert not any(t.is_alive() for t in pipeline._threads)
 
 
+def test_live_mode_memory_stays_flat_while_frames_are_dropped(tmp_path, processor):
+    import tracemalloc
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=300, fps=200)  # 1.5 s as live, far faster than the consumer
+    frame_bytes = 160 * 120 * 3
+    tracemalloc.start()
+    try:
+        pipeline = LivePipeline(VideoFileSource(clip, as_live=True), processor)
+        usage = []
+        with pipeline:
+            for i, packet in enumerate(pipeline):
+                time.sleep(0.01)
+                if i >= 5:
+                    usage.append(tracemalloc.get_traced_memory()[0])
+                del packet
+    finally:
+        tracemalloc.stop()
+    stats = pipeline.stats
+    assert stats.dropped > 100 and len(usage) > 10  # most frames dropped, many processed
+    # dropped frames are released: growth after warm-up stays under 20 frames' worth, not ~dropped frames' worth
+    growth = max(usage[len(usage) // 2:]) - min(usage[:len(usage) // 2])
+    assert growth < 20 * frame_bytes, f"memory grew {growth / 1e6:.1f} MB while {stats.dropped} frames were dropped"
+
+
 def test_live_stop_mid_stream_joins_threads_and_releases_the_source(tmp_path, processor):
     clip = make_clip(tmp_path / "clip.mp4", frames=200, fps=25)  # 8 s as live
     source = VideoFileSource(clip, as_live=True)
