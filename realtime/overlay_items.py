@@ -157,7 +157,7 @@ class PosePlot:
         plot.setYRange(-90.0, 90.0, padding=0)
         # a zero line, not showGrid: the alpha-blended grid cost 6-15 ms a frame to paint here
         plot.addItem(pg.InfiniteLine(0.0, angle=0, pen=pg.mkPen(128, 128, 128, style=pg.QtCore.Qt.PenStyle.DashLine)))
-        plot.addLegend(offset=(5, 5))
+        plot.addLegend(offset=(-5, 5), colCount=3)  # one row, top right
         self.curves = {name: plot.plot(pen=pg.mkPen(ANGLE_RGB[name], width=2), name=name, connect="finite")
                        for name in ANGLES}
         self.samples: collections.deque[tuple[float, float, float, float]] = collections.deque()
