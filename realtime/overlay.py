@@ -18,6 +18,8 @@ threads joined, source released.
 from __future__ import annotations
 
 import collections
+import signal
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -87,7 +89,7 @@ class OverlayWindow(QtWidgets.QWidget):
     ``screenshot_after`` N: save a screenshot once N frames have been drawn (or at the end of the
     input, if it comes first); ``quit_after`` N: close after N frames drawn, or at the end of input.
     After closing, ``stats`` holds the pipeline's counts, ``error`` a pipeline failure (or None),
-    ``screenshots`` the files saved.
+    ``screenshots`` the files saved, ``interrupted`` whether Ctrl-C closed it (``run_window``).
     """
 
     def __init__(self, pipeline: LivePipeline | None = None, tuner: LiveTuner | None = None,
@@ -103,6 +105,7 @@ class OverlayWindow(QtWidgets.QWidget):
         self.frames_drawn, self.draw_ms = 0, 0.0
         self.stats: RunStats | None = None
         self.error: BaseException | None = None
+        self.interrupted = False
         self.screenshots: list[Path] = []
         self._recent: collections.deque[tuple[float, float]] = collections.deque(maxlen=120)  # (t shown, latency)
         self._note = ""
@@ -260,3 +263,37 @@ class OverlayWindow(QtWidgets.QWidget):
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self.shutdown()
         super().closeEvent(event)
+
+
+def _qt_message(mode: object, context: object, message: str) -> None:
+    """Qt's messages to stderr, less the offscreen plugin's harmless note on size hints."""
+    if "propagateSizeHints" not in message:
+        print(message, file=sys.stderr)
+
+
+def run_window(pipeline: LivePipeline, tuner: LiveTuner, **options: object) -> OverlayWindow:
+    """Show an ``OverlayWindow`` (``options`` as its constructor), start ``pipeline``, run Qt's
+    event loop until the window closes (Q, Esc, the window's close button, ``quit_after``, a
+    pipeline error, or Ctrl-C, which sets ``window.interrupted``); the pipeline is stopped on
+    return whatever happened. Returns the closed window (``stats``, ``error``, ``screenshots``)."""
+    QtCore.qInstallMessageHandler(_qt_message)
+    app = pg.mkQApp("RCN live landmarks")
+    try:
+        window = OverlayWindow(pipeline, tuner, **options)
+    except BaseException:
+        pipeline.stop()  # releases the source
+        raise
+
+    def interrupt(*_: object) -> None:  # runs on the GUI thread between two timer ticks
+        window.interrupted = True
+        window.close()
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        window.show()
+        pipeline.start()
+        app.exec()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        window.shutdown()
+    return window

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -89,23 +88,23 @@ def face_model(path: str | None, num_points: int):
         raise UserError(f"cannot read the 3D face model {file}: {exc}") from None
 
 
-def _qt_message(mode: object, context: object, message: str) -> None:
-    """Qt's messages to stderr, less the offscreen plugin's harmless note on size hints."""
-    if "propagateSizeHints" not in message:
-        print(message, file=sys.stderr)
+def screenshot_folder(path: str) -> Path:
+    """``path`` made if needed; a UserError when it cannot be made or written to."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot use {folder} as the screenshot folder: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"the screenshot folder {folder} is not writable")
+    return folder
 
 
 def run(args: argparse.Namespace) -> int:
     for name in ("screenshot_after", "quit_after", "width", "height"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    screenshot_dir = Path(args.screenshot_dir)
-    try:
-        screenshot_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot use {screenshot_dir} as the screenshot folder: {exc.strerror}") from None
-    if not os.access(screenshot_dir, os.W_OK):
-        raise UserError(f"the screenshot folder {screenshot_dir} is not writable")
+    folder = screenshot_folder(args.screenshot_dir)
     import cv2
 
     from realtime.capture import open_source
@@ -119,42 +118,24 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_qt()
         landmarker = Landmarker(Path(args.weights), args.device)
-        processor = FrameProcessor(landmarker, BlazeFaceDetector(args.detector),
-                                   face_model_3d=face_model(args.face_model, landmarker.num_points),
-                                   focal_px=args.focal_px, hfov_deg=args.hfov)
+        tuner = LiveTuner(FrameProcessor(landmarker, BlazeFaceDetector(args.detector),
+                                         face_model_3d=face_model(args.face_model, landmarker.num_points),
+                                         focal_px=args.focal_px, hfov_deg=args.hfov))
     except BaseException:
         source.close()
         raise
-    tuner = LiveTuner(processor)
-    pipeline = LivePipeline(source, tuner)
-    try:
-        import pyqtgraph as pg
+    from realtime.overlay import run_window
 
-        from realtime.overlay import OverlayWindow
-
-        from pyqtgraph.Qt import QtCore
-
-        QtCore.qInstallMessageHandler(_qt_message)
-        app = pg.mkQApp("RCN live landmarks")
-        window = OverlayWindow(pipeline, tuner, screenshot_dir=screenshot_dir,
-                               screenshot_after=args.screenshot_after, quit_after=args.quit_after)
-        window.show()
-        interrupted = []
-        previous = signal.signal(signal.SIGINT, lambda *_: (interrupted.append(True), window.close()))
-        pipeline.start()
-        try:
-            app.exec()
-        finally:
-            signal.signal(signal.SIGINT, previous)
-    finally:
-        stats = pipeline.stop()
+    window = run_window(LivePipeline(source, tuner), tuner, screenshot_dir=folder,
+                        screenshot_after=args.screenshot_after, quit_after=args.quit_after)
     for path in window.screenshots:
         print(f"screenshot: {path}", file=sys.stderr)
     if window.error is not None:
         raise window.error
+    stats = window.stats
     print(f"{stats.processed} frames processed, {stats.dropped} dropped, in {stats.wall_s:.1f} s "
           f"({stats.fps:.1f} fps)", file=sys.stderr)
-    return 130 if interrupted else 0
+    return 130 if window.interrupted else 0
 
 
 def main(argv: list[str] | None = None) -> int:

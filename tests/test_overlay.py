@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -193,6 +194,22 @@ def test_webcam_cli_quits_at_the_end_of_a_short_clip(app, tmp_path):
     assert main(["--source", str(clip), "--screenshot-dir", str(tmp_path), "--screenshot-after", "50",
                  "--quit-after", "50"]) == 0
     assert len(list(tmp_path.glob("overlay-*.png"))) == 1  # taken at the end of input
+
+
+def test_webcam_cli_ctrl_c_closes_the_window_and_exits_130(tmp_path):
+    clip, shots = make_clip(tmp_path / "clip.mp4", frames=250, fps=25), tmp_path / "shots"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "OMP_NUM_THREADS": "1"}
+    cli = subprocess.Popen([sys.executable, "-m", "realtime.webcam", "--source", str(clip), "--screenshot-dir",
+                            str(shots), "--screenshot-after", "3"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: any(shots.glob("*.png")) or cli.poll() is not None, 60.0) and cli.poll() is None
+        cli.send_signal(signal.SIGINT)
+        _, err = cli.communicate(timeout=30)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+    assert cli.returncode == 130 and "frames processed" in err and "Traceback" not in err, err
 
 
 @pytest.mark.parametrize("case", ["missing", "not_video", "zero_byte", "bad_camera", "bad_count"])
