@@ -19,9 +19,13 @@ import threading
 from dataclasses import dataclass, replace
 
 from realtime.capture import CapturedFrame
+from realtime.detector import MODELS
 from realtime.errors import UserError
 from realtime.packet import FramePacket
 from realtime.pipeline import FrameProcessor
+from realtime.pose import DEFAULT_HFOV_DEG
+from realtime.smoothing import SmoothingParams
+from realtime.tracker import TrackerConfig
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,13 @@ class LiveParams:
         if (self.focal_px is not None and self.focal_px <= 0) or not 0.0 < self.hfov_deg < 180.0:
             raise UserError(f"focal length must be positive and the FOV in (0, 180) degrees, got "
                             f"{self.focal_px} px, {self.hfov_deg} deg")
+
+    @staticmethod
+    def defaults() -> "LiveParams":
+        """The values of a processor built with default settings (short-range detector)."""
+        smoothing, tracker = SmoothingParams(), TrackerConfig()
+        return LiveParams(smoothing.min_cutoff, smoothing.beta, smoothing.d_cutoff, smoothing.enabled,
+                          MODELS["short"].score_threshold, tracker.redetect_every, None, DEFAULT_HFOV_DEG)
 
     @staticmethod
     def of(processor: FrameProcessor) -> "LiveParams":

@@ -59,7 +59,7 @@ def tuning_parameters(live: LiveParams, display: DisplayOptions) -> Parameter:
             num("threshold", "detector threshold", live.detector_threshold, (0.0, 1.0), 0.05),
             num("redetect_every", "re-detect every", live.redetect_every, (1, 10000), 1, "frames", kind="int")]},
         {"name": "camera", "title": "Camera intrinsics", "type": "group", "children": [
-            num("focal_px", "focal length", live.focal_px or 0.0, (0.0, 1e5), 10.0, "px", "0: from the FOV"),
+            num("focal_px", "focal length (0: FOV)", live.focal_px or 0.0, (0.0, 1e5), 10.0, "px"),
             num("hfov_deg", "horizontal FOV", live.hfov_deg, (1.0, 179.0), 1.0, "deg")]},
         {"name": "pose", "title": "Pose display", "type": "group", "children": [
             {"name": "style", "title": "style", "type": "list", "limits": ["axes", "cube"], "value": display.pose_style},
@@ -97,7 +97,7 @@ class OverlayWindow(QtWidgets.QWidget):
                  screenshot_after: int | None = None, quit_after: int | None = None, poll_ms: int = 5) -> None:
         super().__init__()
         self.pipeline, self.tuner, self.display = pipeline, tuner, display
-        self.live = tuner.params if tuner is not None else LiveParams(0.1, 6.0, 0.5, True, 0.5, 10, None, 60.0)
+        self.live = tuner.params if tuner is not None else LiveParams.defaults()
         self.screenshot_dir = Path(screenshot_dir)
         self.screenshot_after, self.quit_after = screenshot_after, quit_after
         self.packet: FramePacket | None = None
