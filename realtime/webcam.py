@@ -10,8 +10,8 @@ tunes smoothing, detection, intrinsics and the display live. ``--screenshot-afte
 screenshot once N frames are drawn and ``--quit-after N`` closes the window after N frames (both
 also act at the end of a file), for scripted runs. Without a display, QT_QPA_PLATFORM=offscreen
 runs the same window off screen. Bad input prints one ``error:`` line and exits with status 2.
-Head pose is drawn when a 3D mean face matching the model's points is given (``--face-model``,
-or ``assets/mean_face_<K>.npy`` when it exists); otherwise it is left out.
+Head pose uses ``--face-model`` (a (K, 3) .npy matching the model's points) or else the shipped
+3D mean face's points for the model's layout; a layout with no known 3D points gets no pose.
 """
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from pathlib import Path
 from realtime.errors import UserError
 from realtime.video import DEFAULT_WEIGHTS
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 QT_HELP = ("without a display, set QT_QPA_PLATFORM=offscreen (no window; see --screenshot-after), or start a "
            "virtual display: Xvfb :99 -screen 0 1280x1024x24 & and DISPLAY=:99 (Debian packages in the README)")
 
@@ -45,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--detector", choices=("short", "full"), default="short",
                         help="BlazeFace short range (faces within ~2 m) or full range (small faces)")
     parser.add_argument("--device", default="cpu", help="torch device for the landmark model")
-    parser.add_argument("--face-model", help="3D mean face (K, 3) .npy for head pose")
+    parser.add_argument("--face-model", help="3D face (K, 3) .npy for head pose (default: the shipped mean face)")
     parser.add_argument("--screenshot-dir", default=".", help="folder for screenshots (S key)")
     parser.add_argument("--screenshot-after", type=int, metavar="N", help="save a screenshot after N frames")
     parser.add_argument("--quit-after", type=int, metavar="N", help="quit after N frames drawn")
@@ -75,17 +74,21 @@ def check_qt() -> None:
         raise UserError(f"Qt cannot open a window (QT_QPA_PLATFORM={platform}: {reason}); {QT_HELP}")
 
 
-def face_model(path: str | None, num_points: int):
-    """The (K, 3) mean face: ``path``, else ``assets/mean_face_<K>.npy`` if present, else None."""
+def face_model(path: str | None, layout: object):
+    """The (K, 3) 3D face for head pose: ``path`` (a .npy), else the shipped mean face's points
+    for the model's ``layout`` (``realtime/meanface.py``), else None (no pose drawn)."""
     import numpy as np
 
-    file = Path(path) if path else ASSETS / f"mean_face_{num_points}.npy"
-    if not path and not file.is_file():
-        return None
+    if path:
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read the 3D face model {path}: {exc}") from None
     try:
-        return np.load(file, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read the 3D face model {file}: {exc}") from None
+        from realtime.meanface import face_model_for
+    except ImportError:  # no mean face shipped yet
+        return None
+    return face_model_for(layout)
 
 
 def screenshot_folder(path: str) -> Path:
@@ -119,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         check_qt()
         landmarker = Landmarker(Path(args.weights), args.device)
         tuner = LiveTuner(FrameProcessor(landmarker, BlazeFaceDetector(args.detector),
-                                         face_model_3d=face_model(args.face_model, landmarker.num_points),
+                                         face_model_3d=face_model(args.face_model, landmarker.layout),
                                          focal_px=args.focal_px, hfov_deg=args.hfov))
     except BaseException:
         source.close()
