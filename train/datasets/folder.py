@@ -8,21 +8,27 @@
       "points": [[x, y], ...],            # required, K pairs of numbers
       "visible": [true, ...],             # optional, K booleans (default: all true)
       "attributes": {"smile": 1, ...},    # optional, name -> number (int = class id, float = value)
+      "attribute_kinds": {"yaw": "angle"},  # optional, name -> "angle" | "scalar" | "class:<n>"
       "layout": "ibug68",                 # optional, a name from realtime.layouts.LAYOUTS
       "box": [x0, y0, x1, y1]             # optional, face box in image pixels
     }
 
-Where both exist, the ``.json`` wins. Images with neither are skipped (counted in a warning).
+Where both exist, the ``.json`` wins. Images with neither are skipped (counted in a warning). A
+``.pts`` face also takes ``attributes`` and ``attribute_kinds`` from the teacher's sidecar
+``name.teacher.json`` when one is beside it (``python -m train.meanface pose DIR`` writes head
+pose there: yaw/pitch/roll, kind "angle").
 The layout comes from ``layout=`` (spec option), else from the JSON files (which must agree), else
 from the point count via ``layout_for_count``; all faces must have the same number of points.
-An attribute is ``class:<max+1>`` when every labelled value is an integer >= 0, else ``scalar``;
-faces without it get NaN (unlabelled).
+An attribute's kind is the one its files declare (they must agree); undeclared, it is
+``class:<max+1>`` when every labelled value is an integer >= 0, else ``scalar``; faces without it
+get NaN (unlabelled).
 """
 from __future__ import annotations
 
 import json
 import logging
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +39,7 @@ from train.datasets.base import FaceSample, LandmarkSet
 from train.datasets.ibug300w import IMAGE_SUFFIXES, read_pts
 
 log = logging.getLogger(__name__)
+_KIND = re.compile(r"angle|scalar|class:([2-9]|[1-9][0-9]+)")
 
 
 def _number(value: object) -> bool:
@@ -58,10 +65,7 @@ def read_json_annotation(path: Path) -> dict:
     visible = doc.get("visible", [True] * k)
     if not isinstance(visible, list) or len(visible) != k or not all(isinstance(v, bool) for v in visible):
         raise UserError(f"{path}: \"visible\" must be a list of {k} booleans (true/false)")
-    attributes = doc.get("attributes", {})
-    if not isinstance(attributes, dict) or not all(
-            _number(v) or isinstance(v, bool) for v in attributes.values()):
-        raise UserError(f"{path}: \"attributes\" must map names to numbers")
+    attributes, kinds = _attributes(path, doc)
     layout = doc.get("layout")
     if layout is not None and not isinstance(layout, str):
         raise UserError(f"{path}: \"layout\" must be a layout name string")
@@ -70,9 +74,37 @@ def read_json_annotation(path: Path) -> dict:
         raise UserError(f"{path}: \"box\" must be [x0, y0, x1, y1] numbers")
     return {
         "points": np.asarray(pts, dtype=np.float32), "visible": np.asarray(visible, dtype=bool),
-        "attributes": {str(n): int(v) if isinstance(v, bool) else v for n, v in attributes.items()},
-        "layout": layout, "box": None if box is None else tuple(float(v) for v in box),
+        "attributes": attributes, "attribute_kinds": kinds, "layout": layout,
+        "box": None if box is None else tuple(float(v) for v in box),
     }
+
+
+def _attributes(path: Path, doc: dict) -> tuple[dict, dict[str, str]]:
+    """The checked ``attributes`` and ``attribute_kinds`` of a parsed JSON object."""
+    attributes = doc.get("attributes", {})
+    if not isinstance(attributes, dict) or not all(
+            _number(v) or isinstance(v, bool) for v in attributes.values()):
+        raise UserError(f"{path}: \"attributes\" must map names to numbers")
+    kinds = doc.get("attribute_kinds", {})
+    if not isinstance(kinds, dict) or not all(isinstance(k, str) and _KIND.fullmatch(k) for k in kinds.values()):
+        raise UserError(f"{path}: \"attribute_kinds\" must map names to \"angle\", \"scalar\" or \"class:<n>\"")
+    return {str(n): int(v) if isinstance(v, bool) else v for n, v in attributes.items()}, dict(kinds)
+
+
+def read_sidecar_attributes(pts_path: Path) -> tuple[dict, dict[str, str]]:
+    """``attributes`` and ``attribute_kinds`` of the ``.teacher.json`` beside a ``.pts`` (empty without one)."""
+    side = pts_path.with_suffix(".teacher.json")
+    if not side.is_file():
+        return {}, {}
+    try:
+        doc = json.loads(side.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{side}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {side}: {exc}") from None
+    if not isinstance(doc, dict):
+        raise UserError(f"{side}: expected a JSON object")
+    return _attributes(side, doc)
 
 
 def _annotations(root: Path) -> tuple[list[tuple[Path, Path]], int]:
@@ -88,10 +120,13 @@ def _annotations(root: Path) -> tuple[list[tuple[Path, Path]], int]:
     return pairs, skipped
 
 
-def _attribute_kinds(samples: list[FaceSample]) -> dict[str, str]:
+def _attribute_kinds(samples: list[FaceSample], declared: dict[str, str]) -> dict[str, str]:
     names = sorted({n for s in samples for n in s.attributes})
     kinds = {}
     for name in names:
+        if name in declared:
+            kinds[name] = declared[name]
+            continue
         values = [s.attributes[name] for s in samples if name in s.attributes]
         ints = all(isinstance(v, int) and v >= 0 for v in values)
         kinds[name] = f"class:{max(values) + 1}" if ints else "scalar"
@@ -135,13 +170,19 @@ def load_folder(root: str | Path, layout: str | None = None) -> LandmarkSet:
     if skipped:
         log.warning("%d image(s) under %s have no .pts/.json beside them and were skipped", skipped, root)
     samples, layouts, first = [], {}, None
+    declared: dict[str, tuple[str, Path]] = {}
     for image, ann in pairs:
         if ann.suffix == ".pts":
             pts = read_pts(ann)
-            rec = {"points": pts, "visible": np.ones(len(pts), dtype=bool), "attributes": {},
-                   "layout": None, "box": None}
+            attributes, kinds = read_sidecar_attributes(ann)
+            rec = {"points": pts, "visible": np.ones(len(pts), dtype=bool), "attributes": attributes,
+                   "attribute_kinds": kinds, "layout": None, "box": None}
         else:
             rec = read_json_annotation(ann)
+        for name, kind in rec["attribute_kinds"].items():
+            if declared.setdefault(name, (kind, ann))[0] != kind:
+                raise UserError(f"attribute {name!r} is {kind!r} in {ann} "
+                                f"but {declared[name][0]!r} in {declared[name][1]}")
         if rec["layout"] is not None:
             layouts.setdefault(rec["layout"], ann)
         if first is None:
@@ -159,6 +200,6 @@ def load_folder(root: str | Path, layout: str | None = None) -> LandmarkSet:
     name = _resolve_layout(root, layout, layouts, first[1])
     for s in samples:
         s.layout = name
-    kinds = _attribute_kinds(samples)
+    kinds = _attribute_kinds(samples, {name: kind for name, (kind, _) in declared.items()})
     log.info("folder: %d faces (%s) from %s", len(samples), name, root)
     return LandmarkSet(name=f"folder:{root.name}", layout=name, samples=samples, attribute_kinds=kinds)
