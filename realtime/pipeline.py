@@ -2,8 +2,9 @@
 
 ``FrameProcessor`` is the single-threaded per-frame chain (a plain object; tests call it directly):
 detect (only when the tracker asks) -> track -> landmarks of all faces in one batch -> One Euro
-smoothing per track -> head pose (only when a 3D face model is configured) -> ``FramePacket``.
-The placeholder weights and the absent 3D mean face mean pose is skipped by default.
+smoothing per track -> head pose -> ``FramePacket``. Head pose uses the shipped 3D mean face
+(``realtime/meanface.py``) by default, or its subset for the weights' layout (the 5-point
+placeholder too); it is skipped for layouts with no known 3D points, or when asked (None).
 
 Two ways to drive it:
 
@@ -41,6 +42,7 @@ from realtime.detector import BlazeFaceDetector
 from realtime.errors import UserError
 from realtime.landmarker import Landmarker
 from realtime.mailbox import LatestMailbox, MailboxClosed
+from realtime.meanface import face_model_for
 from realtime.packet import FaceResult, FramePacket
 from realtime.pose import CameraIntrinsics, PoseEstimate, PoseSmoother, estimate_head_pose
 from realtime.smoothing import SmoothingParams, TrackSmoother
@@ -50,15 +52,16 @@ from realtime.tracker import FaceTracker, TrackerConfig
 @dataclass(frozen=True)
 class PipelineConfig:
     """``weights`` landmark .safetensors; ``detector`` "short"/"full"; ``face_model_3d`` (K, 3)
-    mean face for head pose (None: no pose); ``focal_px`` or ``hfov_deg`` the camera intrinsics;
-    ``queue_size`` frames decoded ahead in file mode."""
+    3D face for head pose, "auto" (the shipped mean face for the weights' layout) or None (no
+    pose); ``focal_px`` or ``hfov_deg`` the camera intrinsics; ``queue_size`` frames decoded
+    ahead in file mode."""
 
     weights: Path
     detector: str = "short"
     device: str = "cpu"
     decoder: str | None = None
     tracker: TrackerConfig = TrackerConfig()
-    face_model_3d: np.ndarray | None = None
+    face_model_3d: np.ndarray | str | None = "auto"
     focal_px: float | None = None
     hfov_deg: float = 60.0
     queue_size: int = 8
@@ -83,12 +86,16 @@ class FrameProcessor:
     """One frame in, one ``FramePacket`` out; keeps the tracks and filters between calls."""
 
     def __init__(self, landmarker: Landmarker, detector: BlazeFaceDetector, tracker_config: TrackerConfig = TrackerConfig(),
-                 smoothing: SmoothingParams | None = None, face_model_3d: np.ndarray | None = None,
+                 smoothing: SmoothingParams | None = None, face_model_3d: np.ndarray | str | None = None,
                  focal_px: float | None = None, hfov_deg: float = 60.0) -> None:
         self.landmarker, self.detector = landmarker, detector
         self.tracker = FaceTracker(landmarker.input_size, landmarker.layout, tracker_config)
         self.smoother = TrackSmoother(smoothing)
         self.pose_smoother = PoseSmoother()
+        if isinstance(face_model_3d, str):
+            if face_model_3d != "auto":
+                raise UserError(f"face_model_3d must be a (K, 3) array, 'auto' or None, not {face_model_3d!r}")
+            face_model_3d = face_model_for(landmarker.layout)
         if face_model_3d is not None:
             face_model_3d = np.asarray(face_model_3d, np.float64)
             if face_model_3d.shape != (landmarker.num_points, 3):

@@ -1,14 +1,17 @@
 """Landmarks for a recorded video, an image or a folder of images, headless.
 
     python -m realtime.video INPUT -o OUT.mp4 --landmarks OUT.jsonl [--csv] [--weights W]
-                             [--detector short|full]
+                             [--detector short|full] [--focal-px F | --hfov DEG] [--face-model F.npy]
 
 Every input frame is processed, in order, and gets one landmarks record (JSON line, or CSV rows
-with ``--csv``): frame index, timestamp, and per face its track id, box, points, scores and pose
-(pose stays empty until a 3D mean face is shipped). The annotated video is H.264 with the input's
-audio copied. Outputs are atomic: bad input (a missing, empty, non-video or truncated file) prints
-one ``error:`` line, exits with status 2 and leaves no output; Ctrl-C finishes both outputs with
-the frames done so far and exits with status 130. The default weights are the placeholder
+with ``--csv``): frame index, timestamp, and per face its track id, box, points, scores and head
+pose (yaw/pitch/roll degrees, ``realtime/pose.py``'s convention; from the shipped 3D mean face,
+``realtime/meanface.py``, or its 5-point subset; none for layouts without 3D points). The camera's
+intrinsics default to a 60 degree horizontal field of view, typical of webcams. The annotated
+video is H.264 with the input's audio copied, pose drawn as axes on each face. Outputs are
+atomic: bad input (a missing, empty, non-video or truncated file) prints one ``error:`` line,
+exits with status 2 and leaves no output; Ctrl-C finishes both outputs with the frames done so
+far and exits with status 130. The default weights are the placeholder
 ``assets/rcn_mtfl_synth.safetensors`` (5 points, trained on synthetic drawings: plumbing only, no
 accuracy claim on real faces).
 """
@@ -51,6 +54,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="BlazeFace short range (faces within ~2 m) or full range (small faces)")
     parser.add_argument("--device", default="cpu", help="torch device for the landmark model")
     parser.add_argument("--rate", type=float, default=30.0, help="frame rate of a folder of images (Hz)")
+    intrinsics = parser.add_mutually_exclusive_group()
+    intrinsics.add_argument("--focal-px", type=float, help="camera focal length in pixels (head pose)")
+    intrinsics.add_argument("--hfov", type=float, default=60.0, help="horizontal field of view in degrees, "
+                            "for head pose when --focal-px is not given (default 60, typical of webcams)")
+    parser.add_argument("--face-model", help="3D face (K, 3) .npy for head pose, K the model's point count "
+                        "(default: the shipped mean face, assets/mean_face_68.npy, or its subset)")
     parser.add_argument("--min-confidence", type=float, default=None,
                         help="re-detect when a track's mean point score falls below this")
     return parser.parse_args(argv)
@@ -60,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from realtime.capture import VideoFileSource, open_source
+    from realtime.meanface import load_face_model
     from realtime.packet import FramePacket
     from realtime.pipeline import FrameProcessor, PipelineConfig, run_file
     from realtime.tracker import TrackerConfig
@@ -68,8 +78,10 @@ def run(args: argparse.Namespace) -> int:
     tracker = TrackerConfig()
     if args.min_confidence is not None:
         tracker = replace(tracker, min_confidence=args.min_confidence)
+    face_model = "auto" if args.face_model is None else load_face_model(args.face_model)
     processor = FrameProcessor.from_config(PipelineConfig(Path(args.weights), args.detector, args.device,
-                                                          tracker=tracker))
+                                                          tracker=tracker, face_model_3d=face_model,
+                                                          focal_px=args.focal_px, hfov_deg=args.hfov))
     source = open_source(args.input, rate_hz=args.rate)
     is_video = isinstance(source, VideoFileSource)
     total = (source.declared_frames or None) if is_video else len(getattr(source, "files", [0]))

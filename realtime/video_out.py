@@ -206,8 +206,10 @@ def draw_overlay(image: np.ndarray, packet: FramePacket, draw_points: bool = Tru
                  draw_ids: bool = True, draw_pose: bool = True, axis_scale: float = 0.5) -> np.ndarray:
     """A copy of ``image`` (H, W, 3) uint8 RGB with ``packet``'s faces drawn on it.
 
-    Pose axes are the rotated model axes (x red, y green, z blue) drawn from the points' centre,
-    ``axis_scale`` x the box side long, under a weak-perspective (orthographic) projection.
+    Pose axes are the rotated model axes (``realtime/pose.py``: x red, towards the subject's left;
+    y green, down; z blue drawn out of the face, i.e. the model's -z, where the face looks, as the
+    live overlay draws it) from the points' centre, ``axis_scale`` x the box side long, under a
+    weak-perspective (orthographic) projection.
     """
     out = np.ascontiguousarray(image).copy()
     line = max(1, round(min(out.shape[:2]) / 320))
@@ -226,8 +228,8 @@ def draw_overlay(image: np.ndarray, packet: FramePacket, draw_points: bool = Tru
             rotation = angles_to_rotation(face.pose.yaw_deg, face.pose.pitch_deg, face.pose.roll_deg)
             centre = finite.mean(0)
             length = axis_scale * max(x1 - x0, y1 - y0) if math.isfinite(x1 - x0) else 20.0
-            for axis in range(3):
-                tip = centre + length * rotation[:2, axis]
+            for axis, sign in ((0, 1.0), (1, 1.0), (2, -1.0)):
+                tip = centre + sign * length * rotation[:2, axis]
                 cv2.line(out, tuple(np.round(centre).astype(int)), tuple(np.round(tip).astype(int)),
                          AXIS_RGB[axis], line + 1, cv2.LINE_AA)
     return out
