@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test clean-venv
+.PHONY: venv demo demo-synth test clean-venv
 
 venv: $(STAMP)
 
@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: venv
+	$(PY) -m realtime.video assets/demo.mp4 -o demo_out.mp4 --landmarks demo_out.jsonl
+
+demo-synth: venv
 	$(PY) -m train evaluate assets/rcn_mtfl_synth.safetensors --data synth:test --norm eye_centres,box --ced demo_out_ced.png
 
 test: venv
