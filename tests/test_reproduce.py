@@ -32,3 +32,14 @@ def test_bad_fraction_list_is_a_one_line_error(tmp_path, capsys):
     assert main(["semisup2018", "--out", str(tmp_path), "--fractions", "a,b"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --fractions") and err.count("\n") == 1
+
+
+def test_report_only_lists_finished_runs_and_trains_nothing(tmp_path):
+    base = ["semisup2018", "--out", str(tmp_path / "runs"), "--docs", str(tmp_path / "docs"), "--steps", "2",
+            "--batch-size", "4", "--eval-every", "2", "--train", "synth:train?n=40&seed=5",
+            "--val", "synth:val?n=8&seed=5", "--test", "synth:test?n=8&seed=5"]
+    assert main(base + ["--fractions", "1"]) == 0  # the 100% row only
+    assert main(base + ["--fractions", "0.05,1", "--report-only"]) == 0
+    report = (tmp_path / "docs" / "results_2018.md").read_text()
+    assert report.count("not run yet") == 4 and "needs runs that are not finished" in report
+    assert not (tmp_path / "runs" / "semisup2018" / "f0.05_L").exists()

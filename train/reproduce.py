@@ -214,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--attribute-weight", type=float, default=1.0)
     g.add_argument("--elt-weight", type=float, default=300.0)
     g.add_argument("--fractions", default="0.01,0.05,1", help="comma list of landmark-labelled fractions")
+    g.add_argument("--report-only", action="store_true", help="train nothing: report the finished runs")
     args = p.parse_args(argv)
     try:
         return _run(args)
@@ -262,7 +263,7 @@ def _run_semisup(args) -> int:
                             batch_size=args.batch_size, attribute_weight=args.attribute_weight,
                             elt_weight=args.elt_weight, preset=args.preset, loss=args.loss, train=args.train,
                             val=args.val, test=args.test, eval_every=args.eval_every, fractions=fractions)
-    print(run_grid(settings, run_or_resume, evaluate_run, command_line, hardware))
+    print(run_grid(settings, run_or_resume, evaluate_run, command_line, hardware, train=not args.report_only))
     return 0
 
 
