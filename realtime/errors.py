@@ -1,4 +1,8 @@
 """The one exception type that command lines turn into a one-line message and a non-zero exit."""
+from __future__ import annotations
+
+import sys
+from typing import Callable
 
 
 class UserError(Exception):
@@ -7,3 +11,13 @@ class UserError(Exception):
     Raise it with a message that says what is wrong and, where it helps, what to do instead.
     Command lines catch it, print ``error: <message>`` and exit with status 2.
     """
+
+
+def exit_status(run: Callable[[], int]) -> int:
+    """Call a command line's ``run``; a ``UserError`` becomes ``error: <message>`` on stderr and
+    exit status 2 (never a traceback)."""
+    try:
+        return run()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

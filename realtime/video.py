@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from realtime.errors import UserError
+from realtime.errors import exit_status
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "rcn_mtfl_synth.safetensors"
 
@@ -127,11 +127,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        return run(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return exit_status(lambda: run(args))
 
 
 if __name__ == "__main__":

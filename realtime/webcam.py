@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from realtime.errors import UserError
+from realtime.errors import UserError, exit_status
 from realtime.video import DEFAULT_WEIGHTS
 
 QT_HELP = ("without a display, set QT_QPA_PLATFORM=offscreen (no window; see --screenshot-after), or start a "
@@ -144,11 +144,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(format="%(levelname)s: %(message)s")  # e.g. the camera's reconnection warnings
-    try:
-        return run(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return exit_status(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from realtime.atomic import atomic_path, write_text_atomic
-from realtime.errors import UserError
+from realtime.errors import UserError, exit_status
 from train.datasets.base import read_image_rgb
 from train.datasets.ibug300w import IMAGE_SUFFIXES
 from train.teacher import SUB_DETECTORS, Teacher, TeacherConfig, TeacherFace, pts_text
@@ -195,11 +195,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        return run(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return exit_status(lambda: run(args))
 
 
 if __name__ == "__main__":
