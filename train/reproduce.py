@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.atomic import atomic_path, write_text_atomic
+from realtime.atomic import write_text_atomic
 from realtime.errors import UserError
 from realtime.weights import load_model
 from train.checkpoint import load_checkpoint
@@ -30,6 +30,7 @@ from train.config import FitConfig
 from train.datasets import open_dataset
 from train.evaluate import evaluate_model
 from train.fit import fit
+from train.runlog import save_figure
 
 # The talk's table (PAPERS.md §0.5): mask -> (SumNet AFLW, SumNet AFW, RCN AFLW, RCN AFW).
 TALK_MASKS = {
@@ -147,10 +148,7 @@ def plot_curves(runs: dict[str, Path], path: Path, threshold: float | None) -> N
     ax.set(xlabel="updates", ylabel="validation NME (%, eye centres)", yscale="log", title="RCN vs SumNet, equal budget")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def compare_section(grid: list[FitConfig], results: list[dict], docs: Path) -> str:

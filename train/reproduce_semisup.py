@@ -14,8 +14,9 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from realtime.atomic import atomic_path, write_text_atomic
+from realtime.atomic import write_text_atomic
 from train.config import FitConfig
+from train.runlog import save_figure
 
 FRACTIONS = (0.01, 0.05, 1.0)
 VARIANTS = ("L", "L+A", "L+ELT", "L+ELT+A")
@@ -87,10 +88,7 @@ def plot(results: dict[tuple[float, str], dict], fractions: tuple[float, ...], p
     ax.set_xticks([100 * f for f in fractions], [f"{100 * f:g}%" for f in fractions])
     ax.grid(alpha=0.3, which="both")
     ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def table(results: dict[tuple[float, str], dict], fractions: tuple[float, ...]) -> str:

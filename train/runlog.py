@@ -50,7 +50,14 @@ class RunLog:
         for ax in (ax1, ax2):
             ax.grid(alpha=0.3)
         fig.suptitle(title)
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=90)
-        plt.close(fig)
+        save_figure(fig, path, dpi=90)
+
+
+def save_figure(fig, path: Path, dpi: int = 100) -> None:
+    """Lay out a pyplot figure, write it to ``path`` as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
