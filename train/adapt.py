@@ -18,7 +18,6 @@ resumes from ``OUT.resume.pt`` (which holds the crops, so the video is not decod
 """
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
@@ -28,12 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from realtime.atomic import write_text_atomic
+from realtime.atomic import atomic_path, write_text_atomic
 from realtime.decode import soft_argmax
 from realtime.errors import UserError
 from realtime.weights import load_attribute_head, load_model, save_weights, weights_info
 from train.augment import AugmentConfig
-from train.elt import EltConfig, draw_transforms, elt_loss, transform_points, warp_images
+from train.elt import EltConfig, elt_loss, elt_residuals
 from train.losses import softargmax_l2
 
 HOLDOUT_EVERY = 10
@@ -134,15 +133,11 @@ def equivariance_error_px(model: torch.nn.Module, crops: np.ndarray, elt: EltCon
     failed crops do not hide what happens to the rest."""
     was_training = model.training
     model.eval()
-    generator, predict, size = torch.Generator().manual_seed(seed), points_fn(model), crops.shape[1]
+    generator, predict = torch.Generator().manual_seed(seed), points_fn(model)
     distances = []
     for start in range(0, len(crops), 64):
-        x = to_tensor(crops[start:start + 64])
-        matrices, mirrored = draw_transforms(len(x), size, elt, generator)
-        target = transform_points(predict(x), matrices, mirrored, None)
-        after = predict(warp_images(x, matrices))
-        inside = ((target >= -0.5) & (target < size - 0.5)).all(dim=-1)
-        distances.append((after - target).norm(dim=-1)[inside])
+        residuals, inside = elt_residuals(predict, to_tensor(crops[start:start + 64]), elt, generator=generator)
+        distances.append(residuals.norm(dim=-1)[inside])
     model.train(was_training)
     return float(torch.cat(distances).mean())
 
@@ -184,7 +179,7 @@ def _labelled_batches(spec: str, model: torch.nn.Module, batch_size: int, seed: 
     while True:
         data.set_epoch(epoch)
         order = rng.permutation(len(data))
-        for start in range(0, len(order) - batch_size + 1 if len(order) >= batch_size else 1, batch_size):
+        for start in range(0, max(len(order) - batch_size + 1, 1), batch_size):
             items = [data[int(i)] for i in order[start:start + batch_size]]
             yield {k: torch.stack([it[k] for it in items]) for k in ("image", "points", "mask")}
         epoch += 1
@@ -229,8 +224,6 @@ def adapt(weights: str | Path, frames: str, out: str | Path, cfg: AdaptConfig, c
     predict, elt, t0 = points_fn(model), cfg.elt(), time.monotonic()
 
     def save_state() -> None:
-        from realtime.atomic import atomic_path
-
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                  "crops": torch.from_numpy(crops), "before": before, "config": asdict(cfg), "weights": str(weights),
                  "frames": frames}
@@ -282,4 +275,4 @@ def format_report(report: dict, check: str | None) -> str:
 
 
 def write_report_json(report: dict, path: str | Path) -> None:
-    write_text_atomic(Path(path), json.dumps(copy.deepcopy(report), indent=2))
+    write_text_atomic(Path(path), json.dumps(report, indent=2))

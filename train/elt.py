@@ -95,11 +95,11 @@ def warp_images(images: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
-def elt_loss(predict: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, config: EltConfig,
-             perm: tuple[int, ...] | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """ELT for a batch. ``predict`` maps (B, C, S, S) crops to (B, K, 2) landmarks in crop pixels,
-    differentiably (e.g. the model's soft-argmax); ``perm`` is the layout's mirror permutation
-    (needed only when ``config.mirror_prob`` > 0). Returns a scalar (0 if every point left the crop)."""
+def elt_residuals(predict: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, config: EltConfig,
+                  perm: tuple[int, ...] | None = None,
+                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """L(T(I)) - T(L(I)) in crop pixels, (B, K, 2), and the (B, K) mask of points that T keeps
+    inside the crop, for one random T per image (arguments as ``elt_loss``)."""
     size = images.shape[-1]
     matrices, mirrored = draw_transforms(images.shape[0], size, config, generator)
     matrices, mirrored = matrices.to(images.device), mirrored.to(images.device)
@@ -113,5 +113,14 @@ def elt_loss(predict: Callable[[torch.Tensor], torch.Tensor], images: torch.Tens
     target = transform_points(before.float(), matrices, mirrored, perm)
     after = predict(warp_images(images, matrices)).float()
     inside = ((target >= -0.5) & (target < size - 0.5)).all(dim=-1)
-    sq = ((after - target) / size).pow(2).sum(-1)
+    return after - target, inside
+
+
+def elt_loss(predict: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, config: EltConfig,
+             perm: tuple[int, ...] | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """ELT for a batch. ``predict`` maps (B, C, S, S) crops to (B, K, 2) landmarks in crop pixels,
+    differentiably (e.g. the model's soft-argmax); ``perm`` is the layout's mirror permutation
+    (needed only when ``config.mirror_prob`` > 0). Returns a scalar (0 if every point left the crop)."""
+    residuals, inside = elt_residuals(predict, images, config, perm, generator)
+    sq = (residuals / images.shape[-1]).pow(2).sum(-1)
     return (sq * inside).sum() / inside.sum().clamp_min(1)
