@@ -64,6 +64,9 @@ def _add_fit(sub) -> None:
     p.add_argument("--branch-mask", type=_mask, help="train with these branches only, coarse -> fine, e.g. 1,0,0,1")
     p.add_argument("--beta", type=_positive(float), default=1.0, help="soft-argmax inverse temperature")
     p.add_argument("--decoder", choices=["argmax", "softargmax"])
+    p.add_argument("--augment", choices=["2016", "heavy"], default="2016",
+                   help="2016: the paper's jitter; heavy: + perspective, random occluder fill, colour, "
+                        "exposure, blur, noise, JPEG (for small sets)")
     p.add_argument("--rotation", type=int, default=40, help="max rotation jitter, degrees")
     p.add_argument("--no-occluder", action="store_true")
     p.add_argument("--mirror", type=float, default=0.0, help="mirror probability (keypoints permuted)")
@@ -194,8 +197,9 @@ def _cmd_fit(args) -> None:
         eval_every=args.eval_every, bf16=args.bf16, seed=args.seed, l2_trunk=args.l2_trunk,
         l2_branch=args.l2_branch, l2_out=args.l2_out, branches=args.branches, width_mult=args.width_mult,
         branch_kernel=args.branch_kernel, rgb=args.rgb, upsample=args.upsample, normalise=args.normalise,
-        branch_mask=args.branch_mask, beta=args.beta, decoder=args.decoder, rotation=args.rotation,
-        occluder=not args.no_occluder, mirror=args.mirror, denoiser_kernel=args.denoiser_kernel,
+        branch_mask=args.branch_mask, beta=args.beta, decoder=args.decoder, augment=args.augment,
+        rotation=args.rotation, occluder=not args.no_occluder, mirror=args.mirror,
+        denoiser_kernel=args.denoiser_kernel,
         **{name: getattr(args, name) for name in SEMI_SUPERVISED_FLAGS},
     )
     summary = fit(cfg, resume=args.resume, progress=not args.quiet)

@@ -5,6 +5,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from realtime.errors import UserError
+from train.augment import AugmentConfig
 from train.elt import EltConfig
 
 # L2 coefficients (trunk, branches, SumNet branch weights) of the 2016 code's README (PAPERS.md §1.5).
@@ -48,7 +49,9 @@ class FitConfig:
     branch_mask: tuple[int, ...] | None = None
     beta: float = 1.0
     decoder: str | None = None
-    # augmentation (2016 defaults)
+    # augmentation: "2016" (the paper's jitter) or "heavy" (AugmentConfig.heavy: wider geometry,
+    # perspective, random occluder fill, camera photometry); rotation, occluder and mirror apply to both
+    augment: str = "2016"
     rotation: int = 40
     occluder: bool = True
     mirror: float = 0.0
@@ -81,6 +84,12 @@ class FitConfig:
         return EltConfig(rotation_deg=self.elt_rotation, translate=self.elt_translate, zoom=self.elt_zoom,
                          mirror_prob=self.elt_mirror, target=self.elt_target)
 
+    def augment_config(self) -> AugmentConfig:
+        """The training jitter of ``augment`` with this run's rotation, occluder and mirror."""
+        if self.augment == "heavy":
+            return AugmentConfig.heavy(rotation_deg=self.rotation, mirror_prob=self.mirror, occlude=self.occluder)
+        return AugmentConfig(rotation_deg=self.rotation, occlude=self.occluder, mirror_prob=self.mirror)
+
     def resolved_lr(self) -> float:
         return self.lr if self.lr is not None else (1.0 if self.optimizer == "adadelta" else 1e-3)
 
@@ -112,6 +121,7 @@ class FitConfig:
             (0.0 <= self.val_fraction < 1.0, f"validation fraction must be in [0, 1), got {self.val_fraction}"),
             (self.lr is None or self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
             (self.beta > 0, f"soft-argmax beta must be > 0, got {self.beta}"),
+            (self.augment in ("2016", "heavy"), f"augment must be '2016' or 'heavy', got {self.augment!r}"),
             (0 <= self.rotation <= 180, f"rotation must be 0-180 degrees, got {self.rotation}"),
             (0.0 <= self.mirror <= 1.0, f"mirror probability must be in [0, 1], got {self.mirror}"),
             (self.denoiser_kernel >= 1 and self.denoiser_kernel % 2 == 1, "denoiser kernel must be odd"),

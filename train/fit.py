@@ -34,7 +34,6 @@ from realtime.layouts import get_layout
 from realtime.model import LandmarkNet, build_model
 from realtime.presets import make_config
 from realtime.weights import save_weights
-from train.augment import AugmentConfig
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.config import FitConfig
 from train.datasets import open_dataset
@@ -171,7 +170,7 @@ def _prepare(cfg: FitConfig, run_dir: Path, resume: bool) -> tuple[Trainer, int,
     num_points = data.samples[0].points.shape[0]
     torch.manual_seed(cfg.seed)
     model = build(cfg, num_points, data.layout)
-    aug = AugmentConfig(rotation_deg=cfg.rotation, occlude=cfg.occluder, mirror_prob=cfg.mirror)
+    aug = cfg.augment_config()
     grey = not cfg.rgb
     preload = len(data) <= 5000 and data.samples[0].image is None
     train_ds = LandmarkDataset(data, grey=grey, aug=aug, seed=cfg.seed, preload=preload)

@@ -98,12 +98,13 @@ class Pools:
             self.pools[name] = (self._view(dataset, name, number), np.asarray(members[name], dtype=np.int64))
 
     def _view(self, dataset: LandmarkDataset, name: str, number: int) -> LandmarkDataset:
-        """The training set with this pool's jitter seed (and no rotation/mirror for attributes);
-        a shallow copy, so preloaded images are shared."""
+        """The training set with this pool's jitter seed (and, for attributes, no rotation, mirror
+        or perspective, which change pose angles and left/right); a shallow copy, so preloaded
+        images are shared."""
         view = copy.copy(dataset)
         view.seed = dataset.seed + number
         if name == "attribute" and dataset.aug is not None:
-            view.aug = dataclasses.replace(dataset.aug, rotation_deg=0, mirror_prob=0.0)
+            view.aug = dataclasses.replace(dataset.aug, rotation_deg=0, mirror_prob=0.0, perspective=0.0)
         return view
 
     def epoch(self, step: int) -> int:
