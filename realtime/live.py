@@ -2,7 +2,8 @@
 
 numpy only, no Qt, no threads of its own. ``LiveParams`` is a frozen record of everything a user
 may change while frames flow (One Euro smoothing, detector threshold, re-detect interval, camera
-intrinsics). ``LiveTuner`` wraps the processor as the ``process`` callable of a ``LivePipeline``:
+intrinsics, pose source). ``LiveTuner`` wraps the processor as the ``process`` callable of a
+``LivePipeline``:
 
     tuner = LiveTuner(processor)
     pipeline = LivePipeline(source, tuner)      # the worker calls tuner(frame)
@@ -11,7 +12,8 @@ intrinsics). ``LiveTuner`` wraps the processor as the ``process`` callable of a 
 ``set`` replaces the wanted record under a lock; the worker applies the newest one at the start of
 its next frame, between two frames, so a frame never sees half an update and the processor's
 state (filters, tracks) is only ever touched by the thread that runs it. ``params`` is what was
-asked for last; ``applied`` what the processor runs with now.
+asked for last; ``applied`` what the processor runs with now. ``set`` refuses (UserError, on the
+calling thread) a pose source the processor cannot use, so the worker never fails on one.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from realtime.capture import CapturedFrame
 from realtime.detector import MODELS
 from realtime.errors import UserError
 from realtime.packet import FramePacket
-from realtime.pipeline import FrameProcessor
+from realtime.pipeline import POSE_SOURCES, FrameProcessor
 from realtime.pose import DEFAULT_HFOV_DEG
 from realtime.smoothing import SmoothingParams
 from realtime.tracker import TrackerConfig
@@ -33,7 +35,8 @@ class LiveParams:
     """``min_cutoff``, ``beta``, ``d_cutoff`` and ``smoothing`` as ``SmoothingParams`` (min_cutoff,
     d_cutoff Hz; beta Hz per face size / s); ``detector_threshold`` BlazeFace score in [0, 1];
     ``redetect_every`` frames (>= 1); ``focal_px`` (None: from ``hfov_deg``) and ``hfov_deg``
-    the camera intrinsics of ``pose.CameraIntrinsics.for_image``."""
+    the camera intrinsics of ``pose.CameraIntrinsics.for_image``; ``pose_source`` "pnp" or
+    "head" (``pipeline.FrameProcessor.set_pose_source``)."""
 
     min_cutoff: float
     beta: float
@@ -43,6 +46,7 @@ class LiveParams:
     redetect_every: int
     focal_px: float | None
     hfov_deg: float
+    pose_source: str = "pnp"
 
     def __post_init__(self) -> None:
         if self.min_cutoff <= 0 or self.d_cutoff <= 0 or self.beta < 0:
@@ -55,6 +59,8 @@ class LiveParams:
         if (self.focal_px is not None and self.focal_px <= 0) or not 0.0 < self.hfov_deg < 180.0:
             raise UserError(f"focal length must be positive and the FOV in (0, 180) degrees, got "
                             f"{self.focal_px} px, {self.hfov_deg} deg")
+        if self.pose_source not in POSE_SOURCES:
+            raise UserError(f"unknown pose source {self.pose_source!r}; choose one of {', '.join(POSE_SOURCES)}")
 
     @staticmethod
     def defaults() -> "LiveParams":
@@ -69,7 +75,7 @@ class LiveParams:
         smoothing = processor.smoother.params
         return LiveParams(smoothing.min_cutoff, smoothing.beta, smoothing.d_cutoff, smoothing.enabled,
                           float(processor.detector.score_threshold), processor.tracker.config.redetect_every,
-                          processor.focal_px, processor.hfov_deg)
+                          processor.focal_px, processor.hfov_deg, processor.pose_source)
 
 
 def apply(params: LiveParams, processor: FrameProcessor) -> None:
@@ -84,6 +90,7 @@ def apply(params: LiveParams, processor: FrameProcessor) -> None:
     if processor.tracker.config.redetect_every != params.redetect_every:
         processor.tracker.config = replace(processor.tracker.config, redetect_every=params.redetect_every)
     processor.focal_px, processor.hfov_deg = params.focal_px, params.hfov_deg
+    processor.set_pose_source(params.pose_source)
 
 
 class LiveTuner:
@@ -95,7 +102,11 @@ class LiveTuner:
         self._wanted = self._applied = LiveParams.of(processor)
 
     def set(self, params: LiveParams) -> None:
-        """Ask for ``params`` from any thread; the worker applies them before its next frame."""
+        """Ask for ``params`` from any thread; the worker applies them before its next frame.
+        UserError (nothing changes) for a pose source the processor does not have."""
+        if params.pose_source not in self.processor.pose_sources:
+            raise UserError(f"pose source {params.pose_source!r} is not available with these weights "
+                            f"(available: {', '.join(self.processor.pose_sources)})")
         with self._lock:
             self._wanted = params
 

@@ -39,8 +39,10 @@ from realtime.pipeline import LivePipeline, RunStats
 from realtime.pose import CameraIntrinsics
 
 
-def tuning_parameters(live: LiveParams, display: DisplayOptions) -> Parameter:
-    """The tuning panel's parameter tree; ``read_tuning`` turns it back into the two records."""
+def tuning_parameters(live: LiveParams, display: DisplayOptions,
+                      pose_sources: tuple[str, ...] = ("pnp",)) -> Parameter:
+    """The tuning panel's parameter tree; ``read_tuning`` turns it back into the two records.
+    ``pose_sources`` are the pose sources offered (``FrameProcessor.pose_sources``)."""
     def num(name: str, title: str, value: float, limits: tuple, step: float, suffix: str = "", tip: str = "",
             kind: str = "float") -> dict:
         return {"name": name, "title": title, "type": kind, "value": value, "limits": limits, "step": step,
@@ -61,7 +63,10 @@ def tuning_parameters(live: LiveParams, display: DisplayOptions) -> Parameter:
         {"name": "camera", "title": "Camera intrinsics", "type": "group", "children": [
             num("focal_px", "focal length (0: FOV)", live.focal_px or 0.0, (0.0, 1e5), 10.0, "px"),
             num("hfov_deg", "horizontal FOV", live.hfov_deg, (1.0, 179.0), 1.0, "deg")]},
-        {"name": "pose", "title": "Pose display", "type": "group", "children": [
+        {"name": "pose", "title": "Head pose", "type": "group", "children": [
+            {"name": "source", "title": "source", "type": "list", "limits": list(pose_sources),
+             "value": live.pose_source, "tip": "pnp: solvePnP on a 3D mean face; head: the weights' attribute "
+             "head (offered only when the weights carry one with yaw, pitch and roll)"},
             {"name": "style", "title": "style", "type": "list", "limits": ["axes", "cube"], "value": display.pose_style},
             num("axis_length", "axis length", display.axis_length, (0.05, 3.0), 0.05, "face sizes"),
             *(flag(name, f"plot {name}", name in display.plot_angles) for name in ANGLES)]},
@@ -76,7 +81,7 @@ def read_tuning(params: Parameter, display: DisplayOptions) -> tuple[LiveParams,
     v = {group.name(): {child.name(): child.value() for child in group.children()} for group in params.children()}
     s, d, c, p, layers = v["smoothing"], v["detector"], v["camera"], v["pose"], v["layers"]
     live = LiveParams(s["min_cutoff"], s["beta"], s["d_cutoff"], s["on"], float(d["threshold"]),
-                      int(d["redetect_every"]), c["focal_px"] or None, c["hfov_deg"])
+                      int(d["redetect_every"]), c["focal_px"] or None, c["hfov_deg"], p["source"])
     display = replace(display, points=layers["points"], boxes=layers["boxes"], ids=layers["ids"],
                       pose=layers["pose"], pose_style=p["style"], axis_length=p["axis_length"],
                       plot_angles=tuple(name for name in ANGLES if p[name]))
@@ -126,7 +131,8 @@ class OverlayWindow(QtWidgets.QWidget):
         self.graphics.ci.layout.setRowStretchFactor(0, 3)
         self.info = QtWidgets.QLabel("waiting for the first frame")
         self.info.setFont(QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont))
-        self.params = tuning_parameters(self.live, self.display)
+        sources = self.tuner.processor.pose_sources if self.tuner is not None else ("pnp",)
+        self.params = tuning_parameters(self.live, self.display, sources)
         self.params.sigTreeStateChanged.connect(self._on_tuning)
         tree = ParameterTree(showHeader=False)
         tree.setParameters(self.params, showTop=False)
@@ -145,15 +151,14 @@ class OverlayWindow(QtWidgets.QWidget):
     # -- tuning, keys ------------------------------------------------------------------------
     def _on_tuning(self, *_: object) -> None:
         try:
-            live, self.display = read_tuning(self.params, self.display)
+            live, display = read_tuning(self.params, self.display)
+            if live != self.live and self.tuner is not None:
+                self.tuner.set(live)
         except UserError as exc:
             self._note = f"not applied: {exc}"
             self._update_info()
             return
-        if live != self.live:
-            self.live = live
-            if self.tuner is not None:
-                self.tuner.set(live)
+        self.live, self.display = live, display
         self._draw()
 
     def toggle_pause(self) -> None:

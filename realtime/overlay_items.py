@@ -20,7 +20,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from realtime.packet import FaceResult, FramePacket
-from realtime.pose import CameraIntrinsics, PoseEstimate, angles_to_rotation
+from realtime.pose import CameraIntrinsics, PoseEstimate, angles_to_rotation, place_rotation
 
 ANGLES = ("yaw", "pitch", "roll")
 ANGLE_RGB = {"yaw": (255, 90, 90), "pitch": (90, 220, 90), "roll": (90, 160, 255)}
@@ -63,12 +63,8 @@ def face_pose_estimate(face: FaceResult, intrinsics: CameraIntrinsics) -> PoseEs
     side = max(x1 - x0, y1 - y0)
     if face.pose is None or not len(finite) or not np.isfinite(side) or side <= 0:
         return None
-    cx, cy = finite.mean(0)
-    depth = intrinsics.focal_px / side
-    tvec = np.array([(cx - intrinsics.cx) * depth / intrinsics.focal_px,
-                     (cy - intrinsics.cy) * depth / intrinsics.focal_px, depth])
     rotation = angles_to_rotation(face.pose.yaw_deg, face.pose.pitch_deg, face.pose.roll_deg)
-    return PoseEstimate(cv2.Rodrigues(rotation)[0].reshape(3), tvec, face.pose, 0.0)
+    return place_rotation(rotation, finite.mean(0), side, intrinsics)
 
 
 def pose_segments(pose: PoseEstimate, intrinsics: CameraIntrinsics, length: float, style: str) -> list[np.ndarray]:

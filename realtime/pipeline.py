@@ -2,9 +2,17 @@
 
 ``FrameProcessor`` is the single-threaded per-frame chain (a plain object; tests call it directly):
 detect (only when the tracker asks) -> track -> landmarks of all faces in one batch -> One Euro
-smoothing per track -> head pose -> ``FramePacket``. Head pose uses the shipped 3D mean face
-(``realtime/meanface.py``) by default, or its subset for the weights' layout (the 5-point
-placeholder too); it is skipped for layouts with no known 3D points, or when asked (None).
+smoothing per track -> head pose -> ``FramePacket``. Head pose has two sources (``pose_source``,
+switchable between frames with ``set_pose_source``), both smoothed per track by ``PoseSmoother``:
+
+- ``"pnp"`` (default): solvePnP of the smoothed points against the shipped 3D mean face
+  (``realtime/meanface.py``), or its subset for the weights' layout (the 5-point placeholder
+  too); skipped for layouts with no known 3D points, or when asked (``face_model_3d`` None).
+- ``"head"``: the weights' attribute head (``realtime/pose_head.py``), all of a frame's faces
+  in one batch. It sees the smoothed points mapped back into each face's crop of this frame
+  (steadier than the raw ones, and in the crop pixels it was trained on); the crop's in-plane
+  turn (the eye-line levelling) is then composed back (``pose.crop_pose_to_image``), so roll is
+  in the image's frame with pnp's sign.
 
 Two ways to drive it:
 
@@ -33,28 +41,35 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from realtime.capture import CapturedFrame, Source
+from realtime.crops import transform_points
 from realtime.detector import BlazeFaceDetector
 from realtime.errors import UserError
 from realtime.landmarker import Landmarker
 from realtime.mailbox import LatestMailbox, MailboxClosed
 from realtime.meanface import face_model_for
-from realtime.packet import FaceResult, FramePacket
-from realtime.pose import CameraIntrinsics, PoseEstimate, PoseSmoother, estimate_head_pose
+from realtime.packet import FaceResult, FramePacket, HeadPose
+from realtime.pose import (
+    CameraIntrinsics, PoseEstimate, PoseSmoother, crop_pose_to_image, estimate_head_pose, place_rotation,
+)
+from realtime.pose_head import PoseHead, pose_head_of
 from realtime.smoothing import SmoothingParams, TrackSmoother
-from realtime.tracker import FaceTracker, TrackerConfig
+from realtime.tracker import FaceRoi, FaceTracker, TrackerConfig
+
+POSE_SOURCES = ("pnp", "head")
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
     """``weights`` landmark .safetensors; ``detector`` "short"/"full"; ``face_model_3d`` (K, 3)
     3D face for head pose, "auto" (the shipped mean face for the weights' layout) or None (no
-    pose); ``focal_px`` or ``hfov_deg`` the camera intrinsics; ``queue_size`` frames decoded
-    ahead in file mode."""
+    pose); ``focal_px`` or ``hfov_deg`` the camera intrinsics; ``pose_source`` "pnp" or "head"
+    (module docstring; "head" needs weights with a pose head); ``queue_size`` frames decoded ahead
+    in file mode."""
 
     weights: Path
     detector: str = "short"
@@ -64,6 +79,7 @@ class PipelineConfig:
     face_model_3d: np.ndarray | str | None = "auto"
     focal_px: float | None = None
     hfov_deg: float = 60.0
+    pose_source: str = "pnp"
     queue_size: int = 8
 
 
@@ -83,11 +99,16 @@ class RunStats:
 
 
 class FrameProcessor:
-    """One frame in, one ``FramePacket`` out; keeps the tracks and filters between calls."""
+    """One frame in, one ``FramePacket`` out; keeps the tracks and filters between calls.
+
+    ``pose_head`` (``pose_head.pose_head_of``) makes ``pose_source`` "head" possible, at start or
+    later through ``set_pose_source``; None leaves only "pnp".
+    """
 
     def __init__(self, landmarker: Landmarker, detector: BlazeFaceDetector, tracker_config: TrackerConfig = TrackerConfig(),
                  smoothing: SmoothingParams | None = None, face_model_3d: np.ndarray | str | None = None,
-                 focal_px: float | None = None, hfov_deg: float = 60.0) -> None:
+                 focal_px: float | None = None, hfov_deg: float = 60.0, pose_source: str = "pnp",
+                 pose_head: PoseHead | None = None) -> None:
         self.landmarker, self.detector = landmarker, detector
         self.tracker = FaceTracker(landmarker.input_size, landmarker.layout, tracker_config)
         self.smoother = TrackSmoother(smoothing)
@@ -105,12 +126,35 @@ class FrameProcessor:
         self.focal_px, self.hfov_deg = focal_px, hfov_deg
         self._last_pose: dict[int, PoseEstimate] = {}
         self.last_rois: list = []  # the last frame's crops (tracker.FaceRoi), for tools that reuse them
+        self.pose_head = pose_head
+        self.pose_source = "pnp"
+        self.set_pose_source(pose_source)
 
     @staticmethod
     def from_config(config: PipelineConfig) -> "FrameProcessor":
-        return FrameProcessor(Landmarker(config.weights, config.device, config.decoder),
-                              BlazeFaceDetector(config.detector), config.tracker,
-                              face_model_3d=config.face_model_3d, focal_px=config.focal_px, hfov_deg=config.hfov_deg)
+        landmarker = Landmarker(config.weights, config.device, config.decoder)
+        pose_head = pose_head_of(landmarker, required=config.pose_source == "head")
+        return FrameProcessor(landmarker, BlazeFaceDetector(config.detector), config.tracker,
+                              face_model_3d=config.face_model_3d, focal_px=config.focal_px, hfov_deg=config.hfov_deg,
+                              pose_source=config.pose_source, pose_head=pose_head)
+
+    @property
+    def pose_sources(self) -> tuple[str, ...]:
+        """The pose sources this processor can use: "pnp", and "head" when it has a pose head."""
+        return POSE_SOURCES if self.pose_head is not None else ("pnp",)
+
+    def set_pose_source(self, source: str) -> None:
+        """Use ``source`` from the next frame on; the pose filters restart (the two sources'
+        translations differ in unit). UserError for an unknown or unavailable source."""
+        if source not in POSE_SOURCES:
+            raise UserError(f"unknown pose source {source!r}; choose one of {', '.join(POSE_SOURCES)}")
+        if source not in self.pose_sources:
+            raise UserError("pose source 'head' needs weights whose attribute head predicts yaw, pitch and roll; "
+                            "this processor has none")
+        if source != self.pose_source:
+            self.pose_smoother.reset()
+            self._last_pose.clear()
+        self.pose_source = source
 
     def __call__(self, frame: CapturedFrame) -> FramePacket:
         frame_id, t, image = frame
@@ -136,25 +180,54 @@ class FrameProcessor:
             cx, cy, side = roi.box
             faces.append(FaceResult(roi.track_id, [cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2],
                                     smoothed[roi.track_id], s, detection_score=roi.detection_score))
-        self._add_pose(faces, t, image.shape[1], image.shape[0])
+        self._add_pose(faces, t, image.shape[1], image.shape[0], rois)
         lap("pose_ms")
         timings["process_ms"] = sum(timings.values())
         return FramePacket(frame_id, t, image, faces, timings)
 
-    def _add_pose(self, faces: list[FaceResult], t: float, width: int, height: int) -> None:
-        if self.face_model_3d is None:
-            return
+    def _add_pose(self, faces: list[FaceResult], t: float, width: int, height: int,
+                  rois: Sequence[FaceRoi] = ()) -> None:
+        """Set each face's smoothed pose from this frame's source; ``rois`` are the faces' crops,
+        in the same order (the "head" source needs them)."""
         intrinsics = CameraIntrinsics.for_image(width, height, self.focal_px, self.hfov_deg)
-        for face in faces:
-            if np.isfinite(face.points).all(1).sum() < 4:
-                continue
-            raw = estimate_head_pose(face.points, self.face_model_3d, intrinsics,
-                                     previous=self._last_pose.get(face.track_id))
-            self._last_pose[face.track_id] = raw
-            face.pose = self.pose_smoother(face.track_id, raw, t).angles
+        if self.pose_source == "head":
+            estimates = self._head_poses(faces, rois, intrinsics)
+        else:
+            estimates = self._pnp_poses(faces, intrinsics)
+        for face, raw in zip(faces, estimates):
+            if raw is not None:
+                face.pose = self.pose_smoother(face.track_id, raw, t).angles
         alive = {face.track_id for face in faces}
         self.pose_smoother.prune(alive)
         self._last_pose = {k: v for k, v in self._last_pose.items() if k in alive}
+
+    def _pnp_poses(self, faces: list[FaceResult], intrinsics: CameraIntrinsics) -> list[PoseEstimate | None]:
+        """solvePnP per face against the 3D face, started from its last solution; None for a
+        face with fewer than 4 finite points, or for all without a 3D face."""
+        estimates: list[PoseEstimate | None] = [None] * len(faces)
+        if self.face_model_3d is None:
+            return estimates
+        for i, face in enumerate(faces):
+            if np.isfinite(face.points).all(1).sum() >= 4:
+                estimates[i] = estimate_head_pose(face.points, self.face_model_3d, intrinsics,
+                                                  previous=self._last_pose.get(face.track_id))
+                self._last_pose[face.track_id] = estimates[i]
+        return estimates
+
+    def _head_poses(self, faces: list[FaceResult], rois: Sequence[FaceRoi],
+                    intrinsics: CameraIntrinsics) -> list[PoseEstimate | None]:
+        """The pose head on every face with all points finite, in one batch (module docstring);
+        placed at the points' centre, one unit = one box side, for the translation filter."""
+        assert self.pose_head is not None and len(rois) == len(faces)
+        usable = [i for i, face in enumerate(faces) if np.isfinite(face.points).all()]
+        crop_points = [transform_points(faces[i].points, rois[i].matrix) for i in usable]
+        angles = self.pose_head(np.array(crop_points).reshape(len(usable), -1, 2))
+        estimates: list[PoseEstimate | None] = [None] * len(faces)
+        for i, (yaw, pitch, roll) in zip(usable, angles):
+            rotation = crop_pose_to_image(HeadPose(yaw, pitch, roll), rois[i].rotation_deg)
+            x0, y0, x1, y1 = faces[i].box_xyxy
+            estimates[i] = place_rotation(rotation, faces[i].points.mean(0), max(x1 - x0, y1 - y0), intrinsics)
+        return estimates
 
 
 def _finish(packet: FramePacket, t_arrival: float, capture_ms: float, t_start: float, dropped: int) -> FramePacket:

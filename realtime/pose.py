@@ -1,6 +1,8 @@
 """Head pose from 2D landmarks and a 3D mean face: cv2.solvePnP with explicit camera intrinsics.
 
-numpy + cv2 only. Pure calls: ``estimate_head_pose(points, model_points, intrinsics)``.
+numpy + cv2 only. Pure calls: ``estimate_head_pose(points, model_points, intrinsics)``; for
+angles predicted in a face crop (``realtime/pose_head.py``), ``crop_pose_to_image`` turns them
+into the image's frame and ``place_rotation`` gives them a position.
 
 Frames. The camera frame is OpenCV's: x to the image's right, y down, z along the optical axis
 away from the camera. The 3D face model must use the same axes for a face looking straight into
@@ -104,6 +106,33 @@ def angles_to_rotation(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.
     rx = np.array([[1, 0, 0], [0, math.cos(b), -math.sin(b)], [0, math.sin(b), math.cos(b)]])
     rz = np.array([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
     return ry @ rx @ rz
+
+
+def crop_pose_to_image(angles: HeadPose, crop_rotation_deg: float) -> np.ndarray:
+    """(3, 3) model-to-camera rotation in the image's frame of a pose measured in a crop.
+
+    ``angles`` were seen in a crop whose content the crop matrix turned by ``crop_rotation_deg``
+    (``crops.crop_matrix``'s sense: counter-clockwise as displayed; not mirrored). The crop's
+    camera frame is the image's turned about the optical axis, so ``R_image = Rz(crop_rotation_deg)
+    @ R_crop``: for a frontal face, roll in the image = roll in the crop + ``crop_rotation_deg``
+    (a crop levelled on a face rolled clockwise by 10 degrees turns it by 10). Taking the crop's
+    turn as one about the optical axis is exact for faces at the image centre and, like a crop of
+    a perspective image, close for others (weak perspective).
+    """
+    turn = angles_to_rotation(0.0, 0.0, crop_rotation_deg)
+    return turn @ angles_to_rotation(angles.yaw_deg, angles.pitch_deg, angles.roll_deg)
+
+
+def place_rotation(rotation: np.ndarray, centre_px: np.ndarray, size_px: float,
+                   intrinsics: CameraIntrinsics) -> PoseEstimate:
+    """A ``PoseEstimate`` for a (3, 3) rotation known without a 3D face: the model's origin on
+    the ray through ``centre_px`` (2,) image pixels, at the depth where one model unit spans
+    ``size_px`` pixels (tvec in face sizes); ``rms_px`` NaN, as no reprojection was fitted."""
+    depth = intrinsics.focal_px / size_px
+    cx, cy = np.asarray(centre_px, np.float64)
+    tvec = np.array([(cx - intrinsics.cx) / size_px, (cy - intrinsics.cy) / size_px, depth])
+    return PoseEstimate(cv2.Rodrigues(np.asarray(rotation, np.float64))[0].reshape(3), tvec,
+                        rotation_to_angles(rotation), float("nan"))
 
 
 def _initial_guess(points: np.ndarray, model: np.ndarray, intrinsics: CameraIntrinsics) -> np.ndarray:

@@ -2,16 +2,18 @@
 
     python -m realtime.video INPUT -o OUT.mp4 --landmarks OUT.jsonl [--csv] [--weights W]
                              [--detector short|full] [--focal-px F | --hfov DEG] [--face-model F.npy]
+                             [--pose-source pnp|head]
 
 Every input frame is processed, in order, and gets one landmarks record (JSON line, or CSV rows
 with ``--csv``): frame index, timestamp, and per face its track id, box, points, scores and head
 pose (yaw/pitch/roll degrees, ``realtime/pose.py``'s convention; from the shipped 3D mean face,
-``realtime/meanface.py``, or its 5-point subset; none for layouts without 3D points). The camera's
-intrinsics default to a 60 degree horizontal field of view, typical of webcams. The annotated
-video is H.264 with the input's audio copied, pose drawn as axes on each face. Outputs are
-atomic: bad input (a missing, empty, non-video or truncated file) prints one ``error:`` line,
-exits with status 2 and leaves no output; Ctrl-C finishes both outputs with the frames done so
-far and exits with status 130. The default weights are the placeholder
+``realtime/meanface.py``, or its 5-point subset; none for layouts without 3D points; or, with
+``--pose-source head``, from the weights' attribute head, which must predict yaw, pitch and
+roll). The camera's intrinsics default to a 60 degree horizontal field of view, typical of
+webcams. The annotated video is H.264 with the input's audio copied, pose drawn as axes on each
+face. Outputs are atomic: bad input (a missing, empty, non-video or truncated file) prints one
+``error:`` line, exits with status 2 and leaves no output; Ctrl-C finishes both outputs with the
+frames done so far and exits with status 130. The default weights are the placeholder
 ``assets/rcn_mtfl_synth.safetensors`` (5 points, trained on synthetic drawings: plumbing only, no
 accuracy claim on real faces).
 """
@@ -60,6 +62,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                             "for head pose when --focal-px is not given (default 60, typical of webcams)")
     parser.add_argument("--face-model", help="3D face (K, 3) .npy for head pose, K the model's point count "
                         "(default: the shipped mean face, assets/mean_face_68.npy, or its subset)")
+    parser.add_argument("--pose-source", choices=("pnp", "head"), default="pnp",
+                        help="head pose by solvePnP against the 3D face (default), or from the weights' "
+                        "attribute head (needs one predicting yaw, pitch and roll)")
     parser.add_argument("--min-confidence", type=float, default=None,
                         help="re-detect when a track's mean point score falls below this")
     return parser.parse_args(argv)
@@ -81,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     face_model = "auto" if args.face_model is None else load_face_model(args.face_model)
     processor = FrameProcessor.from_config(PipelineConfig(Path(args.weights), args.detector, args.device,
                                                           tracker=tracker, face_model_3d=face_model,
-                                                          focal_px=args.focal_px, hfov_deg=args.hfov))
+                                                          focal_px=args.focal_px, hfov_deg=args.hfov,
+                                                          pose_source=args.pose_source))
     source = open_source(args.input, rate_hz=args.rate)
     is_video = isinstance(source, VideoFileSource)
     total = (source.declared_frames or None) if is_video else len(getattr(source, "files", [0]))

@@ -2,7 +2,7 @@
 
     python -m realtime.webcam [--source 0|/dev/video0|FILE|DIR] [--weights W] [--width W --height H
                               --fps F] [--focal-px F | --hfov DEG] [--detector short|full]
-                              [--face-model MEAN_FACE.npy] [--screenshot-dir DIR]
+                              [--face-model MEAN_FACE.npy] [--pose-source pnp|head] [--screenshot-dir DIR]
                               [--screenshot-after N] [--quit-after N]
 
 Keys: Space pause, S screenshot (PNG into --screenshot-dir), Q or Esc quit; the panel on the right
@@ -12,6 +12,8 @@ also act at the end of a file), for scripted runs. Without a display, QT_QPA_PLA
 runs the same window off screen. Bad input prints one ``error:`` line and exits with status 2.
 Head pose uses ``--face-model`` (a (K, 3) .npy matching the model's points) or else the shipped
 3D mean face's points for the model's layout; a layout with no known 3D points gets no pose.
+``--pose-source head`` takes it from the weights' attribute head instead (an error when they
+have none predicting yaw, pitch and roll); the panel switches between the two when both exist.
 """
 from __future__ import annotations
 
@@ -45,6 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="BlazeFace short range (faces within ~2 m) or full range (small faces)")
     parser.add_argument("--device", default="cpu", help="torch device for the landmark model")
     parser.add_argument("--face-model", help="3D face (K, 3) .npy for head pose (default: the shipped mean face)")
+    parser.add_argument("--pose-source", choices=("pnp", "head"), default="pnp",
+                        help="head pose by solvePnP against the 3D face (default), or from the weights' "
+                        "attribute head (needs one predicting yaw, pitch and roll)")
     parser.add_argument("--screenshot-dir", default=".", help="folder for screenshots (S key)")
     parser.add_argument("--screenshot-after", type=int, metavar="N", help="save a screenshot after N frames")
     parser.add_argument("--quit-after", type=int, metavar="N", help="quit after N frames drawn")
@@ -115,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     from realtime.landmarker import Landmarker
     from realtime.live import LiveTuner
     from realtime.pipeline import FrameProcessor, LivePipeline
+    from realtime.pose_head import pose_head_of
 
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own error says it in one line
     source = open_source(args.source, as_live=True, width=args.width, height=args.height, fps=args.fps)
@@ -123,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
         landmarker = Landmarker(Path(args.weights), args.device)
         tuner = LiveTuner(FrameProcessor(landmarker, BlazeFaceDetector(args.detector),
                                          face_model_3d=face_model(args.face_model, landmarker.layout),
-                                         focal_px=args.focal_px, hfov_deg=args.hfov))
+                                         focal_px=args.focal_px, hfov_deg=args.hfov, pose_source=args.pose_source,
+                                         pose_head=pose_head_of(landmarker, required=args.pose_source == "head")))
     except BaseException:
         source.close()
         raise
