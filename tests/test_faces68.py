@@ -1,0 +1,65 @@
+"""The bundled-model recipe (``python -m train.faces68``): configuration, report, error paths."""
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from train import faces68
+from train.reproduce import command_line
+
+
+def test_recipe_is_valid_and_its_printed_command_rebuilds_it(tmp_path):
+    cfg = faces68.recipe(tmp_path / "set", tmp_path / "run", 3000)
+    cfg.validate()
+    assert cfg.preset == "rcnplus" and cfg.width_mult == 0.5 and cfg.augment == "heavy" and cfg.attribute_weight > 0
+    argv = shlex.split(command_line(cfg))[3:]  # drop "python -m train"
+    import train.__main__ as cli
+
+    with mock.patch("train.fit.fit", return_value={"step": 0, "seconds": 0, "best_val_nme": 0, "best_step": 0}) as fit:
+        cli.main(argv)
+    assert fit.call_args.args[0] == cfg
+
+
+def test_render_reports_every_number():
+    row = {"n": 21, "mean_pct": 4.5, "median_pct": 4.0, "failure@0.08_pct": 4.8}
+    clip = {"found": 1.0, "nme_pct": 3.2, "nme_median_pct": 3.0, "jitter_pct": 0.21, "frames": 300, "still_frames": 60}
+    speed = {"threads": 2, **{f"{p}_b{b}_ms_per_face": 1.5 for p in ("fp32", "bf16") for b in (1, 8)}}
+    results = {"hardware": "cpu", "train_seconds": 3600, "heldout": {"outer_eye": row, "eye_centres": row},
+               "train": {"outer_eye": row, "eye_centres": row}, "clip": {"raw": clip, "smoothed": clip},
+               "speed": speed, "set_counts": {"train": {"faces": 84, "identities": 45},
+                                              "heldout": {"faces": 21, "identities": 12}}}
+    text = faces68.render(results, "python -m train.faces68", "python -m train fit --preset rcnplus")
+    assert "| held-out people | 21 | 4.50 (4.50) | 4.00 | 4.8 |" in text
+    assert "| smoothed | 100.0% | 3.20% | 3.00% | 0.210% |" in text
+    assert "84 training faces of 45 people" in text and "60 min" in text
+
+
+def test_speed_measures_both_precisions(tmp_path):
+    from realtime.model import build_model
+    from realtime.presets import make_config
+    from realtime.weights import save_weights
+
+    path = tmp_path / "m.safetensors"
+    save_weights(build_model(make_config("rcnplus", width_mult=0.25)), path)
+    out = faces68.speed(path, repeats=1)
+    assert set(out) == {"threads", *(f"{p}_b{b}_ms_per_face" for p in ("fp32", "bf16") for b in (1, 8))}
+    assert all(v > 0 for v in out.values())
+
+
+def test_report_only_without_weights_is_one_line(tmp_path, capsys):
+    code = faces68.main(["--report-only", "--ship", str(tmp_path / "none.safetensors"), "--set", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "not found" in err[0]
+
+
+@pytest.mark.skipif(not faces68.DEFAULT_SHIP.is_file(), reason="the bundled model is not built yet")
+def test_bundled_weights_are_the_recipes_model():
+    from realtime.weights import load_model, weights_info
+
+    model = load_model(faces68.DEFAULT_SHIP)
+    assert model.config.num_points == 68 and model.config.layout == "ibug68"
+    info = weights_info(faces68.DEFAULT_SHIP)
+    assert Path(info["fit_config"]["out"]).name == "faces68" and info["fit_config"]["augment"] == "heavy"
