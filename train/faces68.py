@@ -28,6 +28,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+
 from realtime.atomic import write_text_atomic
 from realtime.errors import UserError, exit_status
 from train.config import FitConfig
@@ -36,6 +38,38 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SHIP = ROOT / "assets" / "rcn68_faces.safetensors"
 DEFAULT_FACES = ROOT.parent / "shared" / "data" / "faces"
 NORMS = ["outer_eye", "eye_centres"]
+GOLDEN = ROOT / "tests" / "fixtures" / "golden68.json"
+GOLDEN_TOLERANCE_PX = 0.25
+
+
+def golden_points(weights: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The model's (68, 2) points on frame 0 of the bundled clip, from the crop of the truth's own
+    face box (no detector, no tracking: the network alone), and the truth's points."""
+    from realtime.capture import VideoFileSource
+    from realtime.clipscore import DEFAULT_CLIP, ClipTruth
+    from realtime.crops import crop_matrix, face_box_from_points
+    from realtime.landmarker import Landmarker
+    from realtime.layouts import get_layout
+
+    truth = ClipTruth.load(DEFAULT_CLIP.with_name("demo_truth.json")).points[0]
+    with VideoFileSource(DEFAULT_CLIP) as source:
+        _, _, frame = next(iter(source))
+        source.stop()
+    landmarker = Landmarker(weights)
+    matrix = crop_matrix(*face_box_from_points(truth, np.ones(len(truth), bool), get_layout("ibug68")),
+                         out_size=landmarker.input_size)
+    points, _ = landmarker(frame, [matrix])
+    return points[0], truth
+
+
+def write_golden(weights: Path, path: Path = GOLDEN) -> None:
+    """Store the shipped model's golden points (``tests/test_golden68.py`` checks them)."""
+    from train.teacher_cli import json_text, sha256
+
+    points, _ = golden_points(weights)
+    write_text_atomic(path, json_text({
+        "weights": weights.name, "weights_sha256": sha256(weights), "frame": 0, "tolerance_px": GOLDEN_TOLERANCE_PX,
+        "made_by": "python -m train.faces68 (write_golden), after export", "points": np.round(points, 3).tolist()}))
 
 
 def recipe(data_dir: Path, out: Path, steps: int) -> FitConfig:
@@ -185,6 +219,8 @@ def run(args: argparse.Namespace) -> int:
         manifest = ensure_set(args)
         run_or_resume(cfg)
         ship(Path(args.out), Path(args.ship))
+        if Path(args.ship).resolve() == DEFAULT_SHIP:
+            write_golden(DEFAULT_SHIP)
     results = measure(args, cfg, manifest)
     command = " ".join(["python -m train.faces68", *args.argv])
     docs = Path(args.docs)

@@ -1,0 +1,28 @@
+"""Golden test of the shipped 68-point model: its points on frame 0 of the bundled clip (cropped from
+the truth's box, the network alone) within a stated tolerance of the stored ones
+(``tests/fixtures/golden68.json``, written by ``python -m train.faces68`` when it ships the model)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from train import faces68
+
+pytest.importorskip("av")
+if not faces68.GOLDEN.is_file() or not faces68.DEFAULT_SHIP.is_file():
+    pytest.skip("the bundled 68-point model or its golden points are not there yet", allow_module_level=True)
+
+
+def test_shipped_model_lands_on_its_golden_points():
+    from train.teacher_cli import sha256
+
+    golden = json.loads(faces68.GOLDEN.read_text())
+    assert golden["weights_sha256"] == sha256(faces68.DEFAULT_SHIP), "weights changed: rerun python -m train.faces68"
+    points, truth = faces68.golden_points(faces68.DEFAULT_SHIP)
+    stored = np.asarray(golden["points"])
+    assert np.abs(points - stored).max() <= golden["tolerance_px"]
+    # and the stored points are a face, not noise: near the clip's truth (outer eye corners 36, 45)
+    iod = np.linalg.norm(truth[36] - truth[45])
+    assert np.linalg.norm(stored - truth, axis=1).mean() / iod < 0.10
