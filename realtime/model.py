@@ -243,9 +243,9 @@ class SumNet(LandmarkNet):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.encode(x)
         size = feats[0].shape[-2:]
-        out = 0
+        out, keep = 0, self.config.mask_fine_first()  # the config's tuple, not the buffer: no host sync, exportable
         for level, (feat, branch) in enumerate(zip(feats, self.branches)):
-            if self.mask[level] == 0:
+            if not keep[level]:
                 continue
             maps = F.interpolate(branch(feat), size=size, mode="nearest")
             out = out + maps * self.branch_weights[level][None, :, None, None]

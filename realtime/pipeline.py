@@ -68,7 +68,8 @@ class PipelineConfig:
     """``weights`` landmark .safetensors; ``detector`` "short"/"full"; ``face_model_3d`` (K, 3)
     3D face for head pose, "auto" (the shipped mean face for the weights' layout) or None (no
     pose); ``focal_px`` or ``hfov_deg`` the camera intrinsics; ``pose_source`` "pnp" or "head"
-    (module docstring; "head" needs weights with a pose head); ``queue_size`` frames decoded ahead
+    (module docstring; "head" needs weights with a pose head); ``backend`` the landmark model's
+    inference backend (``realtime.backends``: a name or "auto"); ``queue_size`` frames decoded ahead
     in file mode."""
 
     weights: Path
@@ -81,6 +82,7 @@ class PipelineConfig:
     hfov_deg: float = 60.0
     pose_source: str = "pnp"
     queue_size: int = 8
+    backend: str = "eager"
 
 
 @dataclass
@@ -132,7 +134,7 @@ class FrameProcessor:
 
     @staticmethod
     def from_config(config: PipelineConfig) -> "FrameProcessor":
-        landmarker = Landmarker(config.weights, config.device, config.decoder)
+        landmarker = Landmarker(config.weights, config.device, config.decoder, backend=config.backend)
         pose_head = pose_head_of(landmarker, required=config.pose_source == "head")
         return FrameProcessor(landmarker, BlazeFaceDetector(config.detector), config.tracker,
                               face_model_3d=config.face_model_3d, focal_px=config.focal_px, hfov_deg=config.hfov_deg,

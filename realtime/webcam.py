@@ -2,7 +2,8 @@
 
     python -m realtime.webcam [--source 0|/dev/video0|FILE|DIR] [--weights W] [--width W --height H
                               --fps F] [--focal-px F | --hfov DEG] [--detector short|full]
-                              [--face-model MEAN_FACE.npy] [--pose-source pnp|head] [--screenshot-dir DIR]
+                              [--face-model MEAN_FACE.npy] [--pose-source pnp|head]
+                              [--backend auto|eager|onnxruntime|openvino|...] [--screenshot-dir DIR]
                               [--screenshot-after N] [--quit-after N]
 
 Keys: Space pause, S screenshot (PNG into --screenshot-dir), Q or Esc quit; the panel on the right
@@ -46,6 +47,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--detector", choices=("short", "full"), default="short",
                         help="BlazeFace short range (faces within ~2 m) or full range (small faces)")
     parser.add_argument("--device", default="cpu", help="torch device for the landmark model")
+    parser.add_argument("--backend", default="auto",
+                        help="inference backend of the landmark model: auto (the fastest whose landmarks stay "
+                        "within 0.1 crop px of eager fp32; decided once per machine and model, then cached) "
+                        "or one of eager, channels_last, bf16, fp16, compile, cudagraphs, onnxruntime, "
+                        "openvino, openvino_bf16, tensorrt (README: Inference backends)")
     parser.add_argument("--face-model", help="3D face (K, 3) .npy for head pose (default: the shipped mean face)")
     parser.add_argument("--pose-source", choices=("pnp", "head"), default="pnp",
                         help="head pose by solvePnP against the 3D face (default), or from the weights' "
@@ -126,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     source = open_source(args.source, as_live=True, width=args.width, height=args.height, fps=args.fps)
     try:
         check_qt()
-        landmarker = Landmarker(Path(args.weights), args.device)
+        landmarker = Landmarker(Path(args.weights), args.device, backend=args.backend)
         tuner = LiveTuner(FrameProcessor(landmarker, BlazeFaceDetector(args.detector),
                                          face_model_3d=face_model(args.face_model, landmarker.layout),
                                          focal_px=args.focal_px, hfov_deg=args.hfov, pose_source=args.pose_source,
@@ -134,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         source.close()
         raise
+    print(f"landmark backend: {landmarker.backend.name}", file=sys.stderr)
     from realtime.overlay import run_window
 
     window = run_window(LivePipeline(source, tuner), tuner, screenshot_dir=folder,

@@ -1,0 +1,94 @@
+"""The backends by name: which exist on this machine (and why not), and building one."""
+from __future__ import annotations
+
+import shutil
+from importlib.util import find_spec
+from typing import Callable
+
+import torch
+from torch import nn
+
+from realtime.backends import exported, torch_backends
+from realtime.backends.base import Backend, native_bf16
+from realtime.errors import UserError
+
+Builder = Callable[[nn.Module, torch.device, str, float, int], Backend]
+BUILDERS: dict[str, Builder] = {
+    "eager": torch_backends.eager,
+    "channels_last": torch_backends.channels_last,
+    "bf16": torch_backends.bf16,
+    "fp16": torch_backends.fp16,
+    "compile": torch_backends.compiled,
+    "cudagraphs": torch_backends.cudagraphs,
+    "onnxruntime": exported.onnxruntime,
+    "openvino": exported.openvino,
+    "openvino_bf16": exported.openvino_bf16,
+    "tensorrt": exported.tensorrt,
+}
+BACKENDS = tuple(BUILDERS)
+REDUCED_PRECISION = ("bf16", "fp16", "openvino_bf16")  # may move landmarks more than the fp32 ones
+FAST_EXTRA = "pip install -e '.[fast]'"
+
+
+def _device(device: str | torch.device) -> torch.device:
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise UserError(f"unknown torch device {device!r} ({exc})") from None
+
+
+def available_backends(device: str | torch.device = "cpu") -> dict[str, str | None]:
+    """Every backend name -> None when it can run on ``device`` here, else the reason it cannot
+    (no CUDA, no bf16 hardware, a package missing). Cheap: imports none of the runtimes."""
+    device = _device(device)
+    cuda = device.type == "cuda"
+    if cuda and not torch.cuda.is_available():
+        return dict.fromkeys(BACKENDS, "this torch has no CUDA device")
+    if device.type not in ("cpu", "cuda"):
+        return {name: None if name == "eager" else f"only eager runs on {device.type} devices" for name in BACKENDS}
+    cuda_only = None if cuda else "needs CUDA (the device is cpu)"
+    if cuda:
+        bf16 = None if torch.cuda.is_bf16_supported() else "this GPU has no bf16"
+    else:
+        bf16 = None if native_bf16() else "this CPU has no bf16 instructions (neither AMX nor AVX512-BF16)"
+    has_compiler = cuda or shutil.which("g++") or shutil.which("c++")
+    compiler = None if has_compiler else "no C++ compiler for torch.compile's CPU code"
+    ort = None if find_spec("onnxruntime") else f"onnxruntime is not installed ({FAST_EXTRA})"
+    if ort is None and cuda:
+        import onnxruntime
+
+        if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+            ort = "this onnxruntime has no CUDA provider (pip install onnxruntime-gpu)"
+    openvino = "OpenVINO runs on the CPU here" if cuda else (
+        None if find_spec("openvino") else f"openvino is not installed ({FAST_EXTRA})")
+    return {
+        "eager": None,
+        "channels_last": None,
+        "bf16": bf16,
+        "fp16": cuda_only,
+        "compile": compiler,
+        "cudagraphs": cuda_only,
+        "onnxruntime": ort,
+        "openvino": openvino,
+        "openvino_bf16": openvino or (bf16 if not cuda else None),
+        "tensorrt": (exported.TRT_MISSING if not find_spec("torch_tensorrt") else None) or cuda_only,
+    }
+
+
+def make_backend(name: str, model: nn.Module, device: str | torch.device = "cpu", *, decoder: str = "softargmax",
+                 beta: float = 1.0, batch_size: int = 1) -> Backend:
+    """Build backend ``name`` ("auto": see ``auto.pick_backend``) for the fp32 ``model`` (on
+    ``device``, in eval mode). ``batch_size`` is the batch the caller expects: compiled backends
+    build for its bucket, and ``auto`` times it. UserError, in one line, for an unknown or
+    unavailable name."""
+    device = _device(device)
+    if name == "auto":
+        from realtime.backends.auto import pick_backend
+
+        return pick_backend(model, device, decoder=decoder, beta=beta, batch_size=batch_size)
+    if name not in BUILDERS:
+        raise UserError(f"unknown backend {name!r}; choose auto or one of {', '.join(BACKENDS)}")
+    reason = available_backends(device)[name]
+    if reason is not None:
+        raise UserError(f"backend {name!r} cannot run on {device} here: {reason}")
+    return BUILDERS[name](model, device, decoder, float(beta), max(1, int(batch_size)))
