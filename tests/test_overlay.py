@@ -2,6 +2,7 @@
 CLI end to end and its one-line errors; and a real xcb window on Xvfb (marker ``xvfb``)."""
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import signal
@@ -42,6 +43,17 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def app():
     return pg.mkQApp("test_overlay")
+
+
+@pytest.fixture(autouse=True)
+def collect_on_the_gui_thread():
+    """Closed windows linger as cyclic garbage holding QObjects and timers. Left to chance, the
+    collector may run on a pipeline's worker thread (whichever thread allocates at the time),
+    destroying them off the GUI thread; a timer then fires on freed memory (a segfault in
+    QTimerInfoList::activateTimers, seen once the test run's allocation count put a collection
+    there). Collect after every test, here on the GUI thread."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture
