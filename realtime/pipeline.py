@@ -47,7 +47,7 @@ import numpy as np
 
 from realtime.capture import CapturedFrame, Source
 from realtime.crops import transform_points
-from realtime.detector import BlazeFaceDetector
+from realtime.detector import BlazeFaceBase, make_detector
 from realtime.errors import UserError
 from realtime.landmarker import Landmarker
 from realtime.mailbox import LatestMailbox, MailboxClosed
@@ -70,7 +70,8 @@ class PipelineConfig:
     pose); ``focal_px`` or ``hfov_deg`` the camera intrinsics; ``pose_source`` "pnp" or "head"
     (module docstring; "head" needs weights with a pose head); ``backend`` the landmark model's
     inference backend (``realtime.backends``: a name or "auto"); ``queue_size`` frames decoded ahead
-    in file mode."""
+    in file mode; ``detector_backend`` "opencv", "torch" or "auto" (torch on a CUDA ``device``,
+    else OpenCV, the faster on CPU: ``detector.resolve_detector_backend``)."""
 
     weights: Path
     detector: str = "short"
@@ -83,6 +84,7 @@ class PipelineConfig:
     pose_source: str = "pnp"
     queue_size: int = 8
     backend: str = "eager"
+    detector_backend: str = "auto"
 
 
 @dataclass
@@ -107,7 +109,7 @@ class FrameProcessor:
     later through ``set_pose_source``; None leaves only "pnp".
     """
 
-    def __init__(self, landmarker: Landmarker, detector: BlazeFaceDetector, tracker_config: TrackerConfig = TrackerConfig(),
+    def __init__(self, landmarker: Landmarker, detector: BlazeFaceBase, tracker_config: TrackerConfig = TrackerConfig(),
                  smoothing: SmoothingParams | None = None, face_model_3d: np.ndarray | str | None = None,
                  focal_px: float | None = None, hfov_deg: float = 60.0, pose_source: str = "pnp",
                  pose_head: PoseHead | None = None) -> None:
@@ -136,7 +138,8 @@ class FrameProcessor:
     def from_config(config: PipelineConfig) -> "FrameProcessor":
         landmarker = Landmarker(config.weights, config.device, config.decoder, backend=config.backend)
         pose_head = pose_head_of(landmarker, required=config.pose_source == "head")
-        return FrameProcessor(landmarker, BlazeFaceDetector(config.detector), config.tracker,
+        detector = make_detector(config.detector, config.detector_backend, config.device)
+        return FrameProcessor(landmarker, detector, config.tracker,
                               face_model_3d=config.face_model_3d, focal_px=config.focal_px, hfov_deg=config.hfov_deg,
                               pose_source=config.pose_source, pose_head=pose_head)
 

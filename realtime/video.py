@@ -1,8 +1,8 @@
 """Landmarks for a recorded video, an image or a folder of images, headless.
 
     python -m realtime.video INPUT -o OUT.mp4 --landmarks OUT.jsonl [--csv] [--weights W]
-                             [--detector short|full] [--focal-px F | --hfov DEG] [--face-model F.npy]
-                             [--pose-source pnp|head]
+                             [--detector short|full] [--detector-backend auto|opencv|torch]
+                             [--focal-px F | --hfov DEG] [--face-model F.npy] [--pose-source pnp|head]
                              [--backend auto|eager|onnxruntime|openvino|...]
 
 Every input frame is processed, in order, and gets one landmarks record (JSON line, or CSV rows
@@ -55,7 +55,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="landmark model (.safetensors)")
     parser.add_argument("--detector", choices=("short", "full"), default="short",
                         help="BlazeFace short range (faces within ~2 m) or full range (small faces)")
-    parser.add_argument("--device", default="cpu", help="torch device for the landmark model")
+    parser.add_argument("--detector-backend", choices=("auto", "opencv", "torch"), default="auto",
+                        help="run BlazeFace through OpenCV dnn or the PyTorch port on --device; auto: torch "
+                        "on CUDA, else OpenCV (faster on CPU)")
+    parser.add_argument("--device", default="cpu", help="torch device for the landmark model (and the torch detector)")
     parser.add_argument("--backend", default="auto",
                         help="inference backend of the landmark model: auto (the fastest whose landmarks stay "
                         "within 0.1 crop px of eager fp32; decided once per machine and model, then cached) "
@@ -93,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     processor = FrameProcessor.from_config(PipelineConfig(Path(args.weights), args.detector, args.device,
                                                           tracker=tracker, face_model_3d=face_model,
                                                           focal_px=args.focal_px, hfov_deg=args.hfov,
-                                                          pose_source=args.pose_source, backend=args.backend))
+                                                          pose_source=args.pose_source, backend=args.backend,
+                                                          detector_backend=args.detector_backend))
     source = open_source(args.input, rate_hz=args.rate)
     is_video = isinstance(source, VideoFileSource)
     total = (source.declared_frames or None) if is_video else len(getattr(source, "files", [0]))

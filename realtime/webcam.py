@@ -2,6 +2,7 @@
 
     python -m realtime.webcam [--source 0|/dev/video0|FILE|DIR] [--weights W] [--width W --height H
                               --fps F] [--focal-px F | --hfov DEG] [--detector short|full]
+                              [--detector-backend auto|opencv|torch]
                               [--face-model MEAN_FACE.npy] [--pose-source pnp|head]
                               [--backend auto|eager|onnxruntime|openvino|...] [--screenshot-dir DIR]
                               [--screenshot-after N] [--quit-after N]
@@ -46,7 +47,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                             "(default 60, typical of webcams)")
     parser.add_argument("--detector", choices=("short", "full"), default="short",
                         help="BlazeFace short range (faces within ~2 m) or full range (small faces)")
-    parser.add_argument("--device", default="cpu", help="torch device for the landmark model")
+    parser.add_argument("--detector-backend", choices=("auto", "opencv", "torch"), default="auto",
+                        help="run BlazeFace through OpenCV dnn or the PyTorch port on --device; auto: torch "
+                        "on CUDA, else OpenCV (faster on CPU)")
+    parser.add_argument("--device", default="cpu", help="torch device for the landmark model (and the torch detector)")
     parser.add_argument("--backend", default="auto",
                         help="inference backend of the landmark model: auto (the fastest whose landmarks stay "
                         "within 0.1 crop px of eager fp32; decided once per machine and model, then cached) "
@@ -122,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     import cv2
 
     from realtime.capture import open_source
-    from realtime.detector import BlazeFaceDetector
+    from realtime.detector import make_detector
     from realtime.landmarker import Landmarker
     from realtime.live import LiveTuner
     from realtime.pipeline import FrameProcessor, LivePipeline
@@ -133,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_qt()
         landmarker = Landmarker(Path(args.weights), args.device, backend=args.backend)
-        tuner = LiveTuner(FrameProcessor(landmarker, BlazeFaceDetector(args.detector),
+        tuner = LiveTuner(FrameProcessor(landmarker, make_detector(args.detector, args.detector_backend, args.device),
                                          face_model_3d=face_model(args.face_model, landmarker.layout),
                                          focal_px=args.focal_px, hfov_deg=args.hfov, pose_source=args.pose_source,
                                          pose_head=pose_head_of(landmarker, required=args.pose_source == "head")))
