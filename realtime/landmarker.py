@@ -24,6 +24,7 @@ import torch
 
 from realtime.crops import invert_affine, warp_crop
 from realtime.backends import Backend, make_backend
+from realtime.device_crops import device_crops
 from realtime.errors import UserError
 from realtime.layouts import Layout, get_layout, layout_for_count
 from realtime.tracker import FaceRoi
@@ -54,7 +55,9 @@ class Landmarker:
     ``beta``, whatever decoder the file names: on the placeholder ``rcn_mtfl_synth`` (whose file
     says argmax) soft-argmax scores 3.73% vs 4.59% NME (eye centres) on ``synth:test``
     (``python -m train evaluate ... --decoder``). "argmax" gives the whole-pixel maximum. ``last_ms`` holds the last call's time in
-    milliseconds (warp + network + decode + mapping back).
+    milliseconds (warp + network + decode + mapping back). ``crop_on_device`` makes the crops on
+    the torch device (``realtime.device_crops``: frames uploaded once, affine sampling there, the
+    face batch padded to a bucket size) instead of with cv2 on the host; off by default.
 
     ``backend`` names the inference backend (``realtime.backends.BACKENDS``, or "auto"); an
     unknown or unavailable one is a UserError. ``batch_size`` is the number of faces per call it
@@ -63,7 +66,8 @@ class Landmarker:
     """
 
     def __init__(self, weights_path: str | Path, device: str = "cpu", decoder: str | None = None,
-                 backend: str = "eager", batch_size: int = 1) -> None:
+                 backend: str = "eager", batch_size: int = 1,
+                 crop_on_device: bool = False) -> None:
         try:
             self.device = torch.device(device)
         except RuntimeError as exc:
@@ -83,6 +87,7 @@ class Landmarker:
         self.grey = int(self.config.in_channels) == 1
         self.layout: Layout | None = (get_layout(self.config.layout) if self.config.layout
                                       else layout_for_count(self.num_points))
+        self.crop_on_device = crop_on_device
         self.backend: Backend = make_backend(backend, self.model, self.device, decoder=self.decoder,
                                              beta=self.config.beta, batch_size=batch_size)
         self.last_ms = 0.0
@@ -93,13 +98,17 @@ class Landmarker:
         crops = [warp_crop(image, m, self.input_size, self.grey) for m in matrices]
         return np.stack(crops) if crops else np.zeros(shape, np.uint8)
 
-    def infer_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N, S, S, C) uint8 crops -> crop-pixel points (N, K, 2) and scores (N, K), one batch."""
+    def infer_crops(self, crops: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(N, S, S, C) uint8 crops, or (N, C, S, S) float crops in [0, 1] already on the device
+        (``device_crops``) -> crop-pixel points (N, K, 2) and scores (N, K), one batch."""
         if len(crops) == 0:
             return np.zeros((0, self.num_points, 2)), np.zeros((0, self.num_points))
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device)
-            x = x.permute(0, 3, 1, 2).float().div_(255.0)
+            if isinstance(crops, torch.Tensor):
+                x = crops
+            else:
+                x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device)
+                x = x.permute(0, 3, 1, 2).float().div_(255.0)
             points, scores = self.backend(x)
             return points.double().cpu().numpy(), scores.double().cpu().numpy()
 
@@ -113,9 +122,12 @@ class Landmarker:
             return []
         start = time.perf_counter()
         matrices = [[roi_matrix(r) for r in rois] for _, rois in frames]
-        crops = [self.warp(image, mats) for (image, _), mats in zip(frames, matrices)]
-        points, scores = self.infer_crops(np.concatenate(crops))
+        if self.crop_on_device:
+            crops = device_crops([image for image, _ in frames], matrices, self.input_size, self.grey, self.device)
+        else:
+            crops = np.concatenate([self.warp(image, mats) for (image, _), mats in zip(frames, matrices)])
         flat = [m for mats in matrices for m in mats]
+        points, scores = (a[:len(flat)] for a in self.infer_crops(crops))  # bucket padding dropped
         image_points = crops_to_image(points, np.array(flat).reshape(-1, 2, 3))
         out, i = [], 0
         for mats in matrices:
