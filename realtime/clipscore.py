@@ -72,6 +72,9 @@ def score(predicted: list[np.ndarray | None], truth: ClipTruth) -> dict[str, flo
     """``predicted[i]`` (K, 2) points of frame i (None: no face) -> found, nme %, jitter %."""
     if len(predicted) != len(truth.points):
         raise UserError(f"the clip gave {len(predicted)} frames but its truth has {len(truth.points)}")
+    k = truth.points.shape[1]
+    if any(p is not None and p.shape != (k, 2) for p in predicted):
+        raise UserError(f"the predictions do not have the truth's {k} points ({truth.layout}): score a {truth.layout} model")
     a, b = OUTER_EYE_CORNERS
     iod = np.linalg.norm(truth.points[:, a] - truth.points[:, b], axis=1)
     found = [i for i, p in enumerate(predicted) if p is not None]

@@ -1,0 +1,394 @@
+"""``python -m realtime.bench``: how fast, measured, against the dlib pipeline in the same run.
+
+    python -m realtime.bench [--weights W] [--clip assets/demo.mp4] [--device cpu|cuda]
+                             [--backends all|NAME,...] [--batches 1,8,32] [--no-dlib] [--quick]
+                             [-o bench_out]
+
+Four parts, each printed as it finishes and all written to ``OUT/bench.json``, ``OUT/bench.md``
+and ``OUT/bench.png`` (throughput against batch size, one line per backend):
+
+a. **landmarks**: the network alone on ready crops, faces/s and ms/face against batch size for
+   every backend available on the device (``realtime.backends``);
+b. **pipeline**: the end-to-end file pipeline on the clip (decode, detection when the tracker asks,
+   tracking, crops, landmarks, smoothing, pose): fps and per-stage milliseconds (mean, p50, p95),
+   which is where the time goes;
+c. **dlib**: the same clip through dlib's HOG detector + 68-point shape predictor on every frame
+   (the usual dlib pipeline; optional dependency, ``pip install -e '.[teacher]'``): fps, the speed
+   ratio, and both systems' NME against the clip's ground truth (``realtime.clipscore``);
+d. **live**: the clip played as a 30 fps camera through the live pipeline: latency percentiles
+   (frame arrival to result) and frames dropped.
+
+``--quick`` (CI) cuts every part short: a few repeats, 60 frames, 3 s of live play. Speeds are
+printed, never asserted: they depend on the machine and on what else runs on it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from realtime.atomic import atomic_path, write_text_atomic
+from realtime.errors import UserError, exit_status
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CLIP = ROOT / "assets" / "demo.mp4"
+# File mode's arrival-to-result latency is mostly time spent queued behind earlier frames, so part b
+# leaves it out; part d measures latency where it matters.
+STAGES = ("capture_ms", "detect_ms", "track_ms", "landmarks_ms", "smooth_ms", "pose_ms", "process_ms")
+
+
+def machine() -> str:
+    """CPU model, core count, torch version and threads, and the GPU when there is one."""
+    import os
+
+    import torch
+
+    cpu = platform.processor()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return f"{cpu}, {os.cpu_count()} cores{gpu}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"n": 0}
+    v = np.asarray(values, np.float64)
+    return {"n": len(v), "mean": float(v.mean()), "p50": float(np.percentile(v, 50)),
+            "p90": float(np.percentile(v, 90)), "p95": float(np.percentile(v, 95)),
+            "p99": float(np.percentile(v, 99)), "max": float(v.max())}
+
+
+# ---------------------------------------------------------------- a. the network alone
+
+def landmark_throughput(weights: Path, device: str, names: list[str] | None, batches: list[int],
+                        seconds: float) -> dict[str, dict]:
+    """Per backend: ``{"batches": {b: {"faces_per_s", "ms_per_face"}}}`` or ``{"skipped": reason}``."""
+    import torch
+
+    from realtime.backends import available_backends, make_backend
+    from realtime.weights import load_model
+
+    model = load_model(weights, device).eval()
+    c, s = model.config.in_channels, model.config.input_size
+    out: dict[str, dict] = {}
+    for name, reason in available_backends(device).items():
+        if names is not None and name not in names:
+            continue
+        if reason is not None:
+            out[name] = {"skipped": reason}
+            continue
+        try:
+            backend = make_backend(name, model, device)
+            rows = {}
+            for batch in batches:
+                x = torch.rand(batch, c, s, s, device=device)
+                for _ in range(3):
+                    backend(x)
+                _sync(device)
+                count, start = 0, time.perf_counter()
+                while count < 3 or time.perf_counter() - start < seconds:
+                    backend(x)
+                    count += 1
+                _sync(device)
+                elapsed = time.perf_counter() - start
+                rows[batch] = {"faces_per_s": count * batch / elapsed, "ms_per_face": elapsed * 1e3 / (count * batch)}
+            out[name] = {"batches": rows}
+        except (UserError, RuntimeError) as exc:
+            out[name] = {"skipped": f"failed: {str(exc).splitlines()[0]}"}
+        print(f"[landmarks] {name}: " + (", ".join(f"b{b} {r['faces_per_s']:.0f} faces/s"
+                                                   for b, r in out[name]["batches"].items())
+                                         if "batches" in out[name] else out[name]["skipped"]), flush=True)
+    return out
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+# ---------------------------------------------------------------- b. the file pipeline
+
+def pipeline_run(weights: Path, clip: Path, device: str, backend: str, max_frames: int | None) -> dict:
+    """fps and per-stage timings of the file pipeline over the clip (up to ``max_frames``)."""
+    from realtime.capture import VideoFileSource
+    from realtime.pipeline import FrameProcessor, PipelineConfig, run_file
+
+    processor = FrameProcessor.from_config(PipelineConfig(weights, device=device, backend=backend))
+    processor.landmarker.warmup()
+    source = VideoFileSource(clip)
+    timings: dict[str, list[float]] = {k: [] for k in STAGES}
+    faces, detections = [], [0]
+
+    def on_packet(packet) -> None:
+        for k in STAGES:
+            if k in packet.timings:
+                timings[k].append(packet.timings[k])
+        faces.append(len(packet.faces))
+        detections[0] += any(f.detection_score is not None for f in packet.faces)
+        if max_frames is not None and len(faces) >= max_frames:
+            source.stop()
+
+    stats = run_file(source, processor, on_packet)
+    out = {"frames": stats.processed, "wall_s": stats.wall_s, "fps": stats.fps,
+           "faces_per_frame": float(np.mean(faces)) if faces else 0.0, "frames_detected": detections[0],
+           "stages_ms": {k: percentiles(v) for k, v in timings.items()}}
+    print(f"[pipeline] {stats.processed} frames at {stats.fps:.1f} fps; per frame: " +
+          ", ".join(f"{k[:-3]} {out['stages_ms'][k]['mean']:.2f} ms" for k in STAGES if timings[k]), flush=True)
+    return out
+
+
+# ---------------------------------------------------------------- c. dlib on the same clip
+
+def ours_points(weights: Path, clip: Path, truth, device: str, backend: str, n: int) -> list:
+    from realtime.capture import VideoFileSource
+    from realtime.clipscore import nearest_face
+    from realtime.pipeline import FrameProcessor, PipelineConfig
+
+    processor = FrameProcessor.from_config(PipelineConfig(weights, device=device, backend=backend))
+    out = []
+    with VideoFileSource(clip) as source:
+        for frame in source:
+            if len(out) >= n:
+                source.stop()
+                break
+            packet = processor(frame)
+            out.append(nearest_face([f.points for f in packet.faces], truth.points[len(out)]))
+    return out
+
+
+def dlib_run(clip: Path, truth, n: int) -> dict:
+    """dlib HOG (upsample 0: the clip's face is ~90 px) + 68-point predictor on each of n frames."""
+    try:
+        import dlib
+    except ImportError:
+        return {"skipped": "dlib is not installed (pip install -e '.[teacher]')"}
+    from train.teacher import resolve_model_path  # the model file's lookup lives with the teacher
+
+    try:
+        predictor = dlib.shape_predictor(str(resolve_model_path(None)))
+    except UserError as exc:
+        return {"skipped": str(exc)}
+    from realtime.capture import VideoFileSource
+    from realtime.clipscore import nearest_face
+
+    detector = dlib.get_frontal_face_detector()
+    points, busy = [], 0.0
+    with VideoFileSource(clip) as source:
+        for _, _, rgb in source:
+            if len(points) >= n:
+                source.stop()
+                break
+            start = time.perf_counter()
+            faces = [np.array([(p.x, p.y) for p in predictor(rgb, r).parts()], np.float64) for r in detector(rgb, 0)]
+            busy += time.perf_counter() - start
+            points.append(nearest_face(faces, truth.points[len(points)]))
+    return {"frames": len(points), "fps": len(points) / busy if busy else 0.0, "points": points}
+
+
+def compare_dlib(weights: Path, clip: Path, device: str, backend: str, n: int | None, ours_fps: float) -> dict:
+    from realtime.clipscore import ClipTruth, score
+
+    truth = ClipTruth.load(clip.with_name(clip.stem + "_truth.json"))
+    n = len(truth.points) if n is None else min(n, len(truth.points))
+    cut = ClipTruth(truth.points[:n], (min(truth.still[0], n), min(truth.still[1], n)), truth.layout)
+    dl = dlib_run(clip, cut, n)
+    out: dict = {"frames": n}
+    try:
+        out["ours"] = score(ours_points(weights, clip, cut, device, backend, n), cut)
+    except UserError as exc:  # a model without 68 points cannot be scored on the clip
+        out["ours"] = {"skipped": str(exc)}
+    out["ours"]["fps"] = ours_fps
+    if "skipped" in dl:
+        out["dlib"] = dl
+    else:
+        out["dlib"] = {**score(dl.pop("points"), cut), "fps": dl["fps"]}
+        out["speed_ratio"] = ours_fps / dl["fps"] if dl["fps"] else float("nan")
+    nme = lambda r: f"NME {r['nme_pct']:.2f}%" if "nme_pct" in r else r.get("skipped", "")  # noqa: E731
+    print(f"[dlib] ours {ours_fps:.1f} fps, {nme(out['ours'])}; dlib "
+          + (f"{out['dlib']['fps']:.1f} fps, {nme(out['dlib'])}; ratio {out['speed_ratio']:.1f}x"
+             if "fps" in out["dlib"] else out["dlib"]["skipped"]), flush=True)
+    return out
+
+
+# ---------------------------------------------------------------- d. live latency
+
+def live_run(weights: Path, clip: Path, device: str, backend: str, seconds: float | None) -> dict:
+    """The clip as a live camera at its own rate: latency percentiles and drops."""
+    from realtime.capture import VideoFileSource
+    from realtime.pipeline import FrameProcessor, LivePipeline, PipelineConfig
+
+    processor = FrameProcessor.from_config(PipelineConfig(weights, device=device, backend=backend))
+    processor.landmarker.warmup()
+    source = VideoFileSource(clip, as_live=True)
+    start = time.monotonic()
+    with LivePipeline(source, processor) as live:
+        for _ in live:
+            if seconds is not None and time.monotonic() - start > seconds:
+                break
+    stats = live.stats
+    out = {"rate_hz": source.rate_hz, "decoded": stats.decoded, "processed": stats.processed,
+           "dropped": stats.dropped, "latency_ms": percentiles(stats.latencies_ms)}
+    lat = out["latency_ms"]
+    print(f"[live] {stats.processed} of {stats.decoded} frames, {stats.dropped} dropped; latency p50 "
+          f"{lat.get('p50', float('nan')):.1f} ms, p95 {lat.get('p95', float('nan')):.1f} ms, "
+          f"max {lat.get('max', float('nan')):.1f} ms", flush=True)
+    return out
+
+
+# ---------------------------------------------------------------- report
+
+def render(results: dict) -> str:
+    lines = ["# Benchmark", "", f"`{results['command']}` on {results['machine']}, device `{results['device']}`, "
+             f"weights `{results['weights']}`.", ""]
+    lm = results.get("landmarks", {})
+    if lm:
+        batches = sorted({int(b) for r in lm.values() for b in r.get("batches", {})})
+        lines += ["## a. Landmark network alone (faces/s; ms/face in brackets)", "",
+                  "| backend | " + " | ".join(f"batch {b}" for b in batches) + " |", "|---|" + "---|" * len(batches)]
+        for name, r in lm.items():
+            if "batches" in r:
+                cells = [f"{r['batches'][b]['faces_per_s']:.0f} ({r['batches'][b]['ms_per_face']:.2f})"
+                         if b in r["batches"] else "-" for b in batches]
+            else:
+                cells = [f"skipped: {r['skipped']}"] + [""] * (len(batches) - 1)
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    p = results.get("pipeline")
+    if p:
+        lines += [f"## b. File pipeline on the clip: {p['fps']:.1f} fps ({p['frames']} frames, "
+                  f"faces from the detector in {p['frames_detected']} of them, {p['faces_per_frame']:.2f} faces/frame)", "",
+                  "| stage | mean ms | p50 | p95 |", "|---|---|---|---|"]
+        for k, v in p["stages_ms"].items():
+            if v.get("n"):
+                lines.append(f"| {k[:-3]} | {v['mean']:.2f} | {v['p50']:.2f} | {v['p95']:.2f} |")
+        lines.append("")
+    d = results.get("dlib")
+    if d:
+        lines += ["## c. Against dlib (HOG + 68-point predictor) on the same clip", "",
+                  "| system | fps | NME (outer eyes) | face found |", "|---|---|---|---|"]
+        for name in ("ours", "dlib"):
+            r = d[name]
+            if "nme_pct" in r:
+                lines.append(f"| {name} | {r['fps']:.1f} | {r['nme_pct']:.2f}% | {100 * r['found']:.1f}% |")
+            else:
+                lines.append(f"| {name} | {r.get('fps', float('nan')):.1f} | {r['skipped']} | |")
+        if "speed_ratio" in d:
+            lines += ["", f"Speed ratio: **{d['speed_ratio']:.1f}x** dlib."]
+        lines += ["", "The clip's truth is dlib's own labels of the source portrait, warped per frame, so dlib's NME "
+                  "shows how well dlib agrees with itself under the clip's motion, and ours is the distance from "
+                  "dlib's labels: it is not a contest of accuracy against human labels."]
+        lines.append("")
+    live = results.get("live")
+    if live:
+        lat = live["latency_ms"]
+        lines += ["## d. Live mode, the clip as a camera at its own rate", "",
+                  f"{live['processed']} of {live['decoded']} frames processed, {live['dropped']} dropped at the entrance.",
+                  "", "| latency | p50 | p90 | p99 | max |", "|---|---|---|---|---|",
+                  f"| ms | {lat.get('p50', 0):.1f} | {lat.get('p90', 0):.1f} | {lat.get('p99', 0):.1f} | "
+                  f"{lat.get('max', 0):.1f} |", ""]
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, r in results.get("landmarks", {}).items():
+        if "batches" in r:
+            b = sorted(int(k) for k in r["batches"])
+            ax.plot(b, [r["batches"][k]["faces_per_s"] for k in b], marker="o", label=name)
+    ax.set(xscale="log", yscale="log", xlabel="batch size (faces)", ylabel="faces / s",
+           title=f"landmark network, {results['device']}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from realtime.video import DEFAULT_WEIGHTS
+
+    p = argparse.ArgumentParser(prog="python -m realtime.bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="landmark model (.safetensors)")
+    p.add_argument("--clip", default=str(DEFAULT_CLIP), help="clip with a _truth.json beside it")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--backend", default="auto", help="landmark backend of the pipeline parts (b-d), as the CLIs")
+    p.add_argument("--backends", default="all", help="backends for part a: all, or a comma list")
+    p.add_argument("--batches", default=None, help="batch sizes for part a (default 1,2,4,...,64 on CPU, "
+                   "1,...,1024 on CUDA; 1,8 with --quick)")
+    p.add_argument("--parts", default="landmarks,pipeline,dlib,live", help="comma list of the parts to run")
+    p.add_argument("--no-dlib", action="store_true", help="skip part c")
+    p.add_argument("--quick", action="store_true", help="short runs (CI): numbers are rough")
+    p.add_argument("-o", "--out", default="bench_out", help="folder for bench.json, bench.md, bench.png")
+    return p.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    weights, clip = Path(args.weights), Path(args.clip)
+    for path, what in ((weights, "weights"), (clip, "clip")):
+        if not path.is_file():
+            raise UserError(f"{what} not found: {path}")
+    parts = {s.strip() for s in args.parts.split(",") if s.strip()} - ({"dlib"} if args.no_dlib else set())
+    unknown = parts - {"landmarks", "pipeline", "dlib", "live"}
+    if unknown:
+        raise UserError(f"unknown part(s) {', '.join(sorted(unknown))}: choose from landmarks, pipeline, dlib, live")
+    if args.batches:
+        try:
+            batches = [int(b) for b in args.batches.split(",")]
+        except ValueError:
+            raise UserError(f"--batches must be a comma list of integers, got {args.batches!r}") from None
+    else:
+        top = 1024 if args.device.startswith("cuda") else 64
+        batches = [1, 8] if args.quick else [2 ** i for i in range(top.bit_length()) if 2 ** i <= top]
+    names = None if args.backends == "all" else [s.strip() for s in args.backends.split(",")]
+    frames = 60 if args.quick else None
+    results: dict = {"command": " ".join(["python -m realtime.bench", *args.argv]), "machine": machine(),
+                     "device": args.device, "weights": str(weights), "quick": args.quick}
+    if "landmarks" in parts:
+        results["landmarks"] = landmark_throughput(weights, args.device, names, batches, 0.3 if args.quick else 2.0)
+    if parts & {"pipeline", "dlib"}:
+        results["pipeline"] = pipeline_run(weights, clip, args.device, args.backend, frames)
+    if "dlib" in parts:
+        results["dlib"] = compare_dlib(weights, clip, args.device, args.backend, frames, results["pipeline"]["fps"])
+    if "live" in parts:
+        results["live"] = live_run(weights, clip, args.device, args.backend, 3.0 if args.quick else None)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "bench.json", json.dumps(results, indent=1, default=float) + "\n")
+    write_text_atomic(out / "bench.md", render(results))
+    written = [out / "bench.json", out / "bench.md"]
+    if results.get("landmarks"):
+        try:
+            plot(results, out / "bench.png")
+            written.append(out / "bench.png")
+        except ImportError:
+            print("no plot: matplotlib is not installed (pip install -e '.[train]')", file=sys.stderr)
+    print("wrote " + ", ".join(map(str, written)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
+    return exit_status(lambda: run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

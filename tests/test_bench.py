@@ -1,0 +1,52 @@
+"""``python -m realtime.bench --quick``: runs end to end and prints/writes its numbers (speed is
+never asserted: it depends on the machine and its load)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from realtime import bench
+
+pytest.importorskip("av")
+WEIGHTS = str(bench.ROOT / "assets" / "rcn_mtfl_synth.safetensors")
+
+
+def test_quick_bench_writes_json_markdown_and_plot(tmp_path, capsys):
+    out = tmp_path / "b"
+    code = bench.main(["--quick", "--weights", WEIGHTS, "--backends", "eager,channels_last", "--backend", "eager",
+                       "--parts", "landmarks,pipeline,live", "-o", str(out)])
+    assert code == 0
+    results = json.loads((out / "bench.json").read_text())
+    for name in ("eager", "channels_last"):
+        rows = results["landmarks"][name]["batches"]
+        assert set(rows) == {"1", "8"} and all(r["faces_per_s"] > 0 for r in rows.values())
+    p = results["pipeline"]
+    assert p["frames"] >= 60 and p["fps"] > 0 and p["stages_ms"]["landmarks_ms"]["n"] == p["frames"]
+    live = results["live"]
+    assert live["processed"] > 0 and live["processed"] + live["dropped"] <= live["decoded"] + 1
+    assert live["latency_ms"]["p50"] > 0
+    text = (out / "bench.md").read_text()
+    assert "## a. Landmark network alone" in text and "## d. Live mode" in text
+    assert (out / "bench.png").stat().st_size > 1000
+    printed = capsys.readouterr().out
+    assert "[landmarks] eager" in printed and "[pipeline]" in printed and "[live]" in printed
+
+
+def test_dlib_part_reports_a_5_point_model_as_unscorable(tmp_path):
+    pytest.importorskip("dlib")
+    out = tmp_path / "b"
+    assert bench.main(["--quick", "--weights", WEIGHTS, "--backend", "eager", "--parts", "dlib", "-o", str(out)]) == 0
+    d = json.loads((out / "bench.json").read_text())["dlib"]
+    assert "68 points" in d["ours"]["skipped"] and d["dlib"]["fps"] > 0 and d["speed_ratio"] > 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--weights", "nope.safetensors"], "weights not found"),
+    (["--parts", "landmarks,warp"], "unknown part"),
+    (["--batches", "1,x"], "--batches"),
+])
+def test_bad_arguments_are_one_line_errors(argv, message, tmp_path, capsys):
+    assert bench.main([*argv, "-o", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
