@@ -18,6 +18,7 @@ threads joined, source released.
 from __future__ import annotations
 
 import collections
+import gc
 import signal
 import sys
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.parametertree import Parameter, ParameterTree
+from pyqtgraph.util.garbage_collector import GarbageCollector
 from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
 
 from realtime.atomic import atomic_path
@@ -283,6 +285,10 @@ def run_window(pipeline: LivePipeline, tuner: LiveTuner, **options: object) -> O
     return whatever happened. Returns the closed window (``stats``, ``error``, ``screenshots``)."""
     QtCore.qInstallMessageHandler(_qt_message)
     app = pg.mkQApp("RCN live landmarks")
+    # Python's cyclic GC may otherwise run on a pipeline thread and free Qt objects there (a
+    # timer firing on a freed object crashed the overlay tests); pyqtgraph's collector turns
+    # automatic GC off and collects on a Qt timer, on the GUI thread, while the window runs.
+    collector = GarbageCollector(interval=1.0)
     try:
         window = OverlayWindow(pipeline, tuner, **options)
     except BaseException:
@@ -301,4 +307,6 @@ def run_window(pipeline: LivePipeline, tuner: LiveTuner, **options: object) -> O
     finally:
         signal.signal(signal.SIGINT, previous)
         window.shutdown()
+        collector.timer.stop()
+        gc.enable()
     return window

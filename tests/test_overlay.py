@@ -199,6 +199,7 @@ def test_webcam_cli_plays_a_clip_takes_a_screenshot_and_quits(app, tmp_path, cap
     err = capsys.readouterr().err
     assert "screenshot:" in err and "frames processed" in err
     assert not {t.name for t in threading.enumerate()} & {"capture", "worker"}
+    assert gc.isenabled(), "the window's GUI-thread garbage collector must hand automatic GC back"
 
 
 def test_webcam_cli_quits_at_the_end_of_a_short_clip(app, tmp_path):
