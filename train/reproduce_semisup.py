@@ -83,7 +83,7 @@ def plot(results: dict[tuple[float, str], dict], fractions: tuple[float, ...], p
         done = [f for f in fractions if (f, variant) in results]
         ys = [100 * results[(f, variant)]["softargmax"]["mean"] for f in done]
         ax.plot([100 * f for f in done], ys, marker=marker, label=variant)
-    ax.set(xscale="log", yscale="log", xlabel="images with landmark labels (%)",
+    ax.set(xscale="log", xlabel="images with landmark labels (%)",
            ylabel="test NME (%, eye centres, soft-argmax)", title="semi-supervised training, synthetic benchmark")
     ax.set_xticks([100 * f for f in fractions], [f"{100 * f:g}%" for f in fractions])
     ax.grid(alpha=0.3, which="both")
