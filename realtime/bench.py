@@ -69,15 +69,24 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 # ---------------------------------------------------------------- a. the network alone
 
-def landmark_throughput(weights: Path, device: str, names: list[str] | None, batches: list[int],
+def bench_model(weights: Path, preset: str | None, device: str):
+    """The network of part a: the weights file's, or a preset's with random weights (speed only)."""
+    from realtime.model import build_model
+    from realtime.presets import make_config
+    from realtime.weights import load_model
+
+    if preset is None:
+        return load_model(weights, device).eval()
+    return build_model(make_config(preset)).to(device).eval()
+
+
+def landmark_throughput(model, device: str, names: list[str] | None, batches: list[int],
                         seconds: float) -> dict[str, dict]:
     """Per backend: ``{"batches": {b: {"faces_per_s", "ms_per_face"}}}`` or ``{"skipped": reason}``."""
     import torch
 
     from realtime.backends import available_backends, make_backend
-    from realtime.weights import load_model
 
-    model = load_model(weights, device).eval()
     c, s = model.config.in_channels, model.config.input_size
     out: dict[str, dict] = {}
     for name, reason in available_backends(device).items():
@@ -255,6 +264,7 @@ def render(results: dict) -> str:
     if lm:
         batches = sorted({int(b) for r in lm.values() for b in r.get("batches", {})})
         lines += ["## a. Landmark network alone (faces/s; ms/face in brackets)", "",
+                  f"Network: `{results['landmark_model']}`.", "",
                   "| backend | " + " | ".join(f"batch {b}" for b in batches) + " |", "|---|" + "---|" * len(batches)]
         for name, r in lm.items():
             if "batches" in r:
@@ -331,6 +341,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu")
     p.add_argument("--backend", default="auto", help="landmark backend of the pipeline parts (b-d), as the CLIs")
     p.add_argument("--backends", default="all", help="backends for part a: all, or a comma list")
+    p.add_argument("--preset", help="part a only: time this preset (e.g. rcn_300w) with random weights instead")
     p.add_argument("--batches", default=None, help="batch sizes for part a (default 1,2,4,...,64 on CPU, "
                    "1,...,1024 on CUDA; 1,8 with --quick)")
     p.add_argument("--parts", default="landmarks,pipeline,dlib,live", help="comma list of the parts to run")
@@ -362,7 +373,9 @@ def run(args: argparse.Namespace) -> int:
     results: dict = {"command": " ".join(["python -m realtime.bench", *args.argv]), "machine": machine(),
                      "device": args.device, "weights": str(weights), "quick": args.quick}
     if "landmarks" in parts:
-        results["landmarks"] = landmark_throughput(weights, args.device, names, batches, 0.3 if args.quick else 2.0)
+        model = bench_model(weights, args.preset, args.device)
+        results["landmark_model"] = args.preset or str(weights)
+        results["landmarks"] = landmark_throughput(model, args.device, names, batches, 0.3 if args.quick else 2.0)
     if parts & {"pipeline", "dlib"}:
         results["pipeline"] = pipeline_run(weights, clip, args.device, args.backend, frames)
     if "dlib" in parts:

@@ -41,6 +41,15 @@ def test_dlib_part_reports_a_5_point_model_as_unscorable(tmp_path):
     assert "68 points" in d["ours"]["skipped"] and d["dlib"]["fps"] > 0 and d["speed_ratio"] > 0
 
 
+def test_preset_times_a_random_network_of_that_preset(tmp_path):
+    out = tmp_path / "b"
+    assert bench.main(["--quick", "--weights", WEIGHTS, "--preset", "rcnplus", "--backends", "eager",
+                       "--parts", "landmarks", "-o", str(out)]) == 0
+    results = json.loads((out / "bench.json").read_text())
+    assert results["landmark_model"] == "rcnplus" and "Network: `rcnplus`" in (out / "bench.md").read_text()
+    assert "pipeline" not in results
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--weights", "nope.safetensors"], "weights not found"),
     (["--parts", "landmarks,warp"], "unknown part"),
