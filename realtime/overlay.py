@@ -285,10 +285,6 @@ def run_window(pipeline: LivePipeline, tuner: LiveTuner, **options: object) -> O
     return whatever happened. Returns the closed window (``stats``, ``error``, ``screenshots``)."""
     QtCore.qInstallMessageHandler(_qt_message)
     app = pg.mkQApp("RCN live landmarks")
-    # Python's cyclic GC may otherwise run on a pipeline thread and free Qt objects there (a
-    # timer firing on a freed object crashed the overlay tests); pyqtgraph's collector turns
-    # automatic GC off and collects on a Qt timer, on the GUI thread, while the window runs.
-    collector = GarbageCollector(interval=1.0)
     try:
         window = OverlayWindow(pipeline, tuner, **options)
     except BaseException:
@@ -300,6 +296,10 @@ def run_window(pipeline: LivePipeline, tuner: LiveTuner, **options: object) -> O
         window.close()
 
     previous = signal.signal(signal.SIGINT, interrupt)
+    # Python's cyclic GC may otherwise run on a pipeline thread and free Qt objects there (a
+    # timer firing on a freed object crashed the overlay tests); pyqtgraph's collector turns
+    # automatic GC off and collects on a Qt timer, on the GUI thread, while the window runs.
+    collector = GarbageCollector(interval=1.0)
     try:
         window.show()
         pipeline.start()

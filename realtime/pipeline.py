@@ -225,9 +225,10 @@ class FrameProcessor:
         placed at the points' centre, one unit = one box side, for the translation filter."""
         assert self.pose_head is not None and len(rois) == len(faces)
         usable = [i for i, face in enumerate(faces) if np.isfinite(face.points).all()]
-        crop_points = [transform_points(faces[i].points, rois[i].matrix) for i in usable]
-        angles = self.pose_head(np.array(crop_points).reshape(len(usable), -1, 2))
         estimates: list[PoseEstimate | None] = [None] * len(faces)
+        if not usable:  # no face, or none with every point
+            return estimates
+        angles = self.pose_head(np.stack([transform_points(faces[i].points, rois[i].matrix) for i in usable]))
         for i, (yaw, pitch, roll) in zip(usable, angles):
             rotation = crop_pose_to_image(HeadPose(yaw, pitch, roll), rois[i].rotation_deg)
             x0, y0, x1, y1 = faces[i].box_xyxy

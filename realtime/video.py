@@ -14,9 +14,8 @@ roll). The camera's intrinsics default to a 60 degree horizontal field of view, 
 webcams. The annotated video is H.264 with the input's audio copied, pose drawn as axes on each
 face. Outputs are atomic: bad input (a missing, empty, non-video or truncated file) prints one
 ``error:`` line, exits with status 2 and leaves no output; Ctrl-C finishes both outputs with the
-frames done so far and exits with status 130. The default weights are the placeholder
-``assets/rcn_mtfl_synth.safetensors`` (5 points, trained on synthetic drawings: plumbing only, no
-accuracy claim on real faces).
+frames done so far and exits with status 130. The default weights are the bundled 68-point real-face model
+``assets/rcn68_faces.safetensors`` (``python -m train.faces68``; model card in ``assets/README.md``).
 """
 from __future__ import annotations
 
@@ -27,7 +26,7 @@ from typing import Callable
 
 from realtime.errors import exit_status
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "rcn_mtfl_synth.safetensors"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "rcn68_faces.safetensors"
 
 
 def _progress(total: int | None) -> tuple[Callable[[], None], Callable[[], None]]:

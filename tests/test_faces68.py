@@ -26,7 +26,8 @@ def test_recipe_is_valid_and_its_printed_command_rebuilds_it(tmp_path):
 def test_render_reports_every_number():
     row = {"n": 21, "mean_pct": 4.5, "median_pct": 4.0, "failure@0.08_pct": 4.8}
     clip = {"found": 1.0, "nme_pct": 3.2, "nme_median_pct": 3.0, "jitter_pct": 0.21, "frames": 300, "still_frames": 60}
-    speed = {"threads": 2, **{f"{p}_b{b}_ms_per_face": 1.5 for p in ("fp32", "bf16") for b in (1, 8)}}
+    timed = lambda ms, dev: {"b1": ms, "b8": ms - 0.25, "nme_pct": 3.9, "max_dev_px": dev}  # noqa: E731
+    speed = {"threads": 2, "backends": {"eager": timed(5.0, 0.0), "onnxruntime": timed(1.5, 0.0004)}}
     results = {"hardware": "cpu", "train_seconds": 3600, "heldout": {"outer_eye": row, "eye_centres": row},
                "train": {"outer_eye": row, "eye_centres": row}, "clip": {"raw": clip, "smoothed": clip},
                "speed": speed, "set_counts": {"train": {"faces": 84, "identities": 45},
@@ -35,18 +36,19 @@ def test_render_reports_every_number():
     assert "| held-out people | 21 | 4.50 (4.50) | 4.00 | 4.8 |" in text
     assert "| smoothed | 100.0% | 3.20% | 3.00% | 0.210% |" in text
     assert "84 training faces of 45 people" in text and "60 min" in text
+    assert "| onnxruntime | 1.50 | 1.25 | 3.90% | 0.000 px |" in text
 
 
-def test_speed_measures_both_precisions(tmp_path):
+def test_speed_times_every_available_fp32_backend(tmp_path):
     from realtime.model import build_model
     from realtime.presets import make_config
     from realtime.weights import save_weights
 
     path = tmp_path / "m.safetensors"
-    save_weights(build_model(make_config("rcnplus", width_mult=0.25)), path)
-    out = faces68.speed(path, repeats=1)
-    assert set(out) == {"threads", *(f"{p}_b{b}_ms_per_face" for p in ("fp32", "bf16") for b in (1, 8))}
-    assert all(v > 0 for v in out.values())
+    save_weights(build_model(make_config("rcnplus", width_mult=0.25, num_points=5, layout="mtfl5")), path)
+    out = faces68.speed(path, "synth:test?n=8", repeats=1)["backends"]
+    assert out["eager"]["max_dev_px"] == 0.0 and set(out) <= set(faces68.SPEED_BACKENDS)
+    assert all(row["b1"] > 0 and row["b8"] > 0 and row["nme_pct"] > 0 for row in out.values())
 
 
 def test_report_only_without_weights_is_one_line(tmp_path, capsys):

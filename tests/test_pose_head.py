@@ -166,7 +166,7 @@ def test_video_cli_pose_source(head_weights, demo_frame, tmp_path, capsys):
     cv2.imwrite(str(tmp_path / "face.png"), cv2.cvtColor(turned(demo_frame, 10.0), cv2.COLOR_RGB2BGR))
     out = tmp_path / "out"
     assert main([str(tmp_path / "face.png"), "-o", str(out / "v.mp4"), "--landmarks", str(out / "m.jsonl"),
-                 "--pose-source", "head"]) == 2
+                 "--weights", str(WEIGHTS), "--pose-source", "head"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "attribute head" in err
     assert not out.exists()
@@ -184,7 +184,8 @@ def test_webcam_cli_head_without_a_head_exits_2(tmp_path, capsys):
 
     image = tmp_path / "face.png"
     cv2.imwrite(str(image), np.zeros((64, 64, 3), np.uint8))
-    assert main(["--source", str(image), "--screenshot-dir", str(tmp_path), "--pose-source", "head"]) == 2
+    assert main(["--source", str(image), "--screenshot-dir", str(tmp_path), "--weights", str(WEIGHTS),
+                 "--pose-source", "head"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "attribute head" in err
 
@@ -233,3 +234,17 @@ def test_panel_offers_head_only_when_available_and_switches_it(head_weights):
     source.setValue("head")
     assert without.params.pose_source == "pnp" and "not applied" in window._note and "head" in window._note
     window.close()
+
+
+def test_bundled_model_head_pose_runs_on_frames_with_and_without_a_face(demo_frame):
+    """The bundled 68-point model carries a yaw/pitch/roll head: frames without a face give no
+    pose and no error; a face gets a pose whose roll follows the image's eye line."""
+    from realtime.video import DEFAULT_WEIGHTS
+
+    if not DEFAULT_WEIGHTS.is_file():
+        pytest.skip("the bundled 68-point model is not there")
+    processor = FrameProcessor.from_config(PipelineConfig(DEFAULT_WEIGHTS, pose_source="head"))
+    assert processor(CapturedFrame(0, 0.0, np.zeros((240, 320, 3), np.uint8))).faces == []
+    (face,) = processor(CapturedFrame(1, 0.033, turned(demo_frame, 10.0))).faces
+    eye_line = eye_line_deg(*get_layout("ibug68").eye_centre_points(face.points))
+    assert face.pose is not None and abs(face.pose.roll_deg - eye_line) < 8.0, (face.pose, eye_line)

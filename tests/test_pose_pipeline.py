@@ -91,7 +91,7 @@ def test_video_pose_flag_errors(demo_frames, tmp_path, capsys):
     np.save(tmp_path / "bad.npy", np.zeros((68, 3)))
     out = tmp_path / "o"
     assert main([str(demo_frames), "-o", str(out / "v.mp4"), "--landmarks", str(out / "m.jsonl"),
-                 "--face-model", str(tmp_path / "bad.npy")]) == 2
+                 "--weights", str(WEIGHTS), "--face-model", str(tmp_path / "bad.npy")]) == 2
     assert "expected (5, 3)" in capsys.readouterr().err and not out.exists()
 
 

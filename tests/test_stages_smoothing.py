@@ -19,7 +19,7 @@ def test_still_face_jitter_is_cut_by_a_large_factor():
     noise = rng.normal(0.0, 0.3, (len(times), *BASE.shape))  # 0.3% of the face size
     out = run(OneEuroFilter(), times, lambda i, t: BASE + noise[i])
     ratio = noise[60:].std() / np.sqrt(((out[60:] - BASE) ** 2).mean())
-    assert ratio > 5.0, ratio
+    assert ratio > 3.5, ratio  # 4.1x at the defaults (beta 6 gave 5.9x, but lagged 5x more)
 
 
 def test_step_and_ramp_are_followed_with_bounded_lag():
@@ -29,6 +29,8 @@ def test_step_and_ramp_are_followed_with_bounded_lag():
     assert settled[30 + 10:].all()  # within 1 px a third of a second after a 20% face jump
     ramp = run(OneEuroFilter(), times, lambda i, t: BASE + FACE_PX * t)  # one face size per second
     assert np.abs(ramp[30:] - (BASE + FACE_PX * times[30:, None, None])).max() < 5.0
+    slow = run(OneEuroFilter(), times, lambda i, t: BASE + 0.5 * FACE_PX * t)  # a slow head turn
+    assert np.abs(slow[30:] - (BASE + 0.5 * FACE_PX * times[30:, None, None])).max() < 0.6  # % of the face
 
 
 def test_irregular_timestamps_match_a_regular_series():

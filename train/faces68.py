@@ -106,32 +106,57 @@ def teacher_nme(weights: Path, spec: str) -> dict[str, dict[str, float]]:
     from train.datasets import open_dataset
     from train.evaluate import evaluate_model
 
-    report = evaluate_model(load_model(weights), open_dataset(spec), NORMS, thresholds=(0.08, 0.10))
+    # soft-argmax, as the live pipeline decodes (the file's own decoder is argmax: cross-entropy training)
+    report = evaluate_model(load_model(weights), open_dataset(spec), NORMS, decoder="softargmax",
+                            thresholds=(0.08, 0.10))
     summary = report.groups["all"]
     return {k: {"n": summary[k]["n"], "mean_pct": 100 * summary[k]["mean"], "median_pct": 100 * summary[k]["median"],
                 "failure@0.08_pct": 100 * summary[k]["failure@0.08"]} for k in NORMS}
 
 
-def speed(weights: Path, repeats: int = 20) -> dict[str, float]:
-    """ms per face of the landmark network alone (crops already made), torch eager fp32 and bf16
-    autocast, at batch 1 and 8, with the process's thread count."""
+SPEED_BACKENDS = ("eager", "onnxruntime", "openvino", "openvino_bf16")
+
+
+def speed(weights: Path, spec: str, repeats: int = 20) -> dict:
+    """Per backend (those of ``SPEED_BACKENDS`` installed here): ms per face of the network alone
+    (crops made, soft-argmax included) at batch 1 and 8 with the process's thread count, and, on
+    the evaluation crops of ``spec``, the NME (outer eye corners, %) and the largest landmark
+    deviation from torch eager in crop pixels (``realtime.backends``' parity measure)."""
     import torch
 
+    from realtime.backends import available_backends, make_backend
+    from realtime.layouts import get_layout
     from realtime.weights import load_model
+    from train.datasets import open_dataset
+    from train.loader import LandmarkDataset
+    from train.metrics import nme, normalising_distance
 
     model = load_model(weights).eval()
-    out = {"threads": torch.get_num_threads()}
-    for batch in (1, 8):
-        x = torch.rand(batch, model.config.in_channels, model.config.input_size, model.config.input_size)
-        for name, autocast in (("fp32", False), ("bf16", True)):
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-                for _ in range(3):
-                    model(x)
-                start = time.perf_counter()
-                for _ in range(repeats):
-                    model(x)
-            out[f"{name}_b{batch}_ms_per_face"] = (time.perf_counter() - start) * 1e3 / (repeats * batch)
-    return out
+    data = open_dataset(spec)
+    items = [item for item in LandmarkDataset(data, model.config.input_size, model.config.in_channels == 1)]
+    crops = torch.stack([item["image"] for item in items])
+    gt = np.stack([item["points"].numpy() for item in items])
+    mask = np.stack([item["mask"].numpy() for item in items])
+    norm = normalising_distance(gt, mask, get_layout(data.layout), "outer_eye")
+    out, reference = {}, None
+    for name, reason in available_backends("cpu").items():
+        if name not in SPEED_BACKENDS or reason is not None:
+            continue
+        backend = make_backend(name, model, "cpu")
+        points = backend(crops)[0].numpy()
+        reference = points if reference is None else reference
+        row = {"nme_pct": 100 * float(np.nanmean(nme(points, gt, mask, norm))),
+               "max_dev_px": float(np.abs(points - reference).max())}
+        for batch in (1, 8):
+            x = crops[:batch]
+            for _ in range(3):
+                backend(x)
+            start = time.perf_counter()
+            for _ in range(repeats):
+                backend(x)
+            row[f"b{batch}"] = (time.perf_counter() - start) * 1e3 / (repeats * batch)
+        out[name] = row
+    return {"threads": torch.get_num_threads(), "backends": out}
 
 
 def measure(args: argparse.Namespace, cfg: FitConfig, manifest: dict) -> dict:
@@ -150,7 +175,7 @@ def measure(args: argparse.Namespace, cfg: FitConfig, manifest: dict) -> dict:
         seconds = load_checkpoint(last)["state"].get("seconds")
     return {"weights": str(weights), "hardware": hardware(), "train_seconds": seconds,
             "set_counts": manifest["counts"], "heldout": teacher_nme(weights, cfg.val),
-            "train": teacher_nme(weights, cfg.data), "clip": clip, "speed": speed(weights),
+            "train": teacher_nme(weights, cfg.data), "clip": clip, "speed": speed(weights, cfg.val),
             "fit_config": asdict(cfg)}
 
 
@@ -166,7 +191,8 @@ def render(results: dict, command: str, fit_command: str) -> str:
         "(the astronaut among them), labelled by the dlib teacher (`python -m train.faceset build`).", "",
         "## Against the teacher's labels", "",
         "NME in % of the outer-eye-corner distance (eye-centre distance in brackets), mean / median, and the share "
-        "of faces above 8% (outer eye corners). The evaluation crop is the training crop without jitter.", "",
+        "of faces above 8% (outer eye corners); soft-argmax, as the live pipeline decodes. The evaluation crop is the "
+        "training crop without jitter.", "",
         "| faces | n | NME outer eyes (eye centres) | median | > 8% |", "|---|---|---|---|---|",
     ]
     for name, r in (("held-out people", h), ("training people", t)):
@@ -182,10 +208,13 @@ def render(results: dict, command: str, fit_command: str) -> str:
         r = c[name]
         lines.append(f"| {name} | {100 * r['found']:.1f}% | {r['nme_pct']:.2f}% | {r['nme_median_pct']:.2f}% | "
                      f"{r['jitter_pct']:.3f}% |")
-    lines += ["", "## Speed of the network (crops made), ms per face", "",
-              f"torch eager, {s['threads']} thread(s):", "", "| batch | fp32 | bf16 autocast |", "|---|---|---|"]
-    for b in (1, 8):
-        lines.append(f"| {b} | {s[f'fp32_b{b}_ms_per_face']:.2f} | {s[f'bf16_b{b}_ms_per_face']:.2f} |")
+    lines += ["", "## Speed of the network (crops made, soft-argmax included)", "",
+              f"ms per face with {s['threads']} thread(s); NME on the held-out crops through each backend, and the "
+              "largest landmark shift from torch eager there (crop pixels; `--backend auto` takes only backends "
+              "within 0.1 px).", "",
+              "| backend | batch 1 | batch 8 | held-out NME | max shift |", "|---|---|---|---|---|"]
+    for name, row in s["backends"].items():
+        lines.append(f"| {name} | {row['b1']:.2f} | {row['b8']:.2f} | {row['nme_pct']:.2f}% | {row['max_dev_px']:.3f} px |")
     lines += ["", "## Training command", "", "```bash", fit_command, "```", ""]
     return "\n".join(lines)
 
