@@ -28,7 +28,7 @@ from realtime.device_crops import device_crops
 from realtime.errors import UserError
 from realtime.layouts import Layout, get_layout, layout_for_count
 from realtime.tracker import FaceRoi
-from realtime.weights import load_model
+from realtime.weights import load_model, weights_info
 
 Roi = Union[FaceRoi, np.ndarray]
 DECODERS = ("softargmax", "argmax")
@@ -82,6 +82,8 @@ class Landmarker:
         if not hasattr(self.model.config, "num_points"):
             raise UserError(f"{self.weights_path} holds a denoiser, not a landmark model")
         self.config = self.model.config
+        # the re-detect threshold calibrated for this model's score scale, when its file has one
+        self.track_min_confidence: float | None = weights_info(self.weights_path).get("track_min_confidence")
         self.input_size = int(self.config.input_size)
         self.num_points = int(self.config.num_points)
         self.grey = int(self.config.in_channels) == 1

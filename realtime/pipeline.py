@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -114,6 +114,9 @@ class FrameProcessor:
                  focal_px: float | None = None, hfov_deg: float = 60.0, pose_source: str = "pnp",
                  pose_head: PoseHead | None = None) -> None:
         self.landmarker, self.detector = landmarker, detector
+        calibrated = getattr(landmarker, "track_min_confidence", None)  # stand-ins in tests may lack it
+        if tracker_config.min_confidence is None and calibrated is not None:
+            tracker_config = replace(tracker_config, min_confidence=float(calibrated))
         self.tracker = FaceTracker(landmarker.input_size, landmarker.layout, tracker_config)
         self.smoother = TrackSmoother(smoothing)
         self.pose_smoother = PoseSmoother()
@@ -173,12 +176,18 @@ class FrameProcessor:
 
         detections = self.detector(image) if self.tracker.needs_detection() else None
         lap("detect_ms")
-        rois = self.last_rois = self.tracker.rois(detections)
+        rois = self.tracker.rois(detections)
         lap("track_ms")
         points, scores = self.landmarker(image, rois)
+        if any(roi.source == "detection" for roi in rois):  # new framings: crop again from their landmarks
+            rois = self.tracker.refine(rois, {roi.track_id: (p, s) for roi, p, s in zip(rois, points, scores)})
+            points, scores = self.landmarker(image, rois)
+        self.last_rois = rois
         lap("landmarks_ms")
-        self.tracker.update({roi.track_id: (p, s) for roi, p, s in zip(rois, points, scores)})
         smoothed = self.smoother.smooth_frame(t, {roi.track_id: (p, roi.box[2]) for roi, p in zip(rois, points)})
+        # the next crops come from the smoothed points: crops cut from raw points wobble with their
+        # noise and feed it back (still-segment jitter 0.48% vs 0.19% of the eye distance on a clip)
+        self.tracker.update({roi.track_id: (smoothed[roi.track_id], s) for roi, s in zip(rois, scores)})
         lap("smooth_ms")
         faces = []
         for roi, s in zip(rois, scores):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -37,6 +37,10 @@ from realtime.errors import UserError
 from realtime.layouts import Layout
 
 
+SIDE_RATIO_RANGE = (0.67, 1.5)  # detection vs landmark box sides beyond this mean a bad fit: clamp
+DEFAULT_MIN_CONFIDENCE = 0.3  # for weights without a calibrated value (picked for the 5-point placeholder)
+
+
 @dataclass(frozen=True)
 class TrackerConfig:
     """``redetect_every`` frames (>= 1); ``min_confidence`` on the mean per-point score;
@@ -44,12 +48,15 @@ class TrackerConfig:
     of the last displacement added to the next crop; ``max_missed`` detection rounds.
 
     ``min_confidence`` depends on the landmark model's score scale (soft-argmax peaks differ
-    between models); set it per model. To tune live, assign a new config to
-    ``FaceTracker.config`` (``dataclasses.replace``): it is read on every call.
+    between models: the bundled 68-point model's real faces score 0.20-0.23, the 5-point
+    placeholder's 0.25-0.50). None (the default) takes the value calibrated into the weights
+    file (``track_min_confidence`` in its info, written by ``python -m train.faces68``), else
+    ``DEFAULT_MIN_CONFIDENCE``; ``FrameProcessor`` resolves it. To tune live, assign a new config
+    to ``FaceTracker.config`` (``dataclasses.replace``): it is read on every call.
     """
 
     redetect_every: int = 10
-    min_confidence: float = 0.3
+    min_confidence: float | None = None
     iou_match: float = 0.3
     velocity_gain: float = 0.5
     max_missed: int = 2
@@ -92,6 +99,7 @@ class Track:
     missed: int = 0
     shift: np.ndarray = field(default_factory=lambda: np.zeros(2))
     from_landmarks: bool = False
+    side_ratio: float = 1.0  # detection crop side / landmark box side, measured on the detection crop
 
 
 def eye_line_deg(left: np.ndarray, right: np.ndarray) -> float:
@@ -139,6 +147,8 @@ class FaceTracker:
     def __init__(self, crop_size: int, layout: Layout | None, config: TrackerConfig = TrackerConfig()) -> None:
         self.crop_size = crop_size
         self.layout = layout
+        if config.min_confidence is None:
+            config = replace(config, min_confidence=DEFAULT_MIN_CONFIDENCE)
         self.config = config
         self.tracks: dict[int, Track] = {}
         self._ids = itertools.count()
@@ -156,6 +166,21 @@ class FaceTracker:
             cx, cy = np.array([cx, cy]) + self.config.velocity_gain * track.shift
         matrix = crop_matrix(cx, cy, side, self.crop_size, rotation_deg=track.rotation_deg)
         return FaceRoi(track.track_id, matrix, (float(cx), float(cy), float(side)), track.rotation_deg, source, score)
+
+    def refine(self, rois: list[FaceRoi], results: dict[int, tuple[np.ndarray, np.ndarray]]) -> list[FaceRoi]:
+        """Second crops, this same frame, for the faces whose crop came from the detector.
+
+        ``results`` are the landmarks found in ``rois``; they update those tracks, and each such
+        face gets the crop its landmarks give (as the next frame would), so that a new track's
+        first points are framed like all its later ones: without this, the detector's framing
+        (about 9% larger and 5% higher than the landmark box on the bundled clip) gives the first
+        frame different points, and the smoothing carries that start-up step for seconds. The
+        other rois are returned as they are."""
+        fresh = {roi.track_id: results[roi.track_id] for roi in rois
+                 if roi.source == "detection" and roi.track_id in results}
+        self.update(fresh)
+        return [self._roi(self.tracks[roi.track_id], "landmarks", roi.detection_score)
+                if roi.track_id in fresh and roi.track_id in self.tracks else roi for roi in rois]
 
     def _predicted_boxes(self) -> np.ndarray:
         shifts = np.array([np.tile(self.config.velocity_gain * t.shift, 2) for t in self.tracks.values()])
@@ -231,6 +256,13 @@ class FaceTracker:
                 track.confidence = 0.0
                 continue
             box, rotation_deg = box_from_landmarks(points, self.layout)
+            if not track.from_landmarks:
+                # Anchor the crop's scale to the detector's: a crop cut from the points' own extent
+                # feeds the model's slight inward bias back (each crop a little tighter than the
+                # last: on a still face the side shrank 8% in 15 frames and the points drifted
+                # with it), so the landmark box keeps the ratio seen on the detection crop.
+                track.side_ratio = float(np.clip(track.box[2] / box[2], *SIDE_RATIO_RANGE))
+            box = (box[0], box[1], box[2] * track.side_ratio)
             # motion only between two landmark boxes: a detection box is framed differently
             track.shift = np.array(box[:2]) - np.array(track.box[:2]) if track.from_landmarks else np.zeros(2)
             track.box, track.rotation_deg, track.from_landmarks = box, rotation_deg, True

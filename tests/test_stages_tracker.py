@@ -157,3 +157,38 @@ def test_ids_stay_stable_when_the_detector_box_is_much_larger_than_the_points():
         rois = tracker.rois(det if tracker.needs_detection() else None)
         tracker.update({roi.track_id: (points, np.full(5, 0.9)) for roi in rois})
     assert tracker.track_ids == [0]
+
+
+def test_landmark_crops_keep_the_detectors_scale_and_refine_reframes_new_faces():
+    """A model that reads every face a little smaller than it is must not shrink its own crops
+    frame after frame: the landmark box keeps the side ratio seen on the detection crop. And
+    ``refine`` gives a new face, in its first frame, the crop its landmarks give."""
+    tracker = FaceTracker(crop_size=64, layout=MTFL, config=TrackerConfig(min_confidence=0.1))
+    points = face_at(300, 200)
+    (roi,) = tracker.rois(detections_for([points]))
+    detected_side = roi.box[2]
+    shrunk = (points - points.mean(0)) * 0.95 + points.mean(0)  # the model's inward bias
+    (refined,) = tracker.refine([roi], {roi.track_id: (shrunk, np.full(5, 0.5))})
+    assert refined.source == "landmarks" and refined.detection_score == roi.detection_score
+    assert refined.box[2] == pytest.approx(detected_side)
+    for _ in range(10):  # the biased model keeps reading the same face: the crop must not shrink
+        (roi,) = tracker.rois(None)
+        tracker.update({roi.track_id: (shrunk, np.full(5, 0.5))})
+    assert tracker.tracks[roi.track_id].box[2] == pytest.approx(detected_side)
+    kept = tracker.rois(None)
+    assert tracker.refine(kept, {}) == kept  # landmark-framed rois are left alone
+
+
+def test_processor_takes_the_weights_calibrated_redetect_threshold():
+    from realtime.pipeline import FrameProcessor, PipelineConfig
+    from realtime.video import DEFAULT_WEIGHTS
+    from realtime.weights import weights_info
+
+    if not DEFAULT_WEIGHTS.is_file():
+        pytest.skip("the bundled 68-point model is not there")
+    calibrated = weights_info(DEFAULT_WEIGHTS)["track_min_confidence"]
+    processor = FrameProcessor.from_config(PipelineConfig(DEFAULT_WEIGHTS))
+    assert processor.tracker.config.min_confidence == calibrated
+    mine = FrameProcessor.from_config(PipelineConfig(DEFAULT_WEIGHTS, tracker=TrackerConfig(min_confidence=0.5)))
+    assert mine.tracker.config.min_confidence == 0.5
+    assert FaceTracker(64, MTFL).config.min_confidence == 0.3  # no weights: the default

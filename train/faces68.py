@@ -12,7 +12,9 @@ One command, resumable at every stage (a finished stage is skipped, a stopped ru
    landmarks come from the labels). No ELT here: every face already has landmark labels and
    there are no other faces to use it on; ``python -m train adapt`` brings ELT to a user's footage;
 3. export of the LAST checkpoint to ``--ship`` (the held-out people are the validation set that
-   the run logs, so choosing the best checkpoint on it would flatter the reported numbers);
+   the run logs, so choosing the best checkpoint on it would flatter the reported numbers), with
+   the tracker's re-detect threshold calibrated on the training faces (``calibrate_min_confidence``)
+   stored in the file;
 4. the model card's numbers into ``--docs/results_faces68.md`` and ``.json``: NME against the
    teacher on the held-out people and on the training people, NME and still-segment jitter on
    the bundled clip through the whole live pipeline (``realtime.clipscore``), and speed.
@@ -93,11 +95,43 @@ def ensure_set(args: argparse.Namespace) -> dict:
     return json.loads(manifest.read_text(encoding="utf-8"))
 
 
-def ship(run: Path, out: Path) -> None:
+def calibrate_min_confidence(weights: Path, spec: str) -> dict[str, float]:
+    """The tracker's re-detect threshold for this model's score scale: halfway between the 5th
+    percentile of the mean point score on faces (the evaluation crops of ``spec``) and the 95th
+    percentile on the same crops moved sideways by half a face (a track drifting off its face)."""
+    from realtime.crops import crop_matrix, face_box_from_points
+    from realtime.landmarker import Landmarker
+    from realtime.layouts import get_layout
+    from train.datasets import open_dataset
+    from train.datasets.base import sample_image
+
+    landmarker, data = Landmarker(weights), open_dataset(spec)
+    layout = get_layout(data.layout)
+    on, off = [], []
+    for sample in data.samples:
+        cx, cy, side = face_box_from_points(sample.points, sample.visible, layout)
+        matrices = [crop_matrix(cx, cy, side, out_size=landmarker.input_size),
+                    crop_matrix(cx + side / 2, cy, side, out_size=landmarker.input_size)]
+        _, scores = landmarker(sample_image(sample), matrices)
+        on.append(float(scores[0].mean()))
+        off.append(float(scores[1].mean()))
+    face, drift = float(np.percentile(on, 5)), float(np.percentile(off, 95))
+    return {"face_p5": face, "drifted_p95": drift, "threshold": (face + drift) / 2}
+
+
+def ship(run: Path, out: Path, calibration_spec: str) -> None:
+    """Export the last checkpoint, then store the calibrated re-detect threshold in its info."""
+    from realtime.weights import load_attribute_head, load_model, save_weights, weights_info
     from train.export import export
 
     export(run / "last.pt", out)
-    print(f"[faces68] exported {run / 'last.pt'} -> {out}", flush=True)
+    calibration = calibrate_min_confidence(out, calibration_spec)
+    info = {**weights_info(out), "track_min_confidence": round(calibration["threshold"], 4),
+            "track_min_confidence_from": {k: round(v, 4) for k, v in calibration.items()}}
+    save_weights(load_model(out), out, info, attribute_head=load_attribute_head(out))
+    print(f"[faces68] exported {run / 'last.pt'} -> {out}; re-detect below a mean point score of "
+          f"{info['track_min_confidence']} (faces p5 {calibration['face_p5']:.3f}, drifted p95 "
+          f"{calibration['drifted_p95']:.3f})", flush=True)
 
 
 def teacher_nme(weights: Path, spec: str) -> dict[str, dict[str, float]]:
@@ -117,7 +151,7 @@ def teacher_nme(weights: Path, spec: str) -> dict[str, dict[str, float]]:
 SPEED_BACKENDS = ("eager", "onnxruntime", "openvino", "openvino_bf16")
 
 
-def speed(weights: Path, spec: str, repeats: int = 20) -> dict:
+def speed(weights: Path, spec: str, repeats: int = 100) -> dict:
     """Per backend (those of ``SPEED_BACKENDS`` installed here): ms per face of the network alone
     (crops made, soft-argmax included) at batch 1 and 8 with the process's thread count, and, on
     the evaluation crops of ``spec``, the NME (outer eye corners, %) and the largest landmark
@@ -247,7 +281,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         manifest = ensure_set(args)
         run_or_resume(cfg)
-        ship(Path(args.out), Path(args.ship))
+        ship(Path(args.out), Path(args.ship), cfg.data)
         if Path(args.ship).resolve() == DEFAULT_SHIP:
             write_golden(DEFAULT_SHIP)
     results = measure(args, cfg, manifest)
