@@ -26,3 +26,23 @@ def test_shipped_model_lands_on_its_golden_points():
     # and the stored points are a face, not noise: near the clip's truth (outer eye corners 36, 45)
     iod = np.linalg.norm(truth[36] - truth[45])
     assert np.linalg.norm(stored - truth, axis=1).mean() / iod < 0.10
+
+
+def test_shipped_onnx_matches_the_safetensors_model():
+    """assets/rcn68_faces.onnx (network + soft-argmax, for runtimes outside this package) gives the
+    same points as the safetensors model in torch."""
+    ort = pytest.importorskip("onnxruntime")
+    import torch
+
+    from realtime.decode import decode
+    from realtime.weights import load_model
+
+    onnx_path = faces68.DEFAULT_SHIP.with_suffix(".onnx")
+    model = load_model(faces68.DEFAULT_SHIP).eval()
+    crops = torch.rand(3, 1, 80, 80, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        expected, _ = decode(model(crops), "softargmax", model.config.beta)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    points, scores = session.run(["points", "scores"], {"crops": crops.numpy()})
+    assert points.shape == (3, 68, 2) and scores.shape == (3, 68)
+    assert np.abs(points - expected.numpy()).max() < 0.01

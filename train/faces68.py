@@ -119,6 +119,22 @@ def calibrate_min_confidence(weights: Path, spec: str) -> dict[str, float]:
     return {"face_p5": face, "drifted_p95": drift, "threshold": (face + drift) / 2}
 
 
+def write_onnx(model, path: Path) -> None:
+    """The network with its soft-argmax decoder as ONNX (input ``crops`` (B, 1, 80, 80) float in
+    [0, 1]; outputs ``points`` (B, 68, 2) crop pixels and ``scores`` (B, 68)), for runtimes
+    outside this package; the same export the onnxruntime and OpenVINO backends make."""
+    import torch
+
+    from realtime.atomic import atomic_path
+    from realtime.backends.base import Decoded
+    from realtime.backends.exported import export_onnx
+
+    net = Decoded(model.eval(), "softargmax", float(model.config.beta))
+    example = torch.rand(2, model.config.in_channels, model.config.input_size, model.config.input_size)
+    with atomic_path(path) as tmp:
+        export_onnx(net, example, tmp)
+
+
 def ship(run: Path, out: Path, calibration_spec: str) -> None:
     """Export the last checkpoint, then store the calibrated re-detect threshold in its info."""
     from realtime.weights import load_attribute_head, load_model, save_weights, weights_info
@@ -128,7 +144,9 @@ def ship(run: Path, out: Path, calibration_spec: str) -> None:
     calibration = calibrate_min_confidence(out, calibration_spec)
     info = {**weights_info(out), "track_min_confidence": round(calibration["threshold"], 4),
             "track_min_confidence_from": {k: round(v, 4) for k, v in calibration.items()}}
-    save_weights(load_model(out), out, info, attribute_head=load_attribute_head(out))
+    model = load_model(out)
+    save_weights(model, out, info, attribute_head=load_attribute_head(out))
+    write_onnx(model, out.with_suffix(".onnx"))
     print(f"[faces68] exported {run / 'last.pt'} -> {out}; re-detect below a mean point score of "
           f"{info['track_min_confidence']} (faces p5 {calibration['face_p5']:.3f}, drifted p95 "
           f"{calibration['drifted_p95']:.3f})", flush=True)
