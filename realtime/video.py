@@ -45,15 +45,8 @@ def _progress(total: int | None) -> tuple[Callable[[], None], Callable[[], None]
     return lambda: bar.update(1), bar.close
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m realtime.video", description=__doc__.split("\n\n")[0])
-    parser.add_argument("input", help="a video file, an image, or a folder of images")
-    parser.add_argument("-o", "--output", required=True, help="annotated H.264 video (.mp4)")
-    parser.add_argument("--landmarks", required=True, help="landmarks file (.jsonl, or .csv with --csv)")
-    parser.add_argument("--csv", action="store_true", help="write the landmarks as CSV, one row per face")
-    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="landmark model (.safetensors)")
-    parser.add_argument("--detector", choices=("short", "full"), default="short",
-                        help="BlazeFace short range (faces within ~2 m) or full range (small faces)")
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--detector-backend``, ``--device`` and ``--backend``: shared by the video and webcam CLIs."""
     parser.add_argument("--detector-backend", choices=("auto", "opencv", "torch"), default="auto",
                         help="run BlazeFace through OpenCV dnn or the PyTorch port on --device; auto: torch "
                         "on CUDA, else OpenCV (faster on CPU)")
@@ -63,6 +56,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "within 0.1 crop px of eager fp32; decided once per machine and model, then cached) "
                         "or one of eager, channels_last, bf16, fp16, compile, cudagraphs, onnxruntime, "
                         "openvino, openvino_bf16, tensorrt (README: Inference backends)")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m realtime.video", description=__doc__.split("\n\n")[0])
+    parser.add_argument("input", help="a video file, an image, or a folder of images")
+    parser.add_argument("-o", "--output", required=True, help="annotated H.264 video (.mp4)")
+    parser.add_argument("--landmarks", required=True, help="landmarks file (.jsonl, or .csv with --csv)")
+    parser.add_argument("--csv", action="store_true", help="write the landmarks as CSV, one row per face")
+    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="landmark model (.safetensors)")
+    parser.add_argument("--detector", choices=("short", "full"), default="short",
+                        help="BlazeFace short range (faces within ~2 m) or full range (small faces)")
+    add_engine_arguments(parser)
     parser.add_argument("--rate", type=float, default=30.0, help="frame rate of a folder of images (Hz)")
     intrinsics = parser.add_mutually_exclusive_group()
     intrinsics.add_argument("--focal-px", type=float, help="camera focal length in pixels (head pose)")

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from realtime.errors import UserError, exit_status
-from realtime.video import DEFAULT_WEIGHTS
+from realtime.video import DEFAULT_WEIGHTS, add_engine_arguments
 
 QT_HELP = ("without a display, set QT_QPA_PLATFORM=offscreen (no window; see --screenshot-after), or start a "
            "virtual display: Xvfb :99 -screen 0 1280x1024x24 & and DISPLAY=:99 (Debian packages in the README)")
@@ -47,15 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                             "(default 60, typical of webcams)")
     parser.add_argument("--detector", choices=("short", "full"), default="short",
                         help="BlazeFace short range (faces within ~2 m) or full range (small faces)")
-    parser.add_argument("--detector-backend", choices=("auto", "opencv", "torch"), default="auto",
-                        help="run BlazeFace through OpenCV dnn or the PyTorch port on --device; auto: torch "
-                        "on CUDA, else OpenCV (faster on CPU)")
-    parser.add_argument("--device", default="cpu", help="torch device for the landmark model (and the torch detector)")
-    parser.add_argument("--backend", default="auto",
-                        help="inference backend of the landmark model: auto (the fastest whose landmarks stay "
-                        "within 0.1 crop px of eager fp32; decided once per machine and model, then cached) "
-                        "or one of eager, channels_last, bf16, fp16, compile, cudagraphs, onnxruntime, "
-                        "openvino, openvino_bf16, tensorrt (README: Inference backends)")
+    add_engine_arguments(parser)
     parser.add_argument("--face-model", help="3D face (K, 3) .npy for head pose (default: the shipped mean face)")
     parser.add_argument("--pose-source", choices=("pnp", "head"), default="pnp",
                         help="head pose by solvePnP against the 3D face (default), or from the weights' "
