@@ -126,9 +126,12 @@ def test_live_mode_memory_stays_flat_while_frames_are_dropped(tmp_path, processo
         tracemalloc.stop()
     stats = pipeline.stats
     assert stats.dropped > 100 and len(usage) > 10  # most frames dropped, many processed
-    # dropped frames are released: growth after warm-up stays under 20 frames' worth, not ~dropped frames' worth
+    # dropped frames are released: growth after warm-up stays under 40 frames' worth (2.3 MB), not the
+    # dropped frames' worth (over 100 frames, 5.8 MB or more). In the full suite about 1.3 MB of one-off
+    # allocations (library caches warming up) lands in the second half; alone it grows far less.
     growth = max(usage[len(usage) // 2:]) - min(usage[:len(usage) // 2])
-    assert growth < 20 * frame_bytes, f"memory grew {growth / 1e6:.1f} MB while {stats.dropped} frames were dropped"
+    assert growth < 40 * frame_bytes < stats.dropped * frame_bytes / 2, \
+        f"memory grew {growth / 1e6:.1f} MB while {stats.dropped} frames were dropped"
 
 
 def test_live_stop_mid_stream_joins_threads_and_releases_the_source(tmp_path, processor):
