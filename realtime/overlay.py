@@ -100,10 +100,11 @@ class OverlayWindow(QtWidgets.QWidget):
     """
 
     def __init__(self, pipeline: LivePipeline | None = None, tuner: LiveTuner | None = None,
-                 display: DisplayOptions = DisplayOptions(), screenshot_dir: str | Path = ".",
+                 display: DisplayOptions | None = None, screenshot_dir: str | Path = ".",
                  screenshot_after: int | None = None, quit_after: int | None = None, poll_ms: int = 5) -> None:
         super().__init__()
-        self.pipeline, self.tuner, self.display = pipeline, tuner, display
+        self.pipeline, self.tuner = pipeline, tuner
+        self.display = display if display is not None else default_display(pipeline)
         self.live = tuner.params if tuner is not None else LiveParams.defaults()
         self.screenshot_dir = Path(screenshot_dir)
         self.screenshot_after, self.quit_after = screenshot_after, quit_after
@@ -276,6 +277,18 @@ def _qt_message(mode: object, context: object, message: str) -> None:
     """Qt's messages to stderr, less the offscreen plugin's harmless note on size hints."""
     if "propagateSizeHints" not in message:
         print(message, file=sys.stderr)
+
+
+def default_display(pipeline: LivePipeline | None) -> DisplayOptions:
+    """Display defaults, with points drawn fully green at twice the tracker's re-detect threshold
+    (so yellow marks the threshold): a model's soft-argmax peaks have their own scale (the bundled
+    68-point model's faces score about 0.2, the 5-point placeholder's 0.25-0.5)."""
+    process = getattr(pipeline, "process", None)
+    processor = getattr(process, "processor", process)  # a LiveTuner wraps the FrameProcessor
+    tracker = getattr(processor, "tracker", None)
+    if tracker is None or tracker.config.min_confidence is None:
+        return DisplayOptions()
+    return DisplayOptions(confidence_full=2.0 * float(tracker.config.min_confidence))
 
 
 def run_window(pipeline: LivePipeline, tuner: LiveTuner, **options: object) -> OverlayWindow:

@@ -146,6 +146,9 @@ def test_tuning_panel_changes_reach_the_running_pipelines_processor(app, tmp_pat
     tuner = LiveTuner(processor)
     pipeline = LivePipeline(VideoFileSource(clip, as_live=True), tuner)
     window = OverlayWindow(pipeline, tuner, screenshot_dir=tmp_path)
+    # points are fully green at twice the re-detect threshold: the model's own score scale
+    assert window.display.confidence_full == 2 * processor.tracker.config.min_confidence
+    assert OverlayWindow(screenshot_dir=tmp_path).display.confidence_full == DisplayOptions().confidence_full
     window.show()
     pipeline.start()
     assert wait_until(app, lambda: window.frames_drawn >= 2)
