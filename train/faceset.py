@@ -30,7 +30,6 @@ package ``@vladmandic/human@3.3.6``; ``npm pack`` it and untar) for where they c
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import shutil
 import sys
@@ -44,7 +43,7 @@ from realtime.atomic import write_text_atomic
 from realtime.errors import UserError, exit_status
 from train.datasets.base import read_image_rgb
 from train.datasets.ibug300w import read_pts
-from train.teacher import Teacher, _import_dlib
+from train.teacher import Teacher, _import_dlib, default_model_path
 from train.teacher_cli import REPORT_NAME, find_images, json_text, label_one, sha256, summary_line
 
 MANIFEST = "faceset.json"
@@ -56,11 +55,10 @@ ASTRONAUT_NAME = "astronaut"
 def recognition_model_path(path: str | Path | None) -> Path:
     """The face-recognition ResNet's file: ``path``, else face-recognition-models' copy."""
     if path is None:
-        spec = importlib.util.find_spec("face_recognition_models")
-        if spec is None or not spec.submodule_search_locations:
+        path = default_model_path(RECOGNITION_MODEL)
+        if path is None:
             raise UserError(f"face-recognition-models is not installed (pip install -e '.[teacher]'), "
                             f"or pass --recognition-model PATH/{RECOGNITION_MODEL}")
-        path = Path(list(spec.submodule_search_locations)[0]) / "models" / RECOGNITION_MODEL
     path = Path(path)
     if not path.is_file():
         raise UserError(f"face recognition model not found: {path}")

