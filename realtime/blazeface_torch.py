@@ -31,6 +31,7 @@ from torch import nn
 
 from realtime.detector import ASSET_DIR, BlazeFaceBase
 from realtime.errors import UserError
+from realtime.weights import torch_device
 
 FORMAT = "blazeface-weights/1"
 
@@ -216,12 +217,7 @@ class TorchBlazeFaceDetector(BlazeFaceBase):
     def __init__(self, model: str = "short", weights_path: str | Path | None = None, device: str = "cpu",
                  score_threshold: float | None = None, nms_iou: float = 0.3, max_faces: int = 16) -> None:
         super().__init__(model, score_threshold, nms_iou, max_faces)
-        try:
-            self.device = torch.device(device)
-        except RuntimeError as exc:
-            raise UserError(f"unknown torch device {device!r} ({exc})") from None
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise UserError(f"device {device!r} asked for, but this torch has no CUDA device")
+        self.device = torch_device(device)
         path = Path(weights_path) if weights_path is not None else weights_path_for(model)
         self.net, file_model = load_blazeface(path, self.device)
         if file_model != model:

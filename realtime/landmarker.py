@@ -28,7 +28,7 @@ from realtime.device_crops import device_crops
 from realtime.errors import UserError
 from realtime.layouts import Layout, get_layout, layout_for_count
 from realtime.tracker import FaceRoi
-from realtime.weights import load_model, weights_info
+from realtime.weights import load_model, torch_device, weights_info
 
 Roi = Union[FaceRoi, np.ndarray]
 DECODERS = ("softargmax", "argmax")
@@ -68,12 +68,7 @@ class Landmarker:
     def __init__(self, weights_path: str | Path, device: str = "cpu", decoder: str | None = None,
                  backend: str = "eager", batch_size: int = 1,
                  crop_on_device: bool = False) -> None:
-        try:
-            self.device = torch.device(device)
-        except RuntimeError as exc:
-            raise UserError(f"unknown torch device {device!r} ({exc})") from None
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise UserError(f"device {device!r} asked for, but this torch has no CUDA device")
+        self.device = torch_device(device)
         self.decoder = decoder or "softargmax"
         if self.decoder not in DECODERS:
             raise UserError(f"unknown decoder {decoder!r}; choose one of {DECODERS}")

@@ -31,6 +31,18 @@ HEAD_KEY = "attribute_head"
 HEAD_PREFIX = HEAD_KEY + "."
 
 
+def torch_device(device: str | torch.device, need_available: bool = True) -> torch.device:
+    """``device`` as a torch.device; UserError for a name torch does not know, and (with
+    ``need_available``) for a CUDA device this torch build or machine cannot provide."""
+    try:
+        parsed = torch.device(device)
+    except RuntimeError as exc:
+        raise UserError(f"unknown torch device {device!r} ({exc})") from None
+    if need_available and parsed.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {device!r} asked for, but this torch has no CUDA device")
+    return parsed
+
+
 def save_weights(model: LandmarkNet | Denoiser, path: str | Path, info: dict | None = None,
                  attribute_head: AttributeNet | None = None) -> None:
     """Write ``model``'s parameters and configuration (and an optional attribute head) to

@@ -11,6 +11,7 @@ from torch import nn
 from realtime.backends import exported, torch_backends
 from realtime.backends.base import Backend, native_bf16
 from realtime.errors import UserError
+from realtime.weights import torch_device
 
 Builder = Callable[[nn.Module, torch.device, str, float, int], Backend]
 BUILDERS: dict[str, Builder] = {
@@ -30,17 +31,10 @@ REDUCED_PRECISION = ("bf16", "fp16", "openvino_bf16")  # may move landmarks more
 FAST_EXTRA = "pip install -e '.[fast]'"
 
 
-def _device(device: str | torch.device) -> torch.device:
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise UserError(f"unknown torch device {device!r} ({exc})") from None
-
-
 def available_backends(device: str | torch.device = "cpu") -> dict[str, str | None]:
     """Every backend name -> None when it can run on ``device`` here, else the reason it cannot
     (no CUDA, no bf16 hardware, a package missing). Cheap: imports none of the runtimes."""
-    device = _device(device)
+    device = torch_device(device, need_available=False)
     cuda = device.type == "cuda"
     if cuda and not torch.cuda.is_available():
         return dict.fromkeys(BACKENDS, "this torch has no CUDA device")
@@ -81,7 +75,7 @@ def make_backend(name: str, model: nn.Module, device: str | torch.device = "cpu"
     ``device``, in eval mode). ``batch_size`` is the batch the caller expects: compiled backends
     build for its bucket, and ``auto`` times it. UserError, in one line, for an unknown or
     unavailable name."""
-    device = _device(device)
+    device = torch_device(device, need_available=False)
     if name == "auto":
         from realtime.backends.auto import pick_backend
 
