@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from realtime.crops import crop_matrix, transform_points
+from realtime.errors import UserError
 from realtime.landmarker import Landmarker, crops_to_image
 from realtime.model import ModelConfig, build_model
 from realtime.tracker import FaceRoi
@@ -86,3 +87,17 @@ def test_any_keypoint_count_and_rgb_input(tmp_path):
     assert lm.num_points == 7 and not lm.grey and lm.layout is None
     points, scores = lm(np.zeros((64, 64, 3), np.uint8), [crop_matrix(32.0, 32.0, 40.0, 32)])
     assert points.shape == (1, 7, 2) and scores.shape == (1, 7)
+
+
+def test_device_names_are_checked_once_for_every_torch_user():
+    import torch
+
+    from realtime.weights import torch_device
+
+    with pytest.raises(UserError, match="unknown torch device"):
+        torch_device("gpu0")
+    assert torch_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no CUDA device"):
+            Landmarker(WEIGHTS, device="cuda")
+        assert torch_device("cuda", need_available=False).type == "cuda"  # the registry reports, not raises
