@@ -159,23 +159,6 @@ def pipeline_run(weights: Path, clip: Path, device: str, backend: str, max_frame
 
 # ---------------------------------------------------------------- c. dlib on the same clip
 
-def ours_points(weights: Path, clip: Path, truth, device: str, backend: str, n: int) -> list:
-    from realtime.capture import VideoFileSource
-    from realtime.clipscore import nearest_face
-    from realtime.pipeline import FrameProcessor, PipelineConfig
-
-    processor = FrameProcessor.from_config(PipelineConfig(weights, device=device, backend=backend))
-    out = []
-    with VideoFileSource(clip) as source:
-        for frame in source:
-            if len(out) >= n:
-                source.stop()
-                break
-            packet = processor(frame)
-            out.append(nearest_face([f.points for f in packet.faces], truth.points[len(out)]))
-    return out
-
-
 def dlib_run(clip: Path, truth, n: int) -> dict:
     """dlib HOG (upsample 0: the clip's face is ~90 px) + 68-point predictor on each of n frames."""
     try:
@@ -206,7 +189,8 @@ def dlib_run(clip: Path, truth, n: int) -> dict:
 
 
 def compare_dlib(weights: Path, clip: Path, device: str, backend: str, n: int | None, ours_fps: float) -> dict:
-    from realtime.clipscore import ClipTruth, score
+    from realtime.clipscore import ClipTruth, score, track_clip
+    from realtime.pipeline import FrameProcessor, PipelineConfig
 
     truth = ClipTruth.load(clip.with_name(clip.stem + "_truth.json"))
     n = len(truth.points) if n is None else min(n, len(truth.points))
@@ -214,7 +198,8 @@ def compare_dlib(weights: Path, clip: Path, device: str, backend: str, n: int | 
     dl = dlib_run(clip, cut, n)
     out: dict = {"frames": n}
     try:
-        out["ours"] = score(ours_points(weights, clip, cut, device, backend, n), cut)
+        ours = FrameProcessor.from_config(PipelineConfig(weights, device=device, backend=backend))
+        out["ours"] = score(track_clip(ours, clip, cut, n), cut)
     except UserError as exc:  # a model without 68 points cannot be scored on the clip
         out["ours"] = {"skipped": str(exc)}
     out["ours"]["fps"] = ours_fps

@@ -93,10 +93,25 @@ def score(predicted: list[np.ndarray | None], truth: ClipTruth) -> dict[str, flo
             "still_frames": len(still), "jitter_pct": 100 * jitter}
 
 
-def run_clip(weights: str | Path, clip: str | Path, truth: ClipTruth, smoothing: bool,
-             detector: str = "short") -> list[np.ndarray | None]:
-    """The pipeline's points per frame of ``clip`` (nearest face to the truth), in frame order."""
+def track_clip(processor, clip: str | Path, truth: ClipTruth, max_frames: int | None = None) -> list[np.ndarray | None]:
+    """``processor``'s (a ``FrameProcessor``) points per frame of ``clip``, the face nearest the
+    truth's, in frame order (the first ``max_frames`` frames when given)."""
     from realtime.capture import VideoFileSource
+
+    out: list[np.ndarray | None] = []
+    with VideoFileSource(clip) as source:
+        for frame in source:
+            if max_frames is not None and len(out) >= max_frames:
+                source.stop()
+                break
+            packet = processor(frame)
+            i = min(len(out), len(truth.points) - 1)
+            out.append(nearest_face([f.points for f in packet.faces], truth.points[i]))
+    return out
+
+
+def score_clip(weights: str | Path, clip: str | Path, truth: ClipTruth, detector: str = "short") -> dict[str, dict]:
+    """``score`` of the whole pipeline on ``clip`` with smoothing off ("raw") and on ("smoothed")."""
     from realtime.detector import BlazeFaceDetector
     from realtime.landmarker import Landmarker
     from realtime.pipeline import FrameProcessor
@@ -106,17 +121,9 @@ def run_clip(weights: str | Path, clip: str | Path, truth: ClipTruth, smoothing:
     if landmarker.num_points != truth.points.shape[1]:
         raise UserError(f"{weights} gives {landmarker.num_points} points but the clip's truth has "
                         f"{truth.points.shape[1]} ({truth.layout}): score a {truth.layout} model")
-    processor = FrameProcessor(landmarker, BlazeFaceDetector(detector), smoothing=SmoothingParams(enabled=smoothing))
-    source = VideoFileSource(clip)
-    out: list[np.ndarray | None] = []
-    try:
-        for frame in source:
-            packet = processor(frame)
-            i = min(len(out), len(truth.points) - 1)
-            out.append(nearest_face([f.points for f in packet.faces], truth.points[i]))
-    finally:
-        source.close()
-    return out
+    return {name: score(track_clip(FrameProcessor(landmarker, BlazeFaceDetector(detector),
+                                                  smoothing=SmoothingParams(enabled=smoothing)), clip, truth), truth)
+            for name, smoothing in (("raw", False), ("smoothed", True))}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -136,10 +143,8 @@ def run(args: argparse.Namespace) -> int:
     if not clip.is_file():
         raise UserError(f"clip not found: {clip}")
     truth = ClipTruth.load(args.truth or clip.with_name(clip.stem + "_truth.json"))
-    scores = {}
-    for name, smoothing in (("raw", False), ("smoothed", True)):
-        scores[name] = score(run_clip(args.weights, clip, truth, smoothing, args.detector), truth)
-        s = scores[name]
+    scores = score_clip(args.weights, clip, truth, args.detector)
+    for name, s in scores.items():
         print(f"{name:8s}: face found in {100 * s['found']:.1f}% of {s['frames']} frames; NME {s['nme_pct']:.2f}% "
               f"(median {s['nme_median_pct']:.2f}%); still-segment jitter {s['jitter_pct']:.3f}% of the "
               f"outer-eye-corner distance (RMS, {s['still_frames']} frames)")

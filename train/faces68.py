@@ -217,8 +217,7 @@ def measure(args: argparse.Namespace, cfg: FitConfig, manifest: dict) -> dict:
 
     weights = Path(args.ship)
     truth = clipscore.ClipTruth.load(clipscore.DEFAULT_CLIP.with_name("demo_truth.json"))
-    clip = {name: clipscore.score(clipscore.run_clip(weights, clipscore.DEFAULT_CLIP, truth, smooth), truth)
-            for name, smooth in (("raw", False), ("smoothed", True))}
+    clip = clipscore.score_clip(weights, clipscore.DEFAULT_CLIP, truth)
     last = Path(cfg.out) / "last.pt"
     seconds = None
     if last.is_file():
