@@ -99,17 +99,8 @@ def landmark_throughput(model, device: str, names: list[str] | None, batches: li
             backend = make_backend(name, model, device)
             rows = {}
             for batch in batches:
-                x = torch.rand(batch, c, s, s, device=device)
-                for _ in range(3):
-                    backend(x)
-                _sync(device)
-                count, start = 0, time.perf_counter()
-                while count < 3 or time.perf_counter() - start < seconds:
-                    backend(x)
-                    count += 1
-                _sync(device)
-                elapsed = time.perf_counter() - start
-                rows[batch] = {"faces_per_s": count * batch / elapsed, "ms_per_face": elapsed * 1e3 / (count * batch)}
+                per_call = seconds_per_call(backend, torch.rand(batch, c, s, s, device=device), device, seconds)
+                rows[batch] = {"faces_per_s": batch / per_call, "ms_per_face": per_call * 1e3 / batch}
             out[name] = {"batches": rows}
         except (UserError, RuntimeError) as exc:
             out[name] = {"skipped": f"failed: {str(exc).splitlines()[0]}"}
@@ -117,6 +108,19 @@ def landmark_throughput(model, device: str, names: list[str] | None, batches: li
                                                    for b, r in out[name]["batches"].items())
                                          if "batches" in out[name] else out[name]["skipped"]), flush=True)
     return out
+
+
+def seconds_per_call(backend, x, device: str, seconds: float) -> float:
+    """Mean wall time of ``backend(x)`` over at least 3 calls and ``seconds``, after 3 warm-up calls."""
+    for _ in range(3):
+        backend(x)
+    _sync(device)
+    count, start = 0, time.perf_counter()
+    while count < 3 or time.perf_counter() - start < seconds:
+        backend(x)
+        count += 1
+    _sync(device)
+    return (time.perf_counter() - start) / count
 
 
 def _sync(device: str) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -169,7 +168,7 @@ def teacher_nme(weights: Path, spec: str) -> dict[str, dict[str, float]]:
 SPEED_BACKENDS = ("eager", "onnxruntime", "openvino", "openvino_bf16")
 
 
-def speed(weights: Path, spec: str, repeats: int = 100) -> dict:
+def speed(weights: Path, spec: str, seconds: float = 1.0) -> dict:
     """Per backend (those of ``SPEED_BACKENDS`` installed here): ms per face of the network alone
     (crops made, soft-argmax included) at batch 1 and 8 with the process's thread count, and, on
     the evaluation crops of ``spec``, the NME (outer eye corners, %) and the largest landmark
@@ -177,6 +176,7 @@ def speed(weights: Path, spec: str, repeats: int = 100) -> dict:
     import torch
 
     from realtime.backends import available_backends, make_backend
+    from realtime.bench import seconds_per_call
     from realtime.layouts import get_layout
     from realtime.weights import load_model
     from train.datasets import open_dataset
@@ -200,13 +200,7 @@ def speed(weights: Path, spec: str, repeats: int = 100) -> dict:
         row = {"nme_pct": 100 * float(np.nanmean(nme(points, gt, mask, norm))),
                "max_dev_px": float(np.abs(points - reference).max())}
         for batch in (1, 8):
-            x = crops[:batch]
-            for _ in range(3):
-                backend(x)
-            start = time.perf_counter()
-            for _ in range(repeats):
-                backend(x)
-            row[f"b{batch}"] = (time.perf_counter() - start) * 1e3 / (repeats * batch)
+            row[f"b{batch}"] = seconds_per_call(backend, crops[:batch], "cpu", seconds) * 1e3 / batch
         out[name] = row
     return {"threads": torch.get_num_threads(), "backends": out}
 
