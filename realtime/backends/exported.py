@@ -95,6 +95,11 @@ def _host(x: torch.Tensor) -> np.ndarray:
 def onnxruntime(model: nn.Module, device: torch.device, decoder: str, beta: float, batch_size: int) -> Backend:
     """ONNX Runtime with the CPU provider, or the CUDA provider on a CUDA device (inputs and
     outputs still pass through the host). Threads: torch's intra-op thread count."""
+    return ort_backend("onnxruntime", onnx_file(model, decoder, beta), device)
+
+
+def ort_backend(name: str, path: Path, device: torch.device) -> Backend:
+    """A ``Backend`` running the ONNX file ``path`` (crops -> points, scores) in ONNX Runtime."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -105,33 +110,40 @@ def onnxruntime(model: nn.Module, device: torch.device, decoder: str, beta: floa
     providers: list = ["CPUExecutionProvider"]
     if cuda:
         providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
-    session = ort.InferenceSession(str(onnx_file(model, decoder, beta)), options, providers=providers)
+    session = ort.InferenceSession(str(path), options, providers=providers)
     if cuda and session.get_providers()[0] != "CUDAExecutionProvider":
         raise RuntimeError("onnxruntime could not start its CUDA provider")
-    name = session.get_inputs()[0].name
+    input_name = session.get_inputs()[0].name
 
     def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        points, scores = session.run(None, {name: _host(x)})
+        points, scores = session.run(None, {input_name: _host(x)})
         return torch.from_numpy(points), torch.from_numpy(scores)
 
-    return Backend("onnxruntime", device, run, note=session.get_providers()[0])
+    return Backend(name, device, run, note=session.get_providers()[0])
+
+
+def ov_backend(name: str, path: Path, device: torch.device, precision: str, note: str) -> Backend:
+    """A ``Backend`` running ``path`` (ONNX or OpenVINO IR) on OpenVINO's CPU plugin with the
+    inference precision hint ``precision`` ("f32", "bf16"; int8 models keep their int8 parts)."""
+    import openvino as ov
+
+    config = {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+              "PERFORMANCE_HINT": "LATENCY"}
+    compiled = ov.Core().compile_model(str(path), "CPU", config)
+    request = compiled.create_infer_request()  # one request: a backend serves one thread
+
+    def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        request.infer({0: _host(x)})
+        return (torch.from_numpy(request.get_output_tensor(0).data.copy()),
+                torch.from_numpy(request.get_output_tensor(1).data.copy()))
+
+    return Backend(name, device, run, note=note)
 
 
 def _openvino(name: str, precision: str):
     def build(model: nn.Module, device: torch.device, decoder: str, beta: float, batch_size: int) -> Backend:
-        import openvino as ov
-
-        config = {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": torch.get_num_threads(),
-                  "PERFORMANCE_HINT": "LATENCY"}
-        compiled = ov.Core().compile_model(str(onnx_file(model, decoder, beta)), "CPU", config)
-        request = compiled.create_infer_request()  # one request: a backend serves one thread
-
-        def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            request.infer({0: _host(x)})
-            return (torch.from_numpy(request.get_output_tensor(0).data.copy()),
-                    torch.from_numpy(request.get_output_tensor(1).data.copy()))
-
-        return Backend(name, device, run, note=f"OpenVINO CPU, {precision} inference precision")
+        return ov_backend(name, onnx_file(model, decoder, beta), device, precision,
+                          f"OpenVINO CPU, {precision} inference precision")
     build.__doc__ = f"The ONNX file compiled by OpenVINO for the CPU with a {precision} precision hint."
     return build
 

@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from realtime.backends import exported, torch_backends
+from realtime.backends import exported, quantized, torch_backends
 from realtime.backends.base import Backend, native_bf16
 from realtime.errors import UserError
 from realtime.weights import torch_device
@@ -25,10 +25,14 @@ BUILDERS: dict[str, Builder] = {
     "openvino": exported.openvino,
     "openvino_bf16": exported.openvino_bf16,
     "tensorrt": exported.tensorrt,
+    "onnxruntime_int8": quantized.onnxruntime_int8,
+    "openvino_int8": quantized.openvino_int8,
 }
 BACKENDS = tuple(BUILDERS)
-REDUCED_PRECISION = ("bf16", "fp16", "openvino_bf16")  # may move landmarks more than the fp32 ones
+# may move landmarks more than the fp32 ones
+REDUCED_PRECISION = ("bf16", "fp16", "openvino_bf16", "onnxruntime_int8", "openvino_int8")
 FAST_EXTRA = "pip install -e '.[fast]'"
+INT8_EXTRA = "pip install -e '.[int8]'"
 
 
 def available_backends(device: str | torch.device = "cpu") -> dict[str, str | None]:
@@ -66,6 +70,9 @@ def available_backends(device: str | torch.device = "cpu") -> dict[str, str | No
         "openvino": openvino,
         "openvino_bf16": openvino or (bf16 if not cuda else None),
         "tensorrt": (exported.TRT_MISSING if not find_spec("torch_tensorrt") else None) or cuda_only,
+        "onnxruntime_int8": "int8 runs on the CPU here" if cuda else (
+            ort or (None if find_spec("onnx") else f"onnx is not installed ({FAST_EXTRA})")),
+        "openvino_int8": openvino or (None if find_spec("nncf") else f"nncf is not installed ({INT8_EXTRA})"),
     }
 
 
