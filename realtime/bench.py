@@ -58,6 +58,14 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores{gpu}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
 
+def shown_path(path: Path) -> str:
+    """``path`` relative to the repository when inside it (the tables are committed), else as given."""
+    try:
+        return Path(path).resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {"n": 0}
@@ -247,8 +255,11 @@ def live_run(weights: Path, clip: Path, device: str, backend: str, seconds: floa
 # ---------------------------------------------------------------- report
 
 def render(results: dict) -> str:
-    lines = ["# Benchmark", "", f"`{results['command']}` on {results['machine']}, device `{results['device']}`, "
-             f"weights `{results['weights']}`.", ""]
+    weights = f"weights `{results['weights']}`"
+    if results.get("preset"):
+        others = set(results) & {"pipeline", "dlib", "live"}
+        weights = f"random `{results['preset']}` weights for part a (speed only)" + (f", {weights} for the rest" if others else "")
+    lines = ["# Benchmark", "", f"`{results['command']}` on {results['machine']}, device `{results['device']}`, {weights}.", ""]
     lm = results.get("landmarks", {})
     if lm:
         batches = sorted({int(b) for r in lm.values() for b in r.get("batches", {})})
@@ -360,10 +371,10 @@ def run(args: argparse.Namespace) -> int:
     names = None if args.backends == "all" else [s.strip() for s in args.backends.split(",")]
     frames = 60 if args.quick else None
     results: dict = {"command": " ".join(["python -m realtime.bench", *args.argv]), "machine": machine(),
-                     "device": args.device, "weights": str(weights), "quick": args.quick}
+                     "device": args.device, "weights": shown_path(weights), "preset": args.preset, "quick": args.quick}
     if "landmarks" in parts:
         model = bench_model(weights, args.preset, args.device)
-        results["landmark_model"] = args.preset or str(weights)
+        results["landmark_model"] = args.preset or shown_path(weights)
         results["landmarks"] = landmark_throughput(model, args.device, names, batches, 0.3 if args.quick else 2.0)
     if parts & {"pipeline", "dlib"}:
         results["pipeline"] = pipeline_run(weights, clip, args.device, args.backend, frames)

@@ -28,6 +28,7 @@ def test_quick_bench_writes_json_markdown_and_plot(tmp_path, capsys):
     assert live["latency_ms"]["p50"] > 0
     text = (out / "bench.md").read_text()
     assert "## a. Landmark network alone" in text and "## d. Live mode" in text
+    assert "weights `assets/rcn_mtfl_synth.safetensors`" in text  # repository-relative in committed tables
     assert (out / "bench.png").stat().st_size > 1000
     printed = capsys.readouterr().out
     assert "[landmarks] eager" in printed and "[pipeline]" in printed and "[live]" in printed
@@ -46,7 +47,9 @@ def test_preset_times_a_random_network_of_that_preset(tmp_path):
     assert bench.main(["--quick", "--weights", WEIGHTS, "--preset", "rcnplus", "--backends", "eager",
                        "--parts", "landmarks", "-o", str(out)]) == 0
     results = json.loads((out / "bench.json").read_text())
-    assert results["landmark_model"] == "rcnplus" and "Network: `rcnplus`" in (out / "bench.md").read_text()
+    text = (out / "bench.md").read_text()
+    assert results["landmark_model"] == "rcnplus" and "Network: `rcnplus`" in text
+    assert "random `rcnplus` weights for part a (speed only)." in text
     assert "pipeline" not in results
 
 

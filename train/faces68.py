@@ -165,14 +165,15 @@ def teacher_nme(weights: Path, spec: str) -> dict[str, dict[str, float]]:
                 "failure@0.08_pct": 100 * summary[k]["failure@0.08"]} for k in NORMS}
 
 
-SPEED_BACKENDS = ("eager", "onnxruntime", "openvino", "openvino_bf16")
+SPEED_BACKENDS = ("eager", "onnxruntime", "openvino", "openvino_bf16", "onnxruntime_int8", "openvino_int8")
 
 
 def speed(weights: Path, spec: str, seconds: float = 1.0) -> dict:
     """Per backend (those of ``SPEED_BACKENDS`` installed here): ms per face of the network alone
     (crops made, soft-argmax included) at batch 1 and 8 with the process's thread count, and, on
     the evaluation crops of ``spec``, the NME (outer eye corners, %) and the largest landmark
-    deviation from torch eager in crop pixels (``realtime.backends``' parity measure)."""
+    and mean landmark deviation from torch eager in crop pixels (Euclidean, ``realtime.backends``'
+    parity measure)."""
     import torch
 
     from realtime.backends import available_backends, make_backend
@@ -197,8 +198,9 @@ def speed(weights: Path, spec: str, seconds: float = 1.0) -> dict:
         backend = make_backend(name, model, "cpu")
         points = backend(crops)[0].numpy()
         reference = points if reference is None else reference
+        shift = np.linalg.norm(points - reference, axis=-1)
         row = {"nme_pct": 100 * float(np.nanmean(nme(points, gt, mask, norm))),
-               "max_dev_px": float(np.abs(points - reference).max())}
+               "max_dev_px": float(shift.max()), "mean_dev_px": float(shift.mean())}
         for batch in (1, 8):
             row[f"b{batch}"] = seconds_per_call(backend, crops[:batch], "cpu", seconds) * 1e3 / batch
         out[name] = row
@@ -255,11 +257,13 @@ def render(results: dict, command: str, fit_command: str) -> str:
                      f"{r['jitter_pct']:.3f}% |")
     lines += ["", "## Speed of the network (crops made, soft-argmax included)", "",
               f"ms per face with {s['threads']} thread(s); NME on the held-out crops through each backend, and the "
-              "largest landmark shift from torch eager there (crop pixels; `--backend auto` takes only backends "
-              "within 0.1 px).", "",
-              "| backend | batch 1 | batch 8 | held-out NME | max shift |", "|---|---|---|---|---|"]
+              "largest and mean landmark shift from torch eager there (crop pixels; `--backend auto` takes only "
+              "backends within 0.1 px).", "",
+              "| backend | batch 1 | batch 8 | held-out NME | max shift | mean shift |", "|---|---|---|---|---|---|"]
     for name, row in s["backends"].items():
-        lines.append(f"| {name} | {row['b1']:.2f} | {row['b8']:.2f} | {row['nme_pct']:.2f}% | {row['max_dev_px']:.3f} px |")
+        mean_shift = f"{row['mean_dev_px']:.3f} px" if "mean_dev_px" in row else "-"
+        lines.append(f"| {name} | {row['b1']:.2f} | {row['b8']:.2f} | {row['nme_pct']:.2f}% | {row['max_dev_px']:.3f} px "
+                     f"| {mean_shift} |")
     lines += ["", "## Training command", "", "```bash", fit_command, "```", ""]
     return "\n".join(lines)
 

@@ -8,14 +8,15 @@
 
 Both quantize only the convolutions and keep the last one (it writes the heat-map logits) and the
 decoder (softmax, soft-argmax sums) in float32: quantizing those took held-out NME from 3.88% to
-4.9-6.4% on the bundled model; keeping them float gives 3.91% (onnxruntime) and 4.02% (NNCF).
+4.9-6.4% on the bundled model; keeping them float gives 3.97% (onnxruntime) and 4.03% (NNCF).
 Calibration crops come from the bundled clip (``assets/demo.mp4``, framed from its true points
 as in training plus a turned, zoomed, shifted copy of each, as the tracker makes them). The
 quantized files are cached beside the float ONNX (``cache_dir()``), keyed by the model's content,
 the decoder and the quantizer's version, and written atomically.
 
-int8 moves landmarks by up to 1.3-3.9 crop pixels on the bundled model (more than bf16's 0.3), so
-``auto`` never picks these; they are for throughput where that error is acceptable.
+int8 moves single landmarks by up to 4-4.6 crop pixels on the bundled model's held-out crops (0.3-0.4
+px on average; bf16: 0.28 at most), so ``auto`` never picks these; they are for throughput where that
+error is acceptable (``docs/results_faces68.md``).
 """
 from __future__ import annotations
 
