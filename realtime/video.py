@@ -47,6 +47,8 @@ def _progress(total: int | None) -> tuple[Callable[[], None], Callable[[], None]
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """``--detector-backend``, ``--device`` and ``--backend``: shared by the video and webcam CLIs."""
+    from realtime.backends.registry import BACKENDS
+
     parser.add_argument("--detector-backend", choices=("auto", "opencv", "torch"), default="auto",
                         help="run BlazeFace through OpenCV dnn or the PyTorch port on --device; auto: torch "
                         "on CUDA, else OpenCV (faster on CPU)")
@@ -54,8 +56,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="auto",
                         help="inference backend of the landmark model: auto (the fastest whose landmarks stay "
                         "within 0.1 crop px of eager fp32; decided once per machine and model, then cached) "
-                        "or one of eager, channels_last, bf16, fp16, compile, cudagraphs, onnxruntime, "
-                        "openvino, openvino_bf16, tensorrt (README: Inference backends)")
+                        f"or one of {', '.join(BACKENDS)} (README: Inference backends)")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

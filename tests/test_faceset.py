@@ -17,6 +17,7 @@ import train.faceset as faceset
 from train.datasets.folder import load_folder
 from train.datasets.ibug300w import read_pts
 from train.teacher import TeacherFace
+from cli_errors import one_error_line
 
 cv2.setNumThreads(1)
 ASTRONAUT_PTS = Path(__file__).resolve().parents[1] / "assets" / "astronaut_68.pts"
@@ -72,14 +73,6 @@ def photos(tmp_path, monkeypatch):
     for i, grey in enumerate([60, 60, 120, 120, 180, 180]):
         cv2.imwrite(str(folder / f"p{i}.png"), np.full((200, 240, 3), grey, np.uint8))
     return folder
-
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
 
 
 def test_split_keeps_people_whole_and_is_seeded():

@@ -157,7 +157,8 @@ def test_tuning_panel_changes_reach_the_running_pipelines_processor(app, tmp_pat
     window.params.child("detector", "redetect_every").setValue(3)
     window.params.child("camera", "hfov_deg").setValue(80.0)
     assert tuner.params.min_cutoff == 0.7  # asked for at once ...
-    assert wait_until(app, lambda: processor.tracker.config.redetect_every == 3)  # ... applied by the worker
+    # ... applied by the worker between frames (the four changes may land over two frames: wait for the last)
+    assert wait_until(app, lambda: processor.tracker.config.redetect_every == 3 and processor.hfov_deg == 80.0)
     assert processor.smoother.params.min_cutoff == 0.7 and processor.detector.score_threshold == 0.35
     assert processor.hfov_deg == 80.0 and processor.focal_px is None
     window.close()  # stops the pipeline: threads joined, source released

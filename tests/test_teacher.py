@@ -17,6 +17,7 @@ from realtime.errors import UserError
 from train.datasets.folder import load_folder
 from train.datasets.ibug300w import read_pts
 from train.teacher import Teacher, TeacherFace, default_model_path, pts_text, reading_order
+from cli_errors import one_error_line
 
 cv2.setNumThreads(1)
 
@@ -50,14 +51,6 @@ def fake(tmp_path, monkeypatch):
     image = tmp_path / "photo.png"
     cv2.imwrite(str(image), np.full((200, 240, 3), 128, np.uint8))
     return {"model": str(model), "image": str(image), "out": tmp_path / "out"}
-
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
 
 
 def test_missing_model_file_is_one_line_and_exit_2(tmp_path, capsys):

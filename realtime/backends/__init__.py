@@ -14,10 +14,12 @@ stay within 0.1 crop pixel of fp32 eager's (``auto.py``). Names:
 - ``onnxruntime``: the model + decoder exported to ONNX once (cached by content), CPU or CUDA provider.
 - ``openvino`` / ``openvino_bf16``: the same ONNX file on OpenVINO's CPU plugin, f32 / bf16 precision hint.
 - ``tensorrt``: torch-tensorrt on CUDA (written against its documented API; not installable here).
+- ``onnxruntime_int8`` / ``openvino_int8``: int8 convolutions, calibrated on the bundled clip's
+  crops, by ONNX Runtime's quantizer / NNCF (``quantized.py``).
 
-The reduced-precision ones (bf16, fp16, openvino_bf16) move landmarks by more than 0.1 px on
-the trained models here (0.17-0.36 px), so ``auto`` does not pick them; name them to trade
-that for speed.
+The reduced-precision ones (bf16, fp16, openvino_bf16; int8 more so) move landmarks by more
+than 0.1 px on the trained models here (bf16 0.17-0.36 px, int8 up to 4.6 px), so ``auto``
+does not pick them; name them to trade that for speed.
 """
 from realtime.backends.base import PARITY_TOLERANCE_PX, Backend, bucket, cache_dir, example_batch, model_digest
 from realtime.backends.registry import BACKENDS, REDUCED_PRECISION, available_backends, make_backend
