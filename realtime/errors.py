@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Callable
 
 
@@ -21,3 +22,17 @@ def exit_status(run: Callable[[], int]) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def model_file(path: str | Path | None, default: Callable[[], Path | None], no_default: str, what: str) -> Path:
+    """``path``, or when None ``default()`` (an installed package's copy, None without one), as an
+    existing file. UserError ``no_default`` when neither is there, ``<what> not found: <path>``
+    when the file is missing."""
+    if path is None:
+        path = default()
+        if path is None:
+            raise UserError(no_default)
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} not found: {path}")
+    return path

