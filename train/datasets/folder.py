@@ -46,15 +46,20 @@ def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def read_json_annotation(path: Path) -> dict:
-    """Parse and check one ``.json`` file -> dict with ``points`` (K, 2), ``visible`` (K,),
-    ``attributes``, ``layout`` (str | None), ``box`` (tuple | None)."""
+def _read_json(path: Path) -> object:
+    """The parsed JSON of ``path``; a one-line UserError naming the file (and line) otherwise."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read {path}: {exc}") from None
+
+
+def read_json_annotation(path: Path) -> dict:
+    """Parse and check one ``.json`` file -> dict with ``points`` (K, 2), ``visible`` (K,),
+    ``attributes``, ``layout`` (str | None), ``box`` (tuple | None)."""
+    doc = _read_json(path)
     if not isinstance(doc, dict) or "points" not in doc:
         raise UserError(f"{path}: expected an object with a \"points\" list")
     pts = doc["points"]
@@ -96,12 +101,7 @@ def read_sidecar_attributes(pts_path: Path) -> tuple[dict, dict[str, str]]:
     side = pts_path.with_suffix(".teacher.json")
     if not side.is_file():
         return {}, {}
-    try:
-        doc = json.loads(side.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{side}:{exc.lineno}: invalid JSON ({exc.msg})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {side}: {exc}") from None
+    doc = _read_json(side)
     if not isinstance(doc, dict):
         raise UserError(f"{side}: expected a JSON object")
     return _attributes(side, doc)
