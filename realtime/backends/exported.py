@@ -74,8 +74,8 @@ def export_onnx(net: nn.Module, example: torch.Tensor, path: Path, exporter: str
 
 @contextlib.contextmanager
 def _quiet():
-    """The exporters' progress prints, deprecation warnings and registry log lines, silenced."""
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "onnxscript", "onnx_ir")]
+    """The exporters' and quantizers' progress prints, deprecation warnings and log lines, silenced."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "onnxscript", "onnx_ir", "nncf")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.ERROR)

@@ -153,15 +153,9 @@ def ov_int8_file(model: nn.Module, decoder: str, beta: float) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        nncf_log = logging.getLogger("nncf")
-        level = nncf_log.level
-        nncf_log.setLevel(logging.ERROR)
-        try:
-            with _quiet(), contextlib.redirect_stderr(io.StringIO()):
-                quantized = nncf.quantize(core_model, nncf.Dataset([b[None] for b in batches]),
-                                          subset_size=len(batches), ignored_scope=ignored)
-        finally:
-            nncf_log.setLevel(level)
+        with _quiet(), contextlib.redirect_stderr(io.StringIO()):  # NNCF's progress bars write to stderr
+            quantized = nncf.quantize(core_model, nncf.Dataset([b[None] for b in batches]),
+                                      subset_size=len(batches), ignored_scope=ignored)
         ov.save_model(quantized, str(scratch / "model.xml"), compress_to_fp16=False)
         try:
             os.replace(scratch, folder)
