@@ -1,7 +1,8 @@
 """Frame sources: a video file (PyAV), one image, a folder of images, or an OpenCV camera.
 
 numpy + cv2 + av only, no threads. Every source is a plain iterable of ``CapturedFrame``
-(``frame_id`` from 0, ``t_capture`` seconds, ``image`` (H, W, 3) uint8 RGB) with ``close()``;
+(``frame_id`` from 0, ``t_capture`` seconds, ``image`` (H, W, 3) uint8 RGB, ``source`` the file it
+came from, ``still`` whether it is a picture of its own) with ``close()``;
 the pipeline module drives it from its capture thread. Grey, RGBA and 16-bit images come out as
 8-bit RGB.
 
@@ -12,6 +13,11 @@ Timestamps (``t_capture``):
 - folder of images: ``index / rate_hz`` (default 30 Hz), files sorted by name; stated here because
   a folder carries no timing of its own;
 - camera: ``time.monotonic()`` when the frame was read.
+
+Stills are stills: an image, and every image of a folder, is a ``still`` frame, an independent
+picture that the pipeline processes as if it were alone (fresh detection, no tracks or smoothing
+carried over from the previous one). ``source`` names the file: an image or a video as given on
+the command line, a folder's image by its name inside the folder; None for a camera.
 
 A file can be played "as live" (``as_live=True``): frames are released at their own rate, paced
 by their timestamps against ``time.monotonic()`` with ``Event.wait`` (so ``stop`` ends the wait at
@@ -38,11 +44,14 @@ DEFAULT_FOLDER_RATE_HZ = 30.0
 
 
 class CapturedFrame(NamedTuple):
-    """One input frame: ``frame_id`` counts from 0, ``t_capture`` seconds, ``image`` (H, W, 3) uint8 RGB."""
+    """One input frame: ``frame_id`` counts from 0, ``t_capture`` seconds, ``image`` (H, W, 3) uint8 RGB;
+    ``source`` the file's name (module docstring) or None; ``still`` True for a picture of its own."""
 
     frame_id: int
     t_capture: float
     image: np.ndarray
+    source: str | None = None
+    still: bool = False
 
 
 def to_rgb(image: np.ndarray, order: str = "RGB") -> np.ndarray:
@@ -113,16 +122,17 @@ class ImageSource(Source):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__()
-        self.path = Path(path)
+        self.path, self.name = Path(path), str(path)
         self.image = read_image(self.path)
 
     def __iter__(self) -> Iterator[CapturedFrame]:
         if not self.stop_event.is_set():
-            yield CapturedFrame(0, 0.0, self.image)
+            yield CapturedFrame(0, 0.0, self.image, self.name, True)
 
 
 class FolderSource(Source):
-    """Every image in a folder, sorted by file name, at ``t = index / rate_hz`` seconds."""
+    """Every image in a folder, sorted by file name, at ``t = index / rate_hz`` seconds: stills,
+    each named by its file name."""
 
     def __init__(self, path: str | Path, rate_hz: float = DEFAULT_FOLDER_RATE_HZ) -> None:
         super().__init__()
@@ -138,7 +148,7 @@ class FolderSource(Source):
         for i, file in enumerate(self.files):
             if self.stop_event.is_set():
                 return
-            yield CapturedFrame(i, i / self.rate_hz, read_image(file))
+            yield CapturedFrame(i, i / self.rate_hz, read_image(file), file.name, True)
 
 
 class VideoFileSource(Source):
@@ -155,7 +165,7 @@ class VideoFileSource(Source):
         import av  # optional dependency (pip install .[video])
 
         self._av = av
-        self.path = Path(path)
+        self.path, self.name = Path(path), str(path)
         self.as_live = self.is_live = as_live
         _check_file(self.path)
         try:
@@ -189,7 +199,7 @@ class VideoFileSource(Source):
                     delay = start + (t - t_first) - time.monotonic()
                     if delay > 0 and self.stop_event.wait(delay):
                         return
-                yield CapturedFrame(count, t, to_rgb(frame.to_ndarray(format="rgb24")))
+                yield CapturedFrame(count, t, to_rgb(frame.to_ndarray(format="rgb24")), self.name)
                 count += 1
         except self._av.FFmpegError as exc:
             raise UserError(f"{self.path}: video is corrupt or truncated after {count} frames "

@@ -55,7 +55,9 @@ class FramePacket:
     ``frame_id`` counts input frames from 0 (dropped frames keep their ids, so gaps show drops);
     ``t_capture`` seconds, from the stream's pts for files or ``time.monotonic()`` for cameras;
     ``image`` (H, W, 3) uint8 RGB; ``timings`` stage name -> milliseconds; ``dropped`` how many
-    frames the entrance mailbox has dropped so far (cumulative).
+    frames the entrance mailbox has dropped so far (cumulative); ``source`` the input file the frame
+    came from (``capture.CapturedFrame.source``: an image's name inside its folder, or the image or
+    video as given), None for a camera.
     """
 
     frame_id: int
@@ -64,6 +66,7 @@ class FramePacket:
     faces: list[FaceResult] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     dropped: int = 0
+    source: str | None = None
 
     def __post_init__(self) -> None:
         if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
@@ -103,9 +106,11 @@ def face_to_dict(face: FaceResult, digits: int = 2) -> dict[str, Any]:
 
 
 def packet_to_dict(packet: FramePacket, digits: int = 2) -> dict[str, Any]:
-    """JSON-able dict of one frame (the image is left out): one ``--landmarks OUT.jsonl`` record."""
+    """JSON-able dict of one frame (the image is left out): one ``--landmarks OUT.jsonl`` record;
+    ``source`` is None (null) for a camera's frames."""
     return {
         "frame_id": int(packet.frame_id),
+        "source": packet.source,
         "t_capture": round(float(packet.t_capture), 6),
         "width": packet.width,
         "height": packet.height,
@@ -134,26 +139,28 @@ def packet_to_json(packet: FramePacket, digits: int = 2) -> str:
 
 
 def csv_header(num_points: int) -> list[str]:
-    """Column names of ``packet_to_csv_rows``: one row per face, points as x0, y0, s0, x1, ..."""
+    """Column names of ``packet_to_csv_rows``: one row per face, points as x0, y0, s0, x1, ...;
+    ``source`` the input file (empty for a camera)."""
     per_point = [f"{axis}{k}" for k in range(num_points) for axis in ("x", "y", "s")]
-    return ["frame_id", "t_capture", "track_id", "box_x0", "box_y0", "box_x1", "box_y1",
+    return ["frame_id", "t_capture", "source", "track_id", "box_x0", "box_y0", "box_x1", "box_y1",
             "yaw_deg", "pitch_deg", "roll_deg", *per_point]
 
 
 def packet_to_csv_rows(packet: FramePacket, digits: int = 2) -> list[list[Any]]:
     """Rows matching ``csv_header(K)``, one per face; a frame with no face gives one short row
-    holding only frame_id and t_capture, so every input frame appears in the file. Missing
-    values (no pose, NaN points) are empty strings."""
+    holding only frame_id, t_capture and source, so every input frame appears in the file.
+    Missing values (no pose, NaN points, no source) are empty strings."""
     def cell(value: float | None, nd: int = digits) -> Any:
         return "" if value is None or not np.isfinite(value) else round(float(value), nd)
 
+    frame = [packet.frame_id, round(packet.t_capture, 6), packet.source or ""]
     if not packet.faces:
-        return [[packet.frame_id, round(packet.t_capture, 6)]]
+        return [frame]
     rows = []
     for face in packet.faces:
         pose = face.pose
         angles = (None, None, None) if pose is None else (pose.yaw_deg, pose.pitch_deg, pose.roll_deg)
         per_point = [c for (x, y), s in zip(face.points, face.scores) for c in (cell(x), cell(y), cell(s, 4))]
-        rows.append([packet.frame_id, round(packet.t_capture, 6), face.track_id,
+        rows.append([*frame, face.track_id,
                      *(cell(v) for v in face.box_xyxy), *(cell(a) for a in angles), *per_point])
     return rows

@@ -164,8 +164,21 @@ class FrameProcessor:
             self._last_pose.clear()
         self.pose_source = source
 
+    def reset(self) -> None:
+        """Forget every track, filter and pose: the next frame is processed as if it were the first
+        (the current tracker, smoothing and pose settings are kept)."""
+        self.tracker = FaceTracker(self.landmarker.input_size, self.landmarker.layout, self.tracker.config)
+        self.smoother.reset()
+        self.pose_smoother.reset()
+        self._last_pose.clear()
+        self.last_rois = []
+
     def __call__(self, frame: CapturedFrame) -> FramePacket:
-        frame_id, t, image = frame
+        """One frame's packet; a ``still`` frame (an image, a folder's image) is processed on its
+        own, after ``reset``, so a folder of N photos gives the points of N single-image runs."""
+        frame_id, t, image = frame.frame_id, frame.t_capture, frame.image
+        if frame.still:
+            self.reset()
         timings: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -197,7 +210,7 @@ class FrameProcessor:
         self._add_pose(faces, t, image.shape[1], image.shape[0], rois)
         lap("pose_ms")
         timings["process_ms"] = sum(timings.values())
-        return FramePacket(frame_id, t, image, faces, timings)
+        return FramePacket(frame_id, t, image, faces, timings, source=frame.source)
 
     def _add_pose(self, faces: list[FaceResult], t: float, width: int, height: int,
                   rois: Sequence[FaceRoi] = ()) -> None:

@@ -5,17 +5,22 @@
                              [--focal-px F | --hfov DEG] [--face-model F.npy] [--pose-source pnp|head]
                              [--backend auto|eager|onnxruntime|openvino|...]
 
-Every input frame is processed, in order, and gets one landmarks record (JSON line, or CSV rows
-with ``--csv``): frame index, timestamp, and per face its track id, box, points, scores and head
-pose (yaw/pitch/roll degrees, ``realtime/pose.py``'s convention; from the shipped 3D mean face,
+Every input frame is processed, in order, and gets one landmarks record (JSON line, or CSV rows with
+``--csv``): frame index, source file, timestamp, and per face its track id, box, points, scores and
+head pose (yaw/pitch/roll degrees, ``realtime/pose.py``'s convention; from the shipped 3D mean face,
 ``realtime/meanface.py``, or its 5-point subset; none for layouts without 3D points; or, with
-``--pose-source head``, from the weights' attribute head, which must predict yaw, pitch and
-roll). The camera's intrinsics default to a 60 degree horizontal field of view, typical of
-webcams. The annotated video is H.264 with the input's audio copied, pose drawn as axes on each
-face. Outputs are atomic: bad input (a missing, empty, non-video or truncated file) prints one
-``error:`` line, exits with status 2 and leaves no output; Ctrl-C finishes both outputs with the
-frames done so far and exits with status 130. The default weights are the bundled 68-point real-face model
-``assets/rcn68_faces.safetensors`` (``python -m train.faces68``; model card in ``assets/README.md``).
+``--pose-source head``, from the weights' attribute head, which must predict yaw, pitch and roll).
+An image, or a folder of images, is a set of independent pictures (stills): each is detected afresh,
+with no tracking or smoothing carried over from the previous one, so a folder of N photos gives
+exactly the points of N single-image runs; the records name each one's file (``source``, its name
+inside the folder; for an image or a video, the path as given), and the annotated video shows them
+one after the other at ``--rate``. The camera's intrinsics default to a 60 degree horizontal field
+of view, typical of webcams. The annotated video is H.264 with the input's audio copied, pose drawn
+as axes on each face. Outputs are atomic: bad input (a missing, empty, non-video or truncated file)
+prints one ``error:`` line, exits with status 2 and leaves no output; Ctrl-C finishes both outputs
+with the frames done so far and exits with status 130. The default weights are the bundled
+68-point real-face model ``assets/rcn68_faces.safetensors`` (``python -m train.faces68``; model
+card in ``assets/README.md``).
 """
 from __future__ import annotations
 
@@ -69,7 +74,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--detector", choices=("short", "full"), default="short",
                         help="BlazeFace short range (faces within ~2 m) or full range (small faces)")
     add_engine_arguments(parser)
-    parser.add_argument("--rate", type=float, default=30.0, help="frame rate of a folder of images (Hz)")
+    parser.add_argument("--rate", type=float, default=30.0, help="frame rate of the annotated video of a folder of images (Hz); each image is still processed "
+                        "on its own")
     intrinsics = parser.add_mutually_exclusive_group()
     intrinsics.add_argument("--focal-px", type=float, help="camera focal length in pixels (head pose)")
     intrinsics.add_argument("--hfov", type=float, default=60.0, help="horizontal field of view in degrees, "

@@ -109,4 +109,4 @@ def test_json_line_and_csv_rows():
     row = dict(zip(header, rows[0]))
     assert row["track_id"] == 3 and row["yaw_deg"] == 10.0 and row["x0"] == 30.12 and row["x1"] == ""
     empty = FramePacket(frame_id=8, t_capture=1.5, image=np.zeros((2, 2, 3), np.uint8))
-    assert packet_to_csv_rows(empty) == [[8, 1.5]]
+    assert packet_to_csv_rows(empty) == [[8, 1.5, ""]]
