@@ -1,22 +1,28 @@
-"""``python -m realtime.bench``: how fast, measured, against the dlib pipeline in the same run.
+"""``python -m realtime.bench``: how fast, measured, against dlib and MediaPipe in the same run.
 
     python -m realtime.bench [--weights W] [--clip assets/demo.mp4] [--device cpu|cuda]
                              [--backends all|NAME,...] [--batches 1,8,32] [--no-dlib] [--quick]
-                             [-o bench_out]
+                             [--parts landmarks,pipeline,dlib,mediapipe,live] [-o bench_out]
 
-Four parts, each printed as it finishes and all written to ``OUT/bench.json``, ``OUT/bench.md``
+Five parts, each printed as it finishes and all written to ``OUT/bench.json``, ``OUT/bench.md``
 and ``OUT/bench.png`` (throughput against batch size, one line per backend):
 
 a. **landmarks**: the network alone on ready crops, faces/s and ms/face against batch size for
    every backend available on the device (``realtime.backends``);
 b. **pipeline**: the end-to-end file pipeline on the clip (decode, detection when the tracker asks,
    tracking, crops, landmarks, smoothing, pose): fps and per-stage milliseconds (mean, p50, p95),
-   which is where the time goes;
+   which is where the time goes; each frame's JSON line is built as ``--landmarks`` writes it
+   (kept in memory, no video encode);
 c. **dlib**: the same clip through dlib's HOG detector + 68-point shape predictor on every frame
    (the usual dlib pipeline; optional dependency, ``pip install -e '.[teacher]'``): fps, the speed
    ratio, and both systems' NME against the clip's ground truth (``realtime.clipscore``);
 d. **live**: the clip played as a 30 fps camera through the live pipeline: latency percentiles
-   (frame arrival to result) and frames dropped.
+   (frame arrival to result) and frames dropped;
+e. **mediapipe**: the same clip through MediaPipe's face mesh (its own detector + 468-point mesh,
+   tracking mode, decode and a JSON line per frame included; ``realtime.mediapipe_mesh``, optional,
+   skipped with the reason when missing): fps, the ratio ours/MediaPipe, and both systems' NME on
+   the 7 points the two layouts share (eye and mouth corners, nose tip). Its accuracy on 300-W faces
+   is ``python -m train.compare``.
 
 ``--quick`` (CI) cuts every part short: a few repeats, 60 frames, 3 s of live play. Speeds are
 printed, never asserted: they depend on the machine and on what else runs on it.
@@ -143,15 +149,17 @@ def _sync(device: str) -> None:
 def pipeline_run(weights: Path, clip: Path, device: str, backend: str, max_frames: int | None) -> dict:
     """fps and per-stage timings of the file pipeline over the clip (up to ``max_frames``)."""
     from realtime.capture import VideoFileSource
+    from realtime.packet import packet_to_json
     from realtime.pipeline import FrameProcessor, PipelineConfig, run_file
 
     processor = FrameProcessor.from_config(PipelineConfig(weights, device=device, backend=backend))
     processor.landmarker.warmup()
     source = VideoFileSource(clip)
     timings: dict[str, list[float]] = {k: [] for k in STAGES}
-    faces, detections = [], [0]
+    faces, detections, jsonl = [], [0], []
 
     def on_packet(packet) -> None:
+        jsonl.append(packet_to_json(packet))  # what --landmarks writes, minus the disk
         for k in STAGES:
             if k in packet.timings:
                 timings[k].append(packet.timings[k])
@@ -189,7 +197,8 @@ def dlib_run(clip: Path, truth, n: int) -> dict:
     detector = dlib.get_frontal_face_detector()
     points, busy = [], 0.0
     with VideoFileSource(clip) as source:
-        for _, _, rgb in source:
+        for frame in source:
+            rgb = frame.image
             if len(points) >= n:
                 source.stop()
                 break
@@ -227,6 +236,41 @@ def compare_dlib(weights: Path, clip: Path, device: str, backend: str, n: int | 
     return out
 
 
+# ---------------------------------------------------------------- e. MediaPipe on the same clip
+
+def compare_mediapipe(weights: Path, clip: Path, device: str, backend: str, n: int | None, ours_fps: float,
+                      max_faces: int = 1) -> dict:
+    """MediaPipe's fps beside ours (``ours_fps``, part b of the same run) and both systems' NME on the
+    7 shared points (``realtime.mediapipe_mesh``) against the clip's truth; {"skipped"} without mediapipe."""
+    from realtime import mediapipe_mesh as mpm
+    from realtime.clipscore import ClipTruth, track_clip
+    from realtime.pipeline import FrameProcessor, PipelineConfig
+
+    reason = mpm.missing_reason()
+    if reason is not None:
+        print(f"[mediapipe] skipped: {reason}", flush=True)
+        return {"skipped": reason}
+    truth = ClipTruth.load(clip.with_name(clip.stem + "_truth.json"))
+    n = len(truth.points) if n is None else min(n, len(truth.points))
+    cut = ClipTruth(truth.points[:n], (min(truth.still[0], n), min(truth.still[1], n)), truth.layout)
+    mp = mpm.clip_run(clip, cut.points, n, max_faces)
+    out: dict = {"frames": n, "points": {"ibug68": mpm.IBUG_INDICES.tolist(), "mesh468": mpm.MESH_INDICES.tolist()},
+                 "settings": mp["settings"], "mediapipe": {**mpm.score7(mp["points"], cut.points), "fps": mp["fps"]}}
+    processor = FrameProcessor.from_config(PipelineConfig(weights, device=device, backend=backend))
+    if processor.landmarker.num_points == cut.points.shape[1]:
+        ours = [None if p is None else mpm.shared_from_ibug(p) for p in track_clip(processor, clip, cut, n)]
+        out["ours"] = mpm.score7(ours, cut.points)
+    else:
+        out["ours"] = {"skipped": f"the weights give {processor.landmarker.num_points} points, not the truth's 68"}
+    out["ours"]["fps"] = ours_fps
+    out["speed_ratio"] = ours_fps / mp["fps"] if mp["fps"] else float("nan")
+    nme = lambda r: f"NME7 {r['nme_pct']:.2f}%" if "nme_pct" in r else r["skipped"]  # noqa: E731
+    print(f"[mediapipe] ours {ours_fps:.1f} fps, {nme(out['ours'])}; MediaPipe {mp['fps']:.1f} fps, "
+          f"{nme(out['mediapipe'])}, face found in {100 * out['mediapipe']['found']:.1f}% of frames; "
+          f"ratio ours/MediaPipe {out['speed_ratio']:.2f}x", flush=True)
+    return out
+
+
 # ---------------------------------------------------------------- d. live latency
 
 def live_run(weights: Path, clip: Path, device: str, backend: str, seconds: float | None) -> dict:
@@ -257,7 +301,7 @@ def live_run(weights: Path, clip: Path, device: str, backend: str, seconds: floa
 def render(results: dict) -> str:
     weights = f"weights `{results['weights']}`"
     if results.get("preset"):
-        others = set(results) & {"pipeline", "dlib", "live"}
+        others = set(results) & {"pipeline", "dlib", "mediapipe", "live"}
         weights = f"random `{results['preset']}` weights for part a (speed only)" + (f", {weights} for the rest" if others else "")
     lines = ["# Benchmark", "", f"`{results['command']}` on {results['machine']}, device `{results['device']}`, {weights}.", ""]
     lm = results.get("landmarks", {})
@@ -299,6 +343,7 @@ def render(results: dict) -> str:
                   "shows how well dlib agrees with itself under the clip's motion, and ours is the distance from "
                   "dlib's labels: it is not a contest of accuracy against human labels."]
         lines.append("")
+    lines += render_mediapipe(results.get("mediapipe"))
     live = results.get("live")
     if live:
         lat = live["latency_ms"]
@@ -308,6 +353,26 @@ def render(results: dict) -> str:
                   f"| ms | {lat.get('p50', 0):.1f} | {lat.get('p90', 0):.1f} | {lat.get('p99', 0):.1f} | "
                   f"{lat.get('max', 0):.1f} |", ""]
     return "\n".join(lines)
+
+
+def render_mediapipe(m: dict | None) -> list[str]:
+    if not m:
+        return []
+    lines = ["## e. Against MediaPipe's face mesh on the same clip", ""]
+    if "skipped" in m:
+        return lines + [f"Skipped: {m['skipped']}.", ""]
+    lines += ["| system | fps (decode + everything + a JSON line a frame) | NME, 7 shared points (outer eyes) "
+              "| median | face found |", "|---|---|---|---|---|"]
+    for name, label in (("ours", "ours (part b)"), ("mediapipe", "MediaPipe face mesh 0.10.21")):
+        r = m[name]
+        cells = (f"{r['nme_pct']:.2f}% | {r['nme_median_pct']:.2f}% | {100 * r['found']:.1f}%" if "nme_pct" in r
+                 else f"{r['skipped']} | | ")
+        lines.append(f"| {label} | {r['fps']:.1f} | {cells} |")
+    pairs = ", ".join(f"{i}->{j}" for i, j in zip(m["points"]["ibug68"], m["points"]["mesh468"]))
+    return lines + ["", f"Speed ratio ours/MediaPipe: **{m['speed_ratio']:.2f}x**. MediaPipe settings: "
+                    + ", ".join(f"{k}={v}" for k, v in m["settings"].items()) + ".", "",
+                    f"Shared points, iBUG-68 -> mesh-468 (0-based): {pairs} (eye corners, mouth corners, nose "
+                    "tip; `realtime/mediapipe_mesh.py`). Accuracy on 300-W faces: `python -m train.compare`.", ""]
 
 
 def plot(results: dict, path: Path) -> None:
@@ -344,8 +409,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--preset", help="part a only: time this preset (e.g. rcn_300w) with random weights instead")
     p.add_argument("--batches", default=None, help="batch sizes for part a (default 1,2,4,...,64 on CPU, "
                    "1,...,1024 on CUDA; 1,8 with --quick)")
-    p.add_argument("--parts", default="landmarks,pipeline,dlib,live", help="comma list of the parts to run")
+    p.add_argument("--parts", default="landmarks,pipeline,dlib,mediapipe,live", help="comma list of the parts to run")
     p.add_argument("--no-dlib", action="store_true", help="skip part c")
+    p.add_argument("--mediapipe-faces", type=int, default=1, help="part e: MediaPipe's max_num_faces (its default 1; "
+                   "in tracking mode its detector runs while fewer faces than this are tracked)")
     p.add_argument("--quick", action="store_true", help="short runs (CI): numbers are rough")
     p.add_argument("-o", "--out", default="bench_out", help="folder for bench.json, bench.md, bench.png")
     return p.parse_args(argv)
@@ -357,9 +424,12 @@ def run(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise UserError(f"{what} not found: {path}")
     parts = {s.strip() for s in args.parts.split(",") if s.strip()} - ({"dlib"} if args.no_dlib else set())
-    unknown = parts - {"landmarks", "pipeline", "dlib", "live"}
+    unknown = parts - {"landmarks", "pipeline", "dlib", "mediapipe", "live"}
     if unknown:
-        raise UserError(f"unknown part(s) {', '.join(sorted(unknown))}: choose from landmarks, pipeline, dlib, live")
+        raise UserError(f"unknown part(s) {', '.join(sorted(unknown))}: choose from landmarks, pipeline, dlib, "
+                        "mediapipe, live")
+    if args.mediapipe_faces < 1:
+        raise UserError(f"--mediapipe-faces must be at least 1, got {args.mediapipe_faces}")
     if args.batches:
         try:
             batches = [int(b) for b in args.batches.split(",")]
@@ -376,10 +446,13 @@ def run(args: argparse.Namespace) -> int:
         model = bench_model(weights, args.preset, args.device)
         results["landmark_model"] = args.preset or shown_path(weights)
         results["landmarks"] = landmark_throughput(model, args.device, names, batches, 0.3 if args.quick else 2.0)
-    if parts & {"pipeline", "dlib"}:
+    if parts & {"pipeline", "dlib", "mediapipe"}:
         results["pipeline"] = pipeline_run(weights, clip, args.device, args.backend, frames)
     if "dlib" in parts:
         results["dlib"] = compare_dlib(weights, clip, args.device, args.backend, frames, results["pipeline"]["fps"])
+    if "mediapipe" in parts:
+        results["mediapipe"] = compare_mediapipe(weights, clip, args.device, args.backend, frames,
+                                                 results["pipeline"]["fps"], args.mediapipe_faces)
     if "live" in parts:
         results["live"] = live_run(weights, clip, args.device, args.backend, 3.0 if args.quick else None)
     out = Path(args.out)
