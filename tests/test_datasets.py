@@ -75,8 +75,24 @@ def test_300w_partial_tree_loads_without_warning(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         assert len(load_300w(tmp_path, "challenging")) == 1
     assert "official" not in caplog.text
-    with pytest.raises(UserError, match="has no afw/"):
+    with pytest.raises(UserError, match=r"has none of the train split's folders \(afw/, helen/trainset/, lfpw/trainset/\)"):
         load_300w(tmp_path, "train")
+
+
+def test_300w_partial_train_and_test_say_what_they_found(tmp_path, capsys):
+    """The shared copy has afw/ and part of helen/trainset/ only: train reads what is there and
+    says so in one line; an evaluation group reads whichever of its test folders exist."""
+    shutil.copytree(FIX / "300w/afw", tmp_path / "afw")
+    shutil.copytree(FIX / "300w/helen", tmp_path / "helen")
+    data = load_300w(tmp_path, "train")
+    assert idents(data) == ["afw/134212_1", "afw/134212_2", "helen/trainset/100032540_1"]
+    line = capsys.readouterr().err.strip()
+    assert line == ("300W train: 3 faces from afw 2 of 337, helen/trainset 1 of 2000 "
+                    "(missing: lfpw/trainset)")
+    assert idents(load_300w(tmp_path, "full")) == ["helen/testset/296814969_3"]
+    assert "(missing: lfpw/testset, ibug)" in capsys.readouterr().err
+    with pytest.raises(UserError, match=r"none of the challenging split's folders \(ibug/\)"):
+        load_300w(tmp_path, "challenging")
 
 
 def test_300w_bad_split_pts_without_image_and_wrong_count(tmp_path):
@@ -348,7 +364,7 @@ def test_parse_spec(spec, kind, path, split, options):
     ("imagenet:/data", "unknown dataset kind 'imagenet'"),
     ("300w:", "has no path; expected 300w:ROOT"),
     ("300w:/data:test", "unknown split 'test' for 300w datasets; choose one of train, common"),
-    ("mtfl:/data?layout=x", r"unknown option 'layout' for mtfl datasets \(known: none\)"),
+    ("mtfl:/data?layout=x", r"unknown option 'layout' for mtfl datasets \(known: part, holdout, holdout_seed\)"),
     ("aflw:/a.sqlite?points", "bad option 'points'"),
     ("aflw:/a.sqlite?points=19&points=21", "option 'points' given twice"),
     ("synth:a:b", "bad split 'a:b'"),

@@ -47,11 +47,15 @@ def _add_fit(sub) -> None:
                    help="ce: 2016 spatial cross-entropy + trunk/branch L2; softargmax: 2018 coordinate L2")
     p.add_argument("--optimizer", choices=["adadelta", "adam"], default="adadelta")
     p.add_argument("--lr", type=_positive(float), help="default 1.0 (AdaDelta) / 1e-3 (Adam)")
+    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
+                   help="cosine: from --lr down to --lr/100 over the run's updates")
+    p.add_argument("--device", default="cpu", help="torch device for the model: cpu, cuda, cuda:N "
+                   "(augmentation stays on the CPU; --bf16 autocasts on that device)")
     p.add_argument("--batch-size", type=_positive(int), default=64)
     p.add_argument("--steps", type=_positive(int), help="total updates")
     p.add_argument("--epochs", type=_positive(int), help="total epochs (ceil(N / batch) updates each)")
     p.add_argument("--eval-every", type=_positive(int), default=100, help="updates between validations")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast on CPU (AMX)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (AMX on CPU)")
     p.add_argument("--seed", type=int, default=54621)
     for name in ("l2-trunk", "l2-branch", "l2-out"):
         p.add_argument(f"--{name}", type=float, help="L2 coefficient (default: the paper's, per preset)")
@@ -192,7 +196,7 @@ def _cmd_fit(args) -> None:
         raise UserError("give --steps or --epochs, not both")
     cfg = FitConfig(
         preset=args.preset, data=args.data, val=args.val, val_fraction=args.val_fraction, out=args.out,
-        loss=args.loss, optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size, steps=args.steps or 1000,
+        loss=args.loss, optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule, batch_size=args.batch_size, steps=args.steps or 1000,
         epochs=args.epochs,
         eval_every=args.eval_every, bf16=args.bf16, seed=args.seed, l2_trunk=args.l2_trunk,
         l2_branch=args.l2_branch, l2_out=args.l2_out, branches=args.branches, width_mult=args.width_mult,
@@ -202,7 +206,7 @@ def _cmd_fit(args) -> None:
         denoiser_kernel=args.denoiser_kernel,
         **{name: getattr(args, name) for name in SEMI_SUPERVISED_FLAGS},
     )
-    summary = fit(cfg, resume=args.resume, progress=not args.quiet)
+    summary = fit(cfg, resume=args.resume, progress=not args.quiet, device=args.device)
     print(f"done: {summary['step']} updates in {summary['seconds']:.0f} s; best validation NME "
           f"{100 * summary['best_val_nme']:.2f}% at update {summary['best_step']}; weights {args.out}/best.safetensors")
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from realtime.errors import UserError
@@ -29,6 +30,10 @@ class FitConfig:
     loss: str = "ce"
     optimizer: str = "adadelta"
     lr: float | None = None
+    # "constant", or "cosine": the learning rate falls from lr to lr / 100 along a half cosine over
+    # ``steps`` (a function of the update number, so resuming keeps it; changing ``steps`` on resume
+    # reshapes the rest of the curve)
+    lr_schedule: str = "constant"
     batch_size: int = 64
     steps: int = 1000
     epochs: int | None = None  # when set, steps = epochs x batches per epoch (resolved by fit)
@@ -93,6 +98,14 @@ class FitConfig:
     def resolved_lr(self) -> float:
         return self.lr if self.lr is not None else (1.0 if self.optimizer == "adadelta" else 1e-3)
 
+    def lr_at(self, step: int) -> float:
+        """The learning rate of update ``step`` (0-based) under ``lr_schedule``."""
+        base = self.resolved_lr()
+        if self.lr_schedule == "constant":
+            return base
+        progress = min(step / max(self.steps, 1), 1.0)
+        return base * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
     def resolved_l2(self) -> tuple[float, float, float]:
         trunk, branch, out = PAPER_L2.get(self.preset, (0.0, 0.0, 0.0))
         pick = lambda given, default: default if given is None else given  # noqa: E731
@@ -120,6 +133,7 @@ class FitConfig:
             (self.eval_every >= 1, f"eval interval must be >= 1, got {self.eval_every}"),
             (0.0 <= self.val_fraction < 1.0, f"validation fraction must be in [0, 1), got {self.val_fraction}"),
             (self.lr is None or self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
+            (self.lr_schedule in ("constant", "cosine"), f"lr schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}"),
             (self.beta > 0, f"soft-argmax beta must be > 0, got {self.beta}"),
             (self.augment in ("2016", "heavy"), f"augment must be '2016' or 'heavy', got {self.augment!r}"),
             (0 <= self.rotation <= 180, f"rotation must be 0-180 degrees, got {self.rotation}"),

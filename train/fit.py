@@ -93,10 +93,13 @@ class Trainer:
     train: LandmarkDataset
     val: LandmarkDataset | None
     semi: SemiSupervision | None = None
+    device: torch.device = torch.device("cpu")
 
     def loss(self, batch: dict) -> torch.Tensor:
-        """A plain batch, or (semi-supervised) one batch per label pool (``Pools.draw``)."""
+        """A plain batch, or (semi-supervised) one batch per label pool (``Pools.draw``), moved to
+        the run's device here (augmentation stays on the CPU)."""
         cfg, model = self.cfg, self.model
+        batch = to_device(batch, self.device)
         if isinstance(model, Denoiser):
             size = model.config.input_size
             noisy, moved = jitter_points(batch["points"], cfg.denoiser_moved, size)
@@ -108,7 +111,7 @@ class Trainer:
 
     def _landmark_loss(self, batch: dict) -> torch.Tensor:
         cfg = self.cfg
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             logits = self.model(batch["image"])
         if cfg.loss == "ce":
             return spatial_cross_entropy(logits, batch["points"], batch["mask"])
@@ -124,7 +127,7 @@ class Trainer:
 
     def _points(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, S, S) -> (B, K, 2) soft-argmax landmarks, differentiable, in crop pixels."""
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.bf16):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
             logits = self.model(images)
         return soft_argmax(logits.float(), self.cfg.beta)[0]
 
@@ -140,7 +143,7 @@ class Trainer:
         layout = get_layout(self.val.landmark_set.layout)
         if isinstance(self.model, Denoiser):
             return self._validate_denoiser(layout)
-        p = predict_dataset(self.model, self.val, batch_size=128, bf16=self.cfg.bf16)
+        p = predict_dataset(self.model, self.val, batch_size=128, bf16=self.cfg.bf16, device=self.device)
         return float(np.nanmean(nme(p.pred, p.gt, p.mask, normalising_distance(p.gt, p.mask, layout, "eye_centres"))))
 
     @torch.no_grad()
@@ -151,14 +154,14 @@ class Trainer:
         mask = torch.stack([self.val[i]["mask"] for i in range(len(self.val))])
         size = self.model.config.input_size
         noisy, _ = jitter_points(pts, self.cfg.denoiser_moved, size, gen)
-        logits = self.model(one_hot_maps(noisy, size))
-        pred = argmax_decode(logits)[0].numpy()
+        logits = self.model(one_hot_maps(noisy, size).to(self.device))
+        pred = argmax_decode(logits)[0].cpu().numpy()
         self.model.train()
         gt, m = pts.numpy(), mask.numpy()
         return float(np.nanmean(nme(pred, gt, m, normalising_distance(gt, m, layout, "eye_centres"))))
 
 
-def _prepare(cfg: FitConfig, run_dir: Path, resume: bool) -> tuple[Trainer, int, dict]:
+def _prepare(cfg: FitConfig, run_dir: Path, resume: bool, device: torch.device) -> tuple[Trainer, int, dict]:
     data = open_dataset(cfg.data)
     if len(data) == 0:
         raise UserError(f"dataset {cfg.data!r} has no samples")
@@ -177,6 +180,9 @@ def _prepare(cfg: FitConfig, run_dir: Path, resume: bool) -> tuple[Trainer, int,
     val_ds = LandmarkDataset(val_set, grey=grey, aug=None, preload=preload) if val_set else None
     semi = SemiSupervision.setup(cfg, train_ds, model.config, run_dir, _collate) if cfg.semi_supervised else None
     head = semi.head if semi is not None else None
+    model.to(device)
+    if head is not None:
+        head.to(device)
     optimizer = make_optimizer(cfg, model, *([head] if head is not None else []))
     step, state = 0, {"best": float("inf"), "best_step": -1}
     if resume:
@@ -192,17 +198,24 @@ def _prepare(cfg: FitConfig, run_dir: Path, resume: bool) -> tuple[Trainer, int,
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"])
         step, state = ckpt["step"], ckpt["state"]
-    return Trainer(cfg, model, optimizer, train_ds, val_ds, semi), step, state
+    return Trainer(cfg, model, optimizer, train_ds, val_ds, semi, device), step, state
 
 
-def fit(cfg: FitConfig, resume: bool = False, stop_after: int | None = None, progress: bool = True) -> dict:
-    """Train until ``cfg.steps`` updates (or ``stop_after`` more, for tests). Returns a summary."""
+def fit(cfg: FitConfig, resume: bool = False, stop_after: int | None = None, progress: bool = True,
+        device: str = "cpu") -> dict:
+    """Train until ``cfg.steps`` updates (or ``stop_after`` more, for tests) on ``device`` (``cpu``,
+    ``cuda``, ``cuda:N``; the device is a property of the session, not of the run, so a run may be
+    resumed elsewhere, though bit-exact continuation holds only on the same device). Returns a
+    summary."""
+    from realtime.weights import torch_device
+
     cfg.validate()
+    dev = torch.device(torch_device(device))
     run_dir = Path(cfg.out)
     if not resume and (run_dir / "last.pt").exists():
         raise UserError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
-    trainer, step, state = _prepare(cfg, run_dir, resume)
+    trainer, step, state = _prepare(cfg, run_dir, resume, dev)
     if cfg.epochs is not None:  # an epoch is one pass over the (post-split) training set
         cfg = replace(cfg, steps=cfg.epochs * len(batch_order(len(trainer.train), cfg.batch_size, cfg.seed, 0)))
         trainer.cfg = cfg
@@ -220,6 +233,8 @@ def fit(cfg: FitConfig, resume: bool = False, stop_after: int | None = None, pro
         with stop:
             while step < end and not stop.requested:
                 epoch, batch = next(batches)
+                for group in trainer.optimizer.param_groups:
+                    group["lr"] = cfg.lr_at(step)
                 loss = trainer.loss(batch)
                 if not torch.isfinite(loss):
                     raise UserError(f"training diverged at update {step} (loss {loss.item()}); lower the learning rate")
@@ -316,6 +331,16 @@ def _evaluate_and_save(trainer: Trainer, run_dir: Path, step: int, state: dict, 
 def _info(cfg: FitConfig, step: int, score: float) -> dict:
     return {"trained_on": cfg.data, "steps": step, "val_nme": None if math.isnan(score) else score,
             "fit_config": cfg.to_dict()}
+
+
+def to_device(batch, device: torch.device):
+    """``batch`` (a dict of tensors, or a dict of such dicts / None: the semi-supervised pools)
+    with every tensor on ``device``; unchanged on the CPU."""
+    if device.type == "cpu" or batch is None:
+        return batch
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    return {key: to_device(value, device) for key, value in batch.items()}
 
 
 def _collate(items: list[dict]) -> dict:

@@ -26,8 +26,11 @@ class Predictions:
 @torch.no_grad()
 def predict_dataset(model: LandmarkNet, dataset: LandmarkDataset, batch_size: int = 64,
                     decoder: str | None = None, beta: float | None = None,
-                    denoiser: Denoiser | None = None, bf16: bool = False) -> Predictions:
-    """Run ``model`` over every item of ``dataset`` (in order) and decode each heat map."""
+                    denoiser: Denoiser | None = None, bf16: bool = False,
+                    device: torch.device | str = "cpu") -> Predictions:
+    """Run ``model`` (already on ``device``) over every item of ``dataset`` (in order) and decode
+    each heat map; only points and scores come back to the host."""
+    device = torch.device(device)
     was_training = model.training
     model.eval()
     decoder = decoder or model.config.decoder
@@ -35,14 +38,14 @@ def predict_dataset(model: LandmarkNet, dataset: LandmarkDataset, batch_size: in
     preds, gts, masks, scores = [], [], [], []
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     for batch in loader:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(batch["image"]).float()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(batch["image"].to(device)).float()
         if denoiser is not None:
             points, score = joint_decode(logits, denoiser, decoder, beta)
         else:
             points, score = decode(logits, decoder, beta)
-        preds.append(points.numpy())
-        scores.append(score.numpy())
+        preds.append(points.cpu().numpy())
+        scores.append(score.cpu().numpy())
         gts.append(batch["points"].numpy())
         masks.append(batch["mask"].numpy())
     model.train(was_training)

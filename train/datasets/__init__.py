@@ -48,6 +48,10 @@ KINDS: dict[str, Kind] = {
                   "synthetic faces drawn in memory (train.synthetic)"),
 }
 _WORD = re.compile(r"[A-Za-z0-9_-]+")
+# Options every file-based kind takes: a hold-out by source photo (train.datasets.holdout).
+HOLDOUT_OPTIONS = {"part": "fit or val: one side of a hold-out that keeps each source photo on one side",
+                   "holdout": "share of faces held out for part=val (default 0.1)",
+                   "holdout_seed": "seed of the hold-out's photo order (default 0)"}
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,9 @@ def _parse_options(spec: str, query: str, kind: str) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key or not value:
             raise UserError(f"bad option {item!r} in dataset spec {spec!r}; write key=value")
-        if key not in KINDS[kind].options:
-            known = ", ".join(KINDS[kind].options) or "none"
+        allowed = {**KINDS[kind].options, **(HOLDOUT_OPTIONS if kind != "synth" else {})}
+        if key not in allowed:
+            known = ", ".join(allowed) or "none"
             raise UserError(f"unknown option {key!r} for {kind} datasets (known: {known})")
         if key in options:
             raise UserError(f"option {key!r} given twice in dataset spec {spec!r}")
@@ -109,6 +114,25 @@ def _int_option(options: dict[str, str], key: str, default: int | None, lowest: 
     return value
 
 
+def _holdout(data: LandmarkSet, options: dict[str, str]) -> LandmarkSet:
+    """The ``part`` a spec asks for (``train.datasets.holdout``), or ``data`` unchanged."""
+    from train.datasets.holdout import PARTS, select_part
+
+    if "part" not in options:
+        if "holdout" in options or "holdout_seed" in options:
+            raise UserError("options holdout/holdout_seed need part=fit or part=val")
+        return data
+    if options["part"] not in PARTS:
+        raise UserError(f"option part={options['part']!r} must be one of {', '.join(PARTS)}")
+    try:
+        fraction = float(options.get("holdout", "0.1"))
+    except ValueError:
+        raise UserError(f"option holdout={options['holdout']!r} is not a number") from None
+    if not 0.0 < fraction < 1.0:
+        raise UserError(f"option holdout={options['holdout']} must be between 0 and 1")
+    return select_part(data, options["part"], fraction, _int_option(options, "holdout_seed", 0, 0))
+
+
 def _open(spec: DatasetSpec) -> LandmarkSet:
     opts = spec.options
     if spec.kind == "synth":
@@ -143,9 +167,23 @@ def _open(spec: DatasetSpec) -> LandmarkSet:
 
 
 def open_dataset(spec: str) -> LandmarkSet:
-    """Read the dataset a spec names (see ``describe_specs()``); bad specs raise UserError."""
+    """Read the dataset a spec names (see ``describe_specs()``); bad specs raise UserError.
+
+    Specs joined by `` + `` (spaces around the plus) are read one by one and concatenated; they
+    must share one keypoint layout (for example 300-W faces plus a folder of teacher-labelled ones).
+    """
+    parts = [p.strip() for p in spec.split(" + ")]
+    if len(parts) > 1:
+        sets = [open_dataset(p) for p in parts]
+        layouts = sorted({s.layout for s in sets})
+        if len(layouts) > 1:
+            raise UserError(f"cannot join datasets of different layouts ({', '.join(layouts)}) in {spec!r}")
+        kinds = {}
+        for s in sets:
+            kinds.update(s.attribute_kinds)
+        return LandmarkSet(" + ".join(s.name for s in sets), layouts[0], [x for s in sets for x in s.samples], kinds)
     parsed = parse_spec(spec)
-    dataset = _open(parsed)
+    dataset = _holdout(_open(parsed), parsed.options) if parsed.kind != "synth" else _open(parsed)
     if len(dataset) == 0:
         raise UserError(f"dataset spec {spec!r} selects no faces")
     return dataset
@@ -161,4 +199,7 @@ def describe_specs() -> str:
             lines.append(f"      splits: {', '.join(kind.splits)} (default {kind.splits[0]})")
         for key, text in kind.options.items():
             lines.append(f"      {key}: {text}")
+    lines.append("  every kind but synth also takes:")
+    lines += [f"      {key}: {text}" for key, text in HOLDOUT_OPTIONS.items()]
+    lines.append("  SPEC + SPEC joins datasets of one layout (spaces around the +)")
     return "\n".join(lines)

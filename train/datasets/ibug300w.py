@@ -19,6 +19,7 @@ Format facts, and where they were confirmed:
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -109,9 +110,6 @@ def _image_beside(pts_path: Path) -> Path:
 
 def _read_subset(root: Path, subset: str) -> list[FaceSample]:
     folder = root / subset
-    if not folder.is_dir():
-        raise UserError(f"300W folder {root} has no {subset}/ (expected afw/, helen/trainset, "
-                        "helen/testset, lfpw/trainset, lfpw/testset, ibug/)")
     pts_files = sorted(folder.glob("*.pts"))
     if not pts_files:
         raise UserError(f"no .pts files in {folder}")
@@ -127,16 +125,40 @@ def _read_subset(root: Path, subset: str) -> list[FaceSample]:
     return samples
 
 
+def present_subsets(root: Path, split: str) -> list[str]:
+    """The folders of ``split`` that exist under ``root``: a partial 300-W tree (say AFW and part
+    of HELEN's training set) is read as far as it goes."""
+    return [sub for sub in SPLITS[split] if (root / sub).is_dir()]
+
+
+def describe_counts(split: str, counts: dict[str, int]) -> str:
+    """One line: which subsets of ``split`` were found, with their face counts against the
+    official ones, and which are missing."""
+    found = ", ".join(f"{sub} {n}" + ("" if n == OFFICIAL_COUNTS[sub] else f" of {OFFICIAL_COUNTS[sub]}")
+                      for sub, n in counts.items())
+    missing = [sub for sub in SPLITS[split] if sub not in counts]
+    return (f"300W {split}: {sum(counts.values())} faces from {found}"
+            + (f" (missing: {', '.join(missing)})" if missing else ""))
+
+
 def load_300w(root: str | Path, split: str = "train") -> LandmarkSet:
-    """Read one split of 300-W from its root folder (see the module docstring for the splits)."""
+    """Read one split of 300-W from its root folder (see the module docstring for the splits).
+
+    A split is read from whichever of its folders exist (one line on stderr names them and their
+    counts); a split none of whose folders exist is an error that lists what was looked for.
+    """
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"300W folder not found: {root}")
     if split not in SPLITS:
         raise UserError(f"unknown 300W split {split!r}; choose one of {', '.join(SPLITS)}")
+    subsets = present_subsets(root, split)
+    if not subsets:
+        raise UserError(f"300W folder {root} has none of the {split} split's folders "
+                        f"({', '.join(s + '/' for s in SPLITS[split])})")
     samples: list[FaceSample] = []
     counts: dict[str, int] = {}
-    for subset in SPLITS[split]:
+    for subset in subsets:
         part = _read_subset(root, subset)
         counts[subset] = len(part)
         samples.extend(part)
@@ -146,5 +168,6 @@ def load_300w(root: str | Path, split: str = "train") -> LandmarkSet:
         if off:
             log.warning("300W at %s looks complete but its counts differ from the official ones: %s",
                         root, "; ".join(off))
+    print(describe_counts(split, counts), file=sys.stderr, flush=True)
     log.info("300W %s: %d faces from %s", split, len(samples), root)
     return LandmarkSet(name=f"300w:{split}", layout="ibug68", samples=samples)
