@@ -3,6 +3,9 @@
 Qt (through pyqtgraph), numpy and cv2; no threads. ``FaceLayers`` holds the scene items made once
 and updated per packet with ``setData``: points coloured by confidence (red at score 0, through
 yellow, to green at ``DisplayOptions.confidence_full`` and above), boxes, track ids and head pose.
+Point size, line widths and the shortest pose axis follow each face's size, in image pixels
+(``realtime/overlay_scale.py``, shared with the annotated video's drawing), so the 68 points of a
+50 px face stay distinct dots and the marks zoom with the image.
 
 Pose (only when packets carry it) is drawn in perspective with the current camera intrinsics: the
 face's rotation placed at the depth where one model unit is one face size (its box side), centred
@@ -19,6 +22,7 @@ import cv2
 import numpy as np
 import pyqtgraph as pg
 
+from realtime.overlay_scale import MarkSizes, face_size_px, mark_sizes
 from realtime.packet import FaceResult, FramePacket
 from realtime.pose import CameraIntrinsics, PoseEstimate, angles_to_rotation, place_rotation
 
@@ -27,6 +31,7 @@ ANGLE_RGB = {"yaw": (255, 90, 90), "pitch": (90, 220, 90), "roll": (90, 160, 255
 AXIS_RGB = ((255, 40, 40), (40, 220, 40), (40, 120, 255))  # x, y, z
 BOX_RGB, ID_RGB, CUBE_RGB = (255, 200, 0), (255, 255, 255), (0, 230, 255)
 PLOT_SECONDS = 10.0
+OUTLINE_MIN_PX = 5.0  # dots at least this wide on screen get a dark outline
 # confidence colours: red -> yellow -> green in CONFIDENCE_LEVELS steps
 CONFIDENCE_LEVELS = 16
 _ramp = np.linspace(0.0, 1.0, CONFIDENCE_LEVELS)[:, None]
@@ -85,19 +90,82 @@ def pose_segments(pose: PoseEstimate, intrinsics: CameraIntrinsics, length: floa
     return [image] if style == "cube" else [image[0:2], image[2:4], image[4:6]]
 
 
+def _pen(rgb: tuple[int, ...], width_px: float) -> "pg.QtGui.QPen":
+    """A pen ``width_px`` image pixels wide (non-cosmetic: the window's zoom scales it with the image)."""
+    return pg.mkPen(*rgb, width=width_px, cosmetic=False)
+
+
+class FaceMarks:
+    """One face's box, pose axes and cube: line items whose widths follow the face's size
+    (``realtime/overlay_scale.py``), made once and reused for whichever face comes in this slot.
+    An item already empty is not cleared again (every Qt call counts: ``FaceLayers._draw_points``)."""
+
+    def __init__(self, view: pg.ViewBox) -> None:
+        self.box = pg.PlotCurveItem(connect="pairs")
+        self.axes = [pg.PlotCurveItem(connect="pairs") for _ in AXIS_RGB]
+        self.cube = pg.PlotCurveItem(connect="pairs")
+        self._widths: tuple[float, float] | None = None
+        self._empty: set[int] = set()
+        for item in (self.box, self.cube, *self.axes):
+            item.setZValue(1)  # under the points (z 2)
+            view.addItem(item)
+
+    def _set(self, item: pg.PlotCurveItem, xy: np.ndarray | None) -> None:
+        if xy is None or not len(xy):
+            if id(item) not in self._empty:
+                item.setData([], [])
+                self._empty.add(id(item))
+            return
+        item.setData(xy[:, 0], xy[:, 1])
+        self._empty.discard(id(item))
+
+    def set_widths(self, sizes: MarkSizes) -> None:
+        widths = (round(sizes.line_px, 1), round(sizes.axis_line_px, 1))  # new pens only when they change
+        if widths != self._widths:
+            self._widths = widths
+            self.box.setPen(_pen(BOX_RGB, widths[0]))
+            self.cube.setPen(_pen(CUBE_RGB, widths[0]))
+            for item, rgb in zip(self.axes, AXIS_RGB):
+                item.setPen(_pen(rgb, widths[1]))
+
+    def set_box(self, box: np.ndarray | None) -> None:
+        if box is None:
+            self._set(self.box, None)
+            return
+        x0, y0, x1, y1 = box
+        self._set(self.box, np.array([(x0, y0), (x1, y0), (x1, y0), (x1, y1), (x1, y1), (x0, y1), (x0, y1), (x0, y0)]))
+
+    def set_pose(self, segments: list[np.ndarray], style: str) -> None:
+        """``pose_segments``' output in ``style``: 3 axes, or one cube, or nothing."""
+        axes = segments if style != "cube" and segments else [None] * 3
+        cube = segments[0] if style == "cube" and segments else None
+        for item, xy in zip((*self.axes, self.cube), (*axes, cube)):
+            self._set(item, xy)
+
+    def clear(self) -> None:
+        self.set_box(None)
+        self.set_pose([], "axes")
+
+
 class FaceLayers:
-    """The scene items drawn over the video, made once and updated per packet."""
+    """The scene items drawn over the video, made once and updated per packet. Every mark is in
+    image pixels and sized to its face (``realtime/overlay_scale.py``), so they also zoom with the
+    image: lines are non-cosmetic pens, one item per face; points one scatter (``_draw_points``)."""
 
     def __init__(self, view: pg.ViewBox) -> None:
         self.view = view
-        self.points = pg.ScatterPlotItem(size=7, pen=pg.mkPen(0, 0, 0, 150, width=1), pxMode=True)
-        self.boxes = pg.PlotCurveItem(pen=pg.mkPen(BOX_RGB, width=2), connect="pairs")
-        self.axes = [pg.PlotCurveItem(pen=pg.mkPen(rgb, width=3), connect="pairs") for rgb in AXIS_RGB]
-        self.cube = pg.PlotCurveItem(pen=pg.mkPen(CUBE_RGB, width=2), connect="pairs")
+        self.points = pg.ScatterPlotItem(pxMode=True)
+        self.outline, self.no_outline = pg.mkPen(0, 0, 0, 150, width=1), pg.mkPen(None)
+        self.points.setZValue(2)
+        view.addItem(self.points)
+        self.marks: list[FaceMarks] = []
         self.ids: list[pg.TextItem] = []
         self.brushes = [pg.mkBrush(*rgb) for rgb in CONFIDENCE_RGB]
-        for item in (self.boxes, self.cube, *self.axes, self.points):
-            view.addItem(item)
+
+    def _slot(self, i: int) -> FaceMarks:
+        while len(self.marks) <= i:
+            self.marks.append(FaceMarks(self.view))
+        return self.marks[i]
 
     def _text(self, i: int) -> pg.TextItem:
         while len(self.ids) <= i:
@@ -107,39 +175,48 @@ class FaceLayers:
 
     def draw(self, packet: FramePacket, options: DisplayOptions, intrinsics: CameraIntrinsics) -> None:
         faces = packet.faces
-        if options.points and faces:
-            pts = np.concatenate([f.points for f in faces])
-            levels = np.concatenate([confidence_level(f.scores, options.confidence_full) for f in faces])
-            ok = np.isfinite(pts).all(1)
-            self.points.setData(pos=pts[ok], brush=[self.brushes[i] for i in levels[ok]])
-        else:
-            self.points.setData([], [])
-        boxes = [f.box_xyxy for f in faces if np.isfinite(f.box_xyxy).all()] if options.boxes else []
-        segments = np.array([[(x0, y0), (x1, y0), (x1, y0), (x1, y1), (x1, y1), (x0, y1), (x0, y1), (x0, y0)]
-                             for x0, y0, x1, y1 in boxes]).reshape(-1, 2)
-        self.boxes.setData(segments[:, 0], segments[:, 1]) if len(segments) else self.boxes.setData([], [])
+        face_px = [face_size_px(f) for f in faces]
+        sizes = [mark_sizes(px) for px in face_px]
+        self._draw_points(faces, sizes, options)
         shown = 0
-        for face in faces if options.ids else []:
-            if np.isfinite(face.box_xyxy).all():
+        for i, (face, px, size) in enumerate(zip(faces, face_px, sizes)):
+            slot = self._slot(i)
+            slot.set_widths(size)
+            box_ok = np.isfinite(face.box_xyxy).all()
+            slot.set_box(face.box_xyxy if options.boxes and box_ok else None)
+            pose = face_pose_estimate(face, intrinsics) if options.pose else None
+            length = size.axis_length_px(px, options.axis_length) / px  # in face sizes, the pose's unit
+            slot.set_pose([] if pose is None else pose_segments(pose, intrinsics, length, options.pose_style),
+                          options.pose_style)
+            if options.ids and box_ok:
                 text = self._text(shown)
                 text.setText(f"#{face.track_id}")
                 text.setPos(face.box_xyxy[0], face.box_xyxy[1])
                 text.setVisible(True)
                 shown += 1
+        for slot in self.marks[len(faces):]:
+            slot.clear()
         for text in self.ids[shown:]:
             text.setVisible(False)
-        self._draw_pose(faces if options.pose else [], options, intrinsics)
 
-    def _draw_pose(self, faces: list[FaceResult], options: DisplayOptions, intrinsics: CameraIntrinsics) -> None:
-        per_item: list[list[np.ndarray]] = [[], [], [], []]  # x, y, z axes, cube
-        for face in faces:
-            pose = face_pose_estimate(face, intrinsics)
-            segments = [] if pose is None else pose_segments(pose, intrinsics, options.axis_length, options.pose_style)
-            for i, segment in enumerate(segments):
-                per_item[3 if options.pose_style == "cube" else i].append(segment)
-        for item, segments in zip((*self.axes, self.cube), per_item):
-            xy = np.concatenate(segments) if segments else np.zeros((0, 2))
-            item.setData(xy[:, 0], xy[:, 1])
+    def _draw_points(self, faces: list[FaceResult], sizes: list[MarkSizes], options: DisplayOptions) -> None:
+        """One scatter of every face's points, each face's dots sized to it. Sizes are in screen
+        pixels (the image's radius x the view's zoom, in half-pixel steps) and drawn from
+        pyqtgraph's symbol atlas with one painter call: drawn per point in image units
+        (``pxMode=False``), the painter calls per point exhaust None's reference count on
+        PySide6 6.12 with Python 3.11 (each void call drops one) and crash the process in seconds."""
+        if not (options.points and faces):
+            self.points.setData([], [])
+            return
+        pts = np.concatenate([f.points for f in faces])
+        levels = np.concatenate([confidence_level(f.scores, options.confidence_full) for f in faces])
+        # screen px per image px, from the range just set (viewPixelSize lags a new frame size)
+        zoom = self.view.boundingRect().width() / max(self.view.viewRect().width(), 1e-9)
+        diameters = [max(1.0, round(4 * s.point_radius_px * zoom) / 2) for s in sizes]
+        size = np.concatenate([np.full(len(f.points), d) for f, d in zip(faces, diameters)])
+        ok = np.isfinite(pts).all(1)
+        self.points.setData(pos=pts[ok], size=size[ok], brush=[self.brushes[i] for i in levels[ok]],
+                            pen=[self.outline if d >= OUTLINE_MIN_PX else self.no_outline for d in size[ok]])
 
 
 class PosePlot:

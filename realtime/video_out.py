@@ -13,12 +13,12 @@ numpy + cv2 + av only, no threads.
   and flushed as each frame arrives, to ``OUT.partial`` (e.g. ``out.jsonl.partial``), renamed to
   ``OUT`` by ``close``; ``abort`` deletes it. Choice: after a crash the ``.partial`` file stays
   as a valid, complete-so-far record (every line whole) under a name that says it is incomplete.
-- ``draw_overlay``: points, boxes, track ids and pose axes drawn on a copy of the frame.
+- ``draw_overlay``: points, boxes, track ids and pose axes drawn on a copy of the frame, each
+  face's marks sized to the face (``realtime/overlay_scale.py``).
 """
 from __future__ import annotations
 
 import csv
-import math
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -28,6 +28,7 @@ import numpy as np
 
 from realtime.atomic import atomic_path
 from realtime.errors import UserError
+from realtime.overlay_scale import face_size_px, mark_sizes
 from realtime.packet import FramePacket, csv_header, packet_to_csv_rows, packet_to_json
 from realtime.pose import angles_to_rotation
 
@@ -36,6 +37,8 @@ TIME_BASE = Fraction(1, 1000)
 # RGB colours of the overlay
 POINT_RGB, BOX_RGB, TEXT_RGB = (0, 255, 0), (255, 200, 0), (255, 255, 255)
 AXIS_RGB = ((255, 0, 0), (0, 255, 0), (0, 128, 255))  # x red, y green, z blue
+SHIFT = 4  # fractional bits of cv2's sub-pixel drawing
+FONT_HEIGHT_PX = 22.0  # height of FONT_HERSHEY_SIMPLEX's digits at scale 1
 
 
 def pad_even(image: np.ndarray) -> np.ndarray:
@@ -202,34 +205,49 @@ class LandmarksWriter:
         self.partial_path.unlink(missing_ok=True)
 
 
+def _fixed(xy: np.ndarray) -> tuple[int, int]:
+    """(x, y) image pixels -> cv2's fixed-point coordinates with ``SHIFT`` fractional bits."""
+    x, y = np.round(np.asarray(xy, np.float64) * (1 << SHIFT)).astype(int)
+    return int(x), int(y)
+
+
 def draw_overlay(image: np.ndarray, packet: FramePacket, draw_points: bool = True, draw_boxes: bool = True,
                  draw_ids: bool = True, draw_pose: bool = True, axis_scale: float = 0.5) -> np.ndarray:
     """A copy of ``image`` (H, W, 3) uint8 RGB with ``packet``'s faces drawn on it.
 
-    Pose axes are the rotated model axes (``realtime/pose.py``: x red, towards the subject's left;
-    y green, down; z blue drawn out of the face, i.e. the model's -z, where the face looks, as the
-    live overlay draws it) from the points' centre, ``axis_scale`` x the box side long, under a
-    weak-perspective (orthographic) projection.
+    Every mark scales with its face (``realtime/overlay_scale.py``: point radius, line widths,
+    text, shortest axis, each clamped), and points and lines are drawn at sub-pixel positions,
+    so the 68 points of a 50 px face stay distinct dots. Pose axes are the rotated model axes
+    (``realtime/pose.py``: x red, towards the subject's left; y green, down; z blue drawn out of
+    the face, i.e. the model's -z, where the face looks, as the live overlay draws it) from the
+    points' centre, ``axis_scale`` x the face size long, under a weak-perspective (orthographic)
+    projection; points are drawn over them.
     """
     out = np.ascontiguousarray(image).copy()
-    line = max(1, round(min(out.shape[:2]) / 320))
     for face in packet.faces:
-        x0, y0, x1, y1 = face.box_xyxy
-        if draw_boxes and np.isfinite(face.box_xyxy).all():
-            cv2.rectangle(out, (round(x0), round(y0)), (round(x1), round(y1)), BOX_RGB, line, cv2.LINE_AA)
-        if draw_ids and np.isfinite(face.box_xyxy).all():
-            cv2.putText(out, f"#{face.track_id}", (round(x0), max(10, round(y0) - 4)),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.4 * line, TEXT_RGB, line, cv2.LINE_AA)
+        face_px = face_size_px(face)
+        sizes = mark_sizes(face_px)
+        line = max(1, round(sizes.line_px))
+        box_ok = np.isfinite(face.box_xyxy).all()
+        x0, y0 = face.box_xyxy[:2]
+        if draw_boxes and box_ok:
+            cv2.rectangle(out, _fixed(face.box_xyxy[:2]), _fixed(face.box_xyxy[2:]), BOX_RGB, line, cv2.LINE_AA,
+                          SHIFT)
+        if draw_ids and box_ok:
+            scale = sizes.font_px / FONT_HEIGHT_PX
+            cv2.putText(out, f"#{face.track_id}", (round(x0), max(round(sizes.font_px), round(y0) - 2 - line)),
+                        cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT_RGB, max(1, round(sizes.font_px / 12)), cv2.LINE_AA)
         finite = face.points[np.isfinite(face.points).all(1)]
-        if draw_points:
-            for x, y in finite:
-                cv2.circle(out, (round(x), round(y)), line + 1, POINT_RGB, -1, cv2.LINE_AA)
         if draw_pose and face.pose is not None and len(finite):
             rotation = angles_to_rotation(face.pose.yaw_deg, face.pose.pitch_deg, face.pose.roll_deg)
             centre = finite.mean(0)
-            length = axis_scale * max(x1 - x0, y1 - y0) if math.isfinite(x1 - x0) else 20.0
+            length = sizes.axis_length_px(face_px, axis_scale)
             for axis, sign in ((0, 1.0), (1, 1.0), (2, -1.0)):
                 tip = centre + sign * length * rotation[:2, axis]
-                cv2.line(out, tuple(np.round(centre).astype(int)), tuple(np.round(tip).astype(int)),
-                         AXIS_RGB[axis], line + 1, cv2.LINE_AA)
+                cv2.line(out, _fixed(centre), _fixed(tip), AXIS_RGB[axis], max(1, round(sizes.axis_line_px)),
+                         cv2.LINE_AA, SHIFT)
+        if draw_points:
+            radius = round(sizes.point_radius_px * (1 << SHIFT))
+            for xy in finite:
+                cv2.circle(out, _fixed(xy), radius, POINT_RGB, -1, cv2.LINE_AA, SHIFT)
     return out

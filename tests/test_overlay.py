@@ -84,6 +84,11 @@ def count(item) -> int:
     return 0 if x is None else len(x)
 
 
+def drawn(window: OverlayWindow, kind: str, axis: int | None = None) -> int:
+    """Points drawn over every face's slot of ``kind`` ("box", "cube", or "axes" number ``axis``)."""
+    return sum(count(getattr(m, kind) if axis is None else getattr(m, kind)[axis]) for m in window.layers.marks)
+
+
 def pixel_at(window: OverlayWindow, image: QtGui.QImage, x: float, y: float) -> np.ndarray:
     """RGB of ``image`` (a grab of ``window.graphics``) at image-pixel coordinates (x, y)."""
     at = window.graphics.mapFromScene(window.view.mapViewToScene(QtCore.QPointF(x, y)))
@@ -103,28 +108,57 @@ def test_points_are_drawn_in_their_confidence_colours_where_they_are(app, window
         assert np.abs(pixel_at(window, image, x, y) - rgb).max() <= 30, (x, y, rgb)
     assert np.abs(pixel_at(window, image, 60, 40) - 60).max() <= 3  # the frame itself, unchanged
     assert window.layers.ids[0].textItem.toPlainText() == "#3" and window.layers.ids[0].isVisible()
-    assert count(window.layers.boxes) == 8  # 4 edges
-    assert all(count(axis) == 0 for axis in window.layers.axes)  # no pose in the packet
+    assert drawn(window, "box") == 8  # 4 edges
+    assert all(drawn(window, "axes", i) == 0 for i in range(3))  # no pose in the packet
     assert "faces 1" in window.info.text() and "latency" in window.info.text()
 
 
 def test_pose_is_drawn_as_axes_or_cube_only_when_packets_carry_it(app, window):
     window.show_packet(packet(0, HeadPose(30.0, 0.0, 0.0)))  # nose turned towards the image left
-    (x_axis, y_axis, z_axis) = [np.column_stack(item.getData()) for item in window.layers.axes]
+    (x_axis, y_axis, z_axis) = [np.column_stack(item.getData()) for item in window.layers.marks[0].axes]
     assert x_axis[1, 0] > x_axis[0, 0] and y_axis[1, 1] > y_axis[0, 1]  # x right, y down
     assert z_axis[1, 0] < z_axis[0, 0] - 5  # the forward axis points left
     assert "track #3" in window.pose_plot.plot.titleLabel.text
     assert count(window.pose_plot.curves["yaw"]) == 1
     window.params.child("pose", "style").setValue("cube")
-    assert count(window.layers.cube) == 24 and count(window.layers.axes[0]) == 0
+    assert drawn(window, "cube") == 24 and drawn(window, "axes", 0) == 0
     window.params.child("layers", "pose").setValue(False)
-    assert count(window.layers.cube) == 0
+    assert drawn(window, "cube") == 0
     window.params.child("layers", "pose").setValue(True)
     window.params.child("pose", "yaw").setValue(False)
     window.show_packet(packet(1))  # no pose now: nothing drawn, the plot says so
-    assert count(window.layers.cube) == 0
+    assert drawn(window, "cube") == 0
     assert "none" in window.pose_plot.plot.titleLabel.text
     assert count(window.pose_plot.curves["yaw"]) == 0
+
+
+def test_marks_scale_with_each_face_and_zoom_with_the_image(app, window):
+    """A 40 px face and a 200 px face in one frame: the small one's dots, box and axes are
+    thinner, each sized by ``overlay_scale.mark_sizes`` (image px, times the view's zoom for dots)."""
+    from realtime.overlay_scale import mark_sizes
+
+    def face(track_id, x0, y0, side):
+        points = np.array([[0.3, 0.4], [0.7, 0.4], [0.5, 0.55], [0.35, 0.75], [0.65, 0.75]]) * side + (x0, y0)
+        return FaceResult(track_id, [x0, y0, x0 + side, y0 + side], points, np.full(5, 0.5),
+                          pose=HeadPose(10.0, 5.0, 0.0))
+    faces = [face(1, 20, 20, 40), face(2, 300, 150, 200)]
+    for frame_id in (0, 1):  # the second frame sees the layout settled (the info line's height)
+        window.show_packet(FramePacket(frame_id, 0.0, np.full((480, 640, 3), 60, np.uint8), faces, {"latency_ms": 1.0}))
+        app.processEvents()
+    zoom = 1.0 / window.view.viewPixelSize()[0]
+    size = window.layers.points.data["size"]
+    small, big = mark_sizes(40), mark_sizes(200)
+    assert size[:5] == pytest.approx(2 * small.point_radius_px * zoom, abs=0.26)  # half-pixel steps
+    assert size[5:] == pytest.approx(2 * big.point_radius_px * zoom, abs=0.26) and size[5] > 2 * size[0]
+    marks = window.layers.marks
+    assert [m.box.opts["pen"].widthF() for m in marks[:2]] == pytest.approx([small.line_px, big.line_px], abs=0.05)
+    assert [m.axes[0].opts["pen"].widthF() for m in marks[:2]] == pytest.approx(
+        [small.axis_line_px, big.axis_line_px], abs=0.05)
+    assert not marks[0].box.opts["pen"].isCosmetic()  # in image pixels: zooms with the image
+    axis_length = [np.ptp(np.column_stack(m.axes[1].getData()), 0).max() for m in marks[:2]]
+    assert axis_length[1] > 3 * axis_length[0] > 0
+    window.show_packet(FramePacket(1, 0.1, np.full((480, 640, 3), 60, np.uint8), faces[1:], {"latency_ms": 1.0}))
+    assert drawn(window, "box") == 8 and count(marks[1].box) == 0  # the second slot cleared
 
 
 def test_live_tuner_applies_between_frames_on_the_calling_thread():
