@@ -74,8 +74,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--detector", choices=("short", "full"), default="short",
                         help="BlazeFace short range (faces within ~2 m) or full range (small faces)")
     add_engine_arguments(parser)
-    parser.add_argument("--rate", type=float, default=30.0, help="frame rate of the annotated video of a folder of images (Hz); each image is still processed "
-                        "on its own")
+    parser.add_argument("--rate", type=float, default=30.0, help="frame rate of the annotated video of a folder "
+                        "of images (Hz); each image is still processed on its own")
     intrinsics = parser.add_mutually_exclusive_group()
     intrinsics.add_argument("--focal-px", type=float, help="camera focal length in pixels (head pose)")
     intrinsics.add_argument("--hfov", type=float, default=60.0, help="horizontal field of view in degrees, "
