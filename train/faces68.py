@@ -54,7 +54,7 @@ def golden_points(weights: Path) -> tuple[np.ndarray, np.ndarray]:
 
     truth = ClipTruth.load(DEFAULT_CLIP.with_name("demo_truth.json")).points[0]
     with VideoFileSource(DEFAULT_CLIP) as source:
-        _, _, frame = next(iter(source))
+        frame = next(iter(source)).image
         source.stop()
     landmarker = Landmarker(weights)
     matrix = crop_matrix(*face_box_from_points(truth, np.ones(len(truth), bool), get_layout("ibug68")),
