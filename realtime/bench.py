@@ -372,7 +372,9 @@ def render_mediapipe(m: dict | None) -> list[str]:
     return lines + ["", f"Speed ratio ours/MediaPipe: **{m['speed_ratio']:.2f}x**. MediaPipe settings: "
                     + ", ".join(f"{k}={v}" for k, v in m["settings"].items()) + ".", "",
                     f"Shared points, iBUG-68 -> mesh-468 (0-based): {pairs} (eye corners, mouth corners, nose "
-                    "tip; `realtime/mediapipe_mesh.py`). Accuracy on 300-W faces: `python -m train.compare`.", ""]
+                    "tip; `realtime/mediapipe_mesh.py`). The clip's truth is dlib's labels of its portrait, warped per "
+                    "frame, so these NMEs are distances from dlib's labels; accuracy against human labels (300-W "
+                    "faces): `python -m train.compare`.", ""]
 
 
 def plot(results: dict, path: Path) -> None:

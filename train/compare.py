@@ -135,20 +135,20 @@ def render(doc: dict) -> str:
              "in % of the true outer-eye-corner distance. Each system finds the face in the same image with "
              "its own detector; faces it misses are counted, not scored.", "",
              f"| system | found | not found | NME mean | median | > 10% | NME on the {s['common_faces']} faces "
-             "all found | ms per image |", "|---|---|---|---|---|---|---|---|"]
+             "all found |", "|---|---|---|---|---|---|---|"]
     for name, label in SYSTEMS.items():
         r = s["systems"][name]
         if "skipped" in r:
-            lines.append(f"| {label} | skipped: {r['skipped']} | | | | | | |")
+            lines.append(f"| {label} | skipped: {r['skipped']} | | | | | |")
             continue
-        ms = f"{r['ms_per_image']:.1f}" if "ms_per_image" in r else "-"
         lines.append(f"| {label} | {r['faces'] - r['not_found']} | {r['not_found']} | {r['nme_pct']:.2f}% | "
-                     f"{r['nme_median_pct']:.2f}% | {r['failures_pct']:.1f}% | {r['nme_common_pct']:.2f}% | {ms} |")
+                     f"{r['nme_median_pct']:.2f}% | {r['failures_pct']:.1f}% | {r['nme_common_pct']:.2f}% |")
     pairs = ", ".join(f"{i}->{j}" for i, j in zip(doc["points"]["ibug68"], doc["points"]["mesh468"]))
     lines += ["", f"Ours on all 68 points (faces found): NME {s['systems']['ours']['nme68_pct']:.2f}%.", "",
               f"Shared points, iBUG-68 -> mesh-468 (0-based): {pairs} (`realtime/mediapipe_mesh.py`). "
-              "ms per image: the whole per-image call (detector included) on this machine, one image at a time.",
-              ""]
+              "Speed is the bench's (`python -m realtime.bench --parts mediapipe`); `compare.json` keeps each "
+              "system's mean ms per image here as a rough figure only (one image at a time, on whatever load the "
+              "machine had).", ""]
     return "\n".join(lines)
 
 
