@@ -152,3 +152,28 @@ def test_epochs_resolve_to_whole_passes_over_the_training_split(tmp_path):
     summary = fit(_cfg(tmp_path / "e", val=None, val_fraction=0.1, epochs=2, eval_every=100), progress=False)
     assert summary["step"] == 10
     assert json.loads((tmp_path / "e" / "config.json").read_text())["steps"] == 10
+
+
+def test_cosine_schedule_falls_from_lr_to_a_hundredth_and_resumes_exactly(tmp_path):
+    cfg = _cfg(tmp_path / "a", lr_schedule="cosine", steps=6)
+    assert cfg.lr_at(0) == pytest.approx(2e-3) and cfg.lr_at(3) == pytest.approx(2e-3 * 0.505)
+    assert cfg.lr_at(6) == pytest.approx(2e-5) and _cfg(tmp_path, lr_schedule="constant").lr_at(5) == 2e-3
+    fit(cfg, progress=False)
+    fit(_cfg(tmp_path / "b", lr_schedule="cosine"), stop_after=4, progress=False)
+    fit(_cfg(tmp_path / "b", lr_schedule="cosine"), resume=True, progress=False)
+    a, b = (load_checkpoint(tmp_path / n / "last.pt") for n in "ab")
+    assert all(torch.equal(v, b["model"][k]) for k, v in a["model"].items())
+    assert a["optimizer"]["param_groups"][0]["lr"] == pytest.approx(cfg.lr_at(5))
+
+
+def test_init_starts_from_given_weights_and_refuses_another_architecture(tmp_path):
+    from realtime.errors import UserError
+
+    fit(_cfg(tmp_path / "a", steps=3), progress=False)
+    export(tmp_path / "a" / "last.pt", tmp_path / "w.safetensors")
+    start = load_model(tmp_path / "w.safetensors").state_dict()
+    fit(_cfg(tmp_path / "b", steps=1, eval_every=1, lr=1e-12, init=str(tmp_path / "w.safetensors")), progress=False)
+    tuned = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
+    assert all(torch.allclose(v, tuned[k], atol=1e-6) for k, v in start.items())
+    with pytest.raises(UserError, match=r"--init .*w\.safetensors: its model differs from this run's \(.*trunk"):
+        fit(_cfg(tmp_path / "c", steps=1, width_mult=1.0, init=str(tmp_path / "w.safetensors")), progress=False)

@@ -49,6 +49,7 @@ def _add_fit(sub) -> None:
     p.add_argument("--lr", type=_positive(float), help="default 1.0 (AdaDelta) / 1e-3 (Adam)")
     p.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
                    help="cosine: from --lr down to --lr/100 over the run's updates")
+    p.add_argument("--init", help="start from these weights (.safetensors of the same architecture): a fine-tune")
     p.add_argument("--device", default="cpu", help="torch device for the model: cpu, cuda, cuda:N "
                    "(augmentation stays on the CPU; --bf16 autocasts on that device)")
     p.add_argument("--batch-size", type=_positive(int), default=64)
@@ -196,7 +197,7 @@ def _cmd_fit(args) -> None:
         raise UserError("give --steps or --epochs, not both")
     cfg = FitConfig(
         preset=args.preset, data=args.data, val=args.val, val_fraction=args.val_fraction, out=args.out,
-        loss=args.loss, optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule, batch_size=args.batch_size, steps=args.steps or 1000,
+        loss=args.loss, optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule, init=args.init, batch_size=args.batch_size, steps=args.steps or 1000,
         epochs=args.epochs,
         eval_every=args.eval_every, bf16=args.bf16, seed=args.seed, l2_trunk=args.l2_trunk,
         l2_branch=args.l2_branch, l2_out=args.l2_out, branches=args.branches, width_mult=args.width_mult,

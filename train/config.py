@@ -34,6 +34,8 @@ class FitConfig:
     # ``steps`` (a function of the update number, so resuming keeps it; changing ``steps`` on resume
     # reshapes the rest of the curve)
     lr_schedule: str = "constant"
+    # start from these shipped weights (same architecture; a fine-tune) instead of random ones
+    init: str | None = None
     batch_size: int = 64
     steps: int = 1000
     epochs: int | None = None  # when set, steps = epochs x batches per epoch (resolved by fit)

@@ -69,6 +69,18 @@ def build(cfg: FitConfig, num_points: int, layout: str | None) -> LandmarkNet | 
     ))
 
 
+def init_from(model: LandmarkNet | Denoiser, path: str) -> None:
+    """Load ``path``'s weights into ``model`` (a fine-tune); the architectures must agree exactly."""
+    from realtime.weights import load_model
+
+    source = load_model(path)
+    if source.config != model.config:
+        mine, theirs = model.config.__dict__, source.config.__dict__
+        differ = sorted(k for k in mine if mine[k] != theirs.get(k))
+        raise UserError(f"--init {path}: its model differs from this run's ({', '.join(differ)})")
+    model.load_state_dict(source.state_dict(), strict=True)
+
+
 def make_optimizer(cfg: FitConfig, model: torch.nn.Module, *extra: torch.nn.Module) -> torch.optim.Optimizer:
     """One optimiser over ``model``'s parameters and then those of any ``extra`` modules."""
     params = [p for module in (model, *extra) for p in module.parameters()]
@@ -173,6 +185,8 @@ def _prepare(cfg: FitConfig, run_dir: Path, resume: bool, device: torch.device) 
     num_points = data.samples[0].points.shape[0]
     torch.manual_seed(cfg.seed)
     model = build(cfg, num_points, data.layout)
+    if cfg.init and not resume:
+        init_from(model, cfg.init)
     aug = cfg.augment_config()
     grey = not cfg.rgb
     preload = len(data) <= 5000 and data.samples[0].image is None
