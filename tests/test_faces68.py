@@ -12,9 +12,11 @@ from train.reproduce import command_line
 
 
 def test_recipe_is_valid_and_its_printed_command_rebuilds_it(tmp_path):
-    cfg = faces68.recipe(tmp_path / "set", tmp_path / "run", 3000)
+    cfg = faces68.recipe(tmp_path / "300w", tmp_path / "run", 3000, faces68.DEFAULT_INIT)
     cfg.validate()
-    assert cfg.preset == "rcnplus" and cfg.width_mult == 0.5 and cfg.augment == "heavy" and cfg.attribute_weight > 0
+    assert cfg.preset == "rcnplus" and cfg.width_mult == 0.5 and cfg.augment == "heavy" and cfg.lr_schedule == "cosine"
+    assert cfg.data.endswith(":train?part=fit") and cfg.val.endswith(":train?part=val")
+    assert cfg.init == str(faces68.DEFAULT_INIT)
     argv = shlex.split(command_line(cfg))[3:]  # drop "python -m train"
     import train.__main__ as cli
 
@@ -24,18 +26,20 @@ def test_recipe_is_valid_and_its_printed_command_rebuilds_it(tmp_path):
 
 
 def test_render_reports_every_number():
-    row = {"n": 21, "mean_pct": 4.5, "median_pct": 4.0, "failure@0.08_pct": 4.8}
+    row = {"n": 21, "mean_pct": 4.5, "median_pct": 4.0, "failure@0.08_pct": 4.8, "failure@0.10_pct": 1.2}
     clip = {"found": 1.0, "nme_pct": 3.2, "nme_median_pct": 3.0, "jitter_pct": 0.21, "frames": 300, "still_frames": 60}
     timed = lambda ms, dev: {"b1": ms, "b8": ms - 0.25, "nme_pct": 3.9, "max_dev_px": dev}  # noqa: E731
     speed = {"threads": 2, "backends": {"eager": timed(5.0, 0.0), "onnxruntime": timed(1.5, 0.0004)}}
-    results = {"hardware": "cpu", "train_seconds": 3600, "heldout": {"outer_eye": row, "eye_centres": row},
-               "train": {"outer_eye": row, "eye_centres": row}, "clip": {"raw": clip, "smoothed": clip},
-               "speed": speed, "set_counts": {"train": {"faces": 84, "identities": 45},
-                                              "heldout": {"faces": 21, "identities": 12}}}
+    both = {"outer_eye": row, "eye_centres": row}
+    results = {"hardware": "cpu", "train_seconds": 3600, "heldout": both, "train": both, "init_heldout": both,
+               "clip": {"raw": clip, "smoothed": clip}, "speed": speed, "pose_head_mae_deg": {"yaw": 5.25, "roll": 1.0},
+               "counts": {"fit": 1086, "val": 121, "val_photos": 85}}
     text = faces68.render(results, "python -m train.faces68", "python -m train fit --preset rcnplus")
-    assert "| held-out people | 21 | 4.50 (4.50) | 4.00 | 4.8 |" in text
+    assert "| this model, hold-out | 21 | 4.50 (4.50) | 4.00 | 4.8 | 1.2 |" in text
+    assert "| `--init` model, hold-out | 21 |" in text and "yaw 5.2 deg, roll 1.0 deg" in text
     assert "| smoothed | 100.0% | 3.20% | 3.00% | 0.210% |" in text
-    assert "84 training faces of 45 people" in text and "60 min" in text
+    assert "1086 faces to train on and a hold-out of 121 faces from 85 photos" in text and "60 min" in text
+    assert "research and non-commercial use only" in text
     assert "| onnxruntime | 1.50 | 1.25 | 3.90% | 0.000 px |" in text
 
 
@@ -52,7 +56,7 @@ def test_speed_times_every_available_fp32_backend(tmp_path):
 
 
 def test_report_only_without_weights_is_one_line(tmp_path, capsys):
-    code = faces68.main(["--report-only", "--ship", str(tmp_path / "none.safetensors"), "--set", str(tmp_path)])
+    code = faces68.main(["--report-only", "--ship", str(tmp_path / "none.safetensors"), "--data", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "not found" in err[0]
 
@@ -64,4 +68,14 @@ def test_bundled_weights_are_the_recipes_model():
     model = load_model(faces68.DEFAULT_SHIP)
     assert model.config.num_points == 68 and model.config.layout == "ibug68"
     info = weights_info(faces68.DEFAULT_SHIP)
-    assert Path(info["fit_config"]["out"]).name == "faces68" and info["fit_config"]["augment"] == "heavy"
+    cfg = info["fit_config"]
+    assert cfg["data"].startswith("300w:") and cfg["data"].endswith("?part=fit") and cfg["augment"] == "heavy"
+    assert "non-commercial" in info["licence"] and info["track_min_confidence"] > 0
+
+
+def test_bad_paths_are_one_line_errors(tmp_path, capsys):
+    assert faces68.main(["--data", str(tmp_path / "no300w"), "--out", str(tmp_path / "run")]) == 2
+    assert "300-W folder not found" in capsys.readouterr().err
+    assert faces68.main(["--init", str(tmp_path / "none.safetensors"), "--out", str(tmp_path / "run")]) == 2
+    assert "--init weights not found" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
