@@ -1,7 +1,7 @@
 """Accuracy and stability of the live pipeline on a clip with per-frame ground truth.
 
     python -m realtime.clipscore [--weights W] [--clip assets/demo.mp4] [--truth assets/demo_truth.json]
-                                 [--detector short|full] [--json OUT.json]
+                                 [--detector both|short|full] [--json OUT.json]
 
 Runs the whole per-frame chain (``FrameProcessor``: detection, tracking, batched landmarks,
 smoothing, pose) over every frame of the clip twice, with the One Euro smoothing off ("raw") and
@@ -110,9 +110,9 @@ def track_clip(processor, clip: str | Path, truth: ClipTruth, max_frames: int | 
     return out
 
 
-def score_clip(weights: str | Path, clip: str | Path, truth: ClipTruth, detector: str = "short") -> dict[str, dict]:
+def score_clip(weights: str | Path, clip: str | Path, truth: ClipTruth, detector: str | None = None) -> dict[str, dict]:
     """``score`` of the whole pipeline on ``clip`` with smoothing off ("raw") and on ("smoothed")."""
-    from realtime.detector import BlazeFaceDetector
+    from realtime.detector import DEFAULT_DETECTOR, make_detector
     from realtime.landmarker import Landmarker
     from realtime.pipeline import FrameProcessor
     from realtime.smoothing import SmoothingParams
@@ -121,7 +121,7 @@ def score_clip(weights: str | Path, clip: str | Path, truth: ClipTruth, detector
     if landmarker.num_points != truth.points.shape[1]:
         raise UserError(f"{weights} gives {landmarker.num_points} points but the clip's truth has "
                         f"{truth.points.shape[1]} ({truth.layout}): score a {truth.layout} model")
-    return {name: score(track_clip(FrameProcessor(landmarker, BlazeFaceDetector(detector),
+    return {name: score(track_clip(FrameProcessor(landmarker, make_detector(detector or DEFAULT_DETECTOR),
                                                   smoothing=SmoothingParams(enabled=smoothing)), clip, truth), truth)
             for name, smoothing in (("raw", False), ("smoothed", True))}
 
@@ -133,7 +133,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="68-point landmark model (.safetensors)")
     p.add_argument("--clip", default=str(DEFAULT_CLIP), help="the clip (default: the bundled demo)")
     p.add_argument("--truth", help="its truth JSON (default: CLIP's stem + _truth.json beside it)")
-    p.add_argument("--detector", choices=("short", "full"), default="short")
+    from realtime.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
+
+    p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
     p.add_argument("--json", help="also write the scores here")
     return p.parse_args(argv)
 

@@ -54,6 +54,23 @@ MODELS = {
     "short": BlazeFaceSpec("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2, 0.5),
     "full": BlazeFaceSpec("face_detection_full_range.tflite", 192, (4,), 1, 0.6),
 }
+# What ``make_detector`` and the CLIs' ``--detector`` take: one model, or both pooled (``BlazeFaceBoth``).
+DETECTORS = ("short", "full", "both")
+DEFAULT_DETECTOR = "both"
+# "both": score threshold on each model's anchors and NMS IoU of the pooled ones, chosen from the
+# measurements in docs/detection.md (python -m realtime.detectscore). One model alone keeps MediaPipe's.
+BOTH_SCORE_THRESHOLD = 0.4
+BOTH_NMS_IOU = 0.2
+
+
+DETECTOR_HELP = ("face detector: both (default: BlazeFace short and full range pooled, faces from a few metres "
+                 "away to filling the frame; docs/detection.md), short (faces within ~2 m, cheapest) or full "
+                 "(small, far faces)")
+
+
+def default_threshold(detector: str) -> float:
+    """The score threshold ``detector`` (one of ``DETECTORS``) runs with unless told otherwise."""
+    return BOTH_SCORE_THRESHOLD if detector == "both" else MODELS[detector].score_threshold
 
 
 @dataclass(frozen=True)
@@ -159,15 +176,14 @@ def letterbox(image_rgb: np.ndarray, size: int) -> tuple[np.ndarray, float, np.n
     return canvas, float(scale_xy.mean()), offset
 
 
-def decode_detections(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarray, input_size: int,
-                      scale: float, offset: np.ndarray, score_threshold: float, nms_iou: float,
-                      max_faces: int) -> Detections:
-    """One image's raw network outputs -> Detections in image pixels.
+def decode_candidates(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarray, input_size: int,
+                      scale: float, offset: np.ndarray, score_threshold: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image's raw network outputs -> the anchors scoring at least ``score_threshold``,
+    decoded to image pixels, before NMS: boxes (N, 4) xyxy, scores (N,), keypoints (N, 6, 2).
 
     ``regressors`` (A, 16) and ``logits`` (A,) as the tflite graph gives them, ``anchors`` (A, 2)
-    normalised centres, ``scale``/``offset`` the letterbox mapping (``letterbox``). Anchors
-    scoring below ``score_threshold`` are dropped, the rest decoded, merged by weighted NMS and
-    cut to the ``max_faces`` best.
+    normalised centres, ``scale``/``offset`` the letterbox mapping (``letterbox``).
     """
     scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -100.0, 100.0)))
     keep = scores >= score_threshold
@@ -179,11 +195,27 @@ def decode_detections(regressors: np.ndarray, logits: np.ndarray, anchors: np.nd
     points_in = regressors[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :] - 0.5
     boxes = (boxes_in.reshape(-1, 2, 2) - offset) / scale
     points = (points_in - offset) / scale
-    detections = weighted_nms(boxes.reshape(-1, 4), scores, points, nms_iou)
+    return boxes.reshape(-1, 4), scores, points
+
+
+def merge_candidates(candidates: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], nms_iou: float,
+                     max_faces: int) -> Detections:
+    """Candidates of one image (from one model or several) -> weighted NMS -> the ``max_faces`` best."""
+    boxes, scores, points = (np.concatenate(parts) for parts in zip(*candidates))
+    detections = weighted_nms(boxes, scores, points, nms_iou)
     if len(detections) > max_faces:
         n = max_faces
         detections = Detections(detections.boxes[:n], detections.scores[:n], detections.keypoints[:n])
     return detections
+
+
+def decode_detections(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarray, input_size: int,
+                      scale: float, offset: np.ndarray, score_threshold: float, nms_iou: float,
+                      max_faces: int) -> Detections:
+    """One image's raw network outputs -> Detections in image pixels: ``decode_candidates``, then
+    MediaPipe's weighted NMS, cut to the ``max_faces`` best."""
+    candidates = decode_candidates(regressors, logits, anchors, input_size, scale, offset, score_threshold)
+    return merge_candidates([candidates], nms_iou, max_faces)
 
 
 class BlazeFaceBase:
@@ -219,8 +251,15 @@ class BlazeFaceBase:
         """One ``Detections`` per image; the images' letterboxed canvases go through ``_forward``
         together (one forward pass where the backend batches)."""
         start = time.perf_counter()
+        found = [merge_candidates([c], self.nms_iou, self.max_faces) for c in self.candidates_batch(images)]
+        self.last_ms = (time.perf_counter() - start) * 1e3
+        return found
+
+    def candidates_batch(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per image, the anchors above ``score_threshold`` in image pixels, before NMS
+        (``decode_candidates``); an image under 2 pixels a side gives none."""
         size = self.spec.input_size
-        found: list[Detections] = [Detections.empty() for _ in images]
+        found = [(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 6, 2))) for _ in images]
         used, canvases, mappings = [], [], []
         for i, image in enumerate(images):
             rgb = _to_rgb(np.asarray(image))
@@ -233,9 +272,8 @@ class BlazeFaceBase:
         if used:
             regressors, logits = self._forward(np.stack(canvases))
             for j, i in enumerate(used):
-                found[i] = decode_detections(regressors[j], logits[j], self.anchors, size, *mappings[j],
-                                             self.score_threshold, self.nms_iou, self.max_faces)
-        self.last_ms = (time.perf_counter() - start) * 1e3
+                found[i] = decode_candidates(regressors[j], logits[j], self.anchors, size, *mappings[j],
+                                             self.score_threshold)
         return found
 
 
@@ -289,10 +327,60 @@ def resolve_detector_backend(backend: str, device: str = "cpu") -> str:
     return backend
 
 
-def make_detector(model: str = "short", backend: str = "auto", device: str = "cpu",
-                  score_threshold: float | None = None) -> BlazeFaceBase:
-    """A BlazeFace detector of ``model`` ("short"/"full") on ``backend`` (``resolve_detector_backend``);
-    ``device`` is used by the torch backend only."""
+class BlazeFaceBoth:
+    """``detector(image) -> Detections`` from the short- and full-range models together: each
+    model's anchors above ``score_threshold`` are pooled and merged by one weighted NMS.
+
+    Why both (docs/detection.md has the numbers and the command): the short-range model alone
+    finds no face in a handheld group shot whose faces are 40-70 px of a 640x480 frame, the
+    full-range model alone misses a third of faces that fill the frame (a face close to a
+    webcam) at the same threshold; together they find both, for the two models' cost. The
+    tracker runs the detector only every few frames, which keeps that cost small per frame.
+    ``members`` are two ``BlazeFaceBase`` detectors (any backend); ``score_threshold`` is set on
+    both; ``nms_iou`` and ``max_faces`` apply to the pooled anchors.
+    """
+
+    model = "both"
+
+    def __init__(self, members: Sequence[BlazeFaceBase], score_threshold: float | None = None,
+                 nms_iou: float = BOTH_NMS_IOU, max_faces: int = 16) -> None:
+        self.members = list(members)
+        self.score_threshold = BOTH_SCORE_THRESHOLD if score_threshold is None else score_threshold
+        self.nms_iou, self.max_faces, self.last_ms = nms_iou, max_faces, 0.0
+
+    @property
+    def score_threshold(self) -> float:
+        return self.members[0].score_threshold
+
+    @score_threshold.setter
+    def score_threshold(self, value: float) -> None:
+        if not 0.0 <= value <= 1.0:
+            raise UserError(f"detector score threshold must be in [0, 1], got {value}")
+        for member in self.members:
+            member.score_threshold = value
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        """Detect faces in an (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA uint8 image."""
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        """One ``Detections`` per image, each model run on the whole batch."""
+        start = time.perf_counter()
+        per_model = [member.candidates_batch(images) for member in self.members]
+        found = [merge_candidates(parts, self.nms_iou, self.max_faces) for parts in zip(*per_model)]
+        self.last_ms = (time.perf_counter() - start) * 1e3
+        return found
+
+
+def make_detector(model: str = DEFAULT_DETECTOR, backend: str = "auto", device: str = "cpu",
+                  score_threshold: float | None = None) -> BlazeFaceBase | BlazeFaceBoth:
+    """A BlazeFace detector of ``model`` (one of ``DETECTORS``: "short", "full" or "both") on
+    ``backend`` (``resolve_detector_backend``); ``device`` is used by the torch backend only."""
+    if model not in DETECTORS:
+        raise UserError(f"unknown detector {model!r}; choose one of {', '.join(DETECTORS)}")
+    if model == "both":
+        members = [make_detector(name, backend, device) for name in ("short", "full")]
+        return BlazeFaceBoth(members, score_threshold)
     if resolve_detector_backend(backend, device) == "opencv":
         return BlazeFaceDetector(model, score_threshold=score_threshold)
     from realtime.blazeface_torch import TorchBlazeFaceDetector  # torch only when asked for

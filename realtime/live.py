@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass, replace
 
 from realtime.capture import CapturedFrame
-from realtime.detector import MODELS
+from realtime.detector import DEFAULT_DETECTOR, default_threshold
 from realtime.errors import UserError
 from realtime.packet import FramePacket
 from realtime.pipeline import POSE_SOURCES, FrameProcessor
@@ -64,10 +64,10 @@ class LiveParams:
 
     @staticmethod
     def defaults() -> "LiveParams":
-        """The values of a processor built with default settings (short-range detector)."""
+        """The values of a processor built with default settings (the default detector)."""
         smoothing, tracker = SmoothingParams(), TrackerConfig()
         return LiveParams(smoothing.min_cutoff, smoothing.beta, smoothing.d_cutoff, smoothing.enabled,
-                          MODELS["short"].score_threshold, tracker.redetect_every, None, DEFAULT_HFOV_DEG)
+                          default_threshold(DEFAULT_DETECTOR), tracker.redetect_every, None, DEFAULT_HFOV_DEG)
 
     @staticmethod
     def of(processor: FrameProcessor) -> "LiveParams":

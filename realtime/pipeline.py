@@ -47,7 +47,7 @@ import numpy as np
 
 from realtime.capture import CapturedFrame, Source
 from realtime.crops import transform_points
-from realtime.detector import BlazeFaceBase, make_detector
+from realtime.detector import DEFAULT_DETECTOR, BlazeFaceBase, BlazeFaceBoth, make_detector
 from realtime.errors import UserError
 from realtime.landmarker import Landmarker
 from realtime.mailbox import LatestMailbox, MailboxClosed
@@ -65,7 +65,8 @@ POSE_SOURCES = ("pnp", "head")
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """``weights`` landmark .safetensors; ``detector`` "short"/"full"; ``face_model_3d`` (K, 3)
+    """``weights`` landmark .safetensors; ``detector`` "short", "full" or "both" (the default:
+    ``realtime.detector.DEFAULT_DETECTOR``, docs/detection.md); ``face_model_3d`` (K, 3)
     3D face for head pose, "auto" (the shipped mean face for the weights' layout) or None (no
     pose); ``focal_px`` or ``hfov_deg`` the camera intrinsics; ``pose_source`` "pnp" or "head"
     (module docstring; "head" needs weights with a pose head); ``backend`` the landmark model's
@@ -74,7 +75,7 @@ class PipelineConfig:
     else OpenCV, the faster on CPU: ``detector.resolve_detector_backend``)."""
 
     weights: Path
-    detector: str = "short"
+    detector: str = DEFAULT_DETECTOR
     device: str = "cpu"
     decoder: str | None = None
     tracker: TrackerConfig = TrackerConfig()
@@ -109,7 +110,7 @@ class FrameProcessor:
     later through ``set_pose_source``; None leaves only "pnp".
     """
 
-    def __init__(self, landmarker: Landmarker, detector: BlazeFaceBase, tracker_config: TrackerConfig = TrackerConfig(),
+    def __init__(self, landmarker: Landmarker, detector: BlazeFaceBase | BlazeFaceBoth, tracker_config: TrackerConfig = TrackerConfig(),
                  smoothing: SmoothingParams | None = None, face_model_3d: np.ndarray | str | None = None,
                  focal_px: float | None = None, hfov_deg: float = 60.0, pose_source: str = "pnp",
                  pose_head: PoseHead | None = None) -> None:

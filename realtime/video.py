@@ -1,7 +1,7 @@
 """Landmarks for a recorded video, an image or a folder of images, headless.
 
     python -m realtime.video INPUT -o OUT.mp4 --landmarks OUT.jsonl [--csv] [--weights W]
-                             [--detector short|full] [--detector-backend auto|opencv|torch]
+                             [--detector both|short|full] [--detector-backend auto|opencv|torch]
                              [--focal-px F | --hfov DEG] [--face-model F.npy] [--pose-source pnp|head]
                              [--backend auto|eager|onnxruntime|openvino|...]
 
@@ -65,14 +65,15 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from realtime.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
+
     parser = argparse.ArgumentParser(prog="python -m realtime.video", description=__doc__.split("\n\n")[0])
     parser.add_argument("input", help="a video file, an image, or a folder of images")
     parser.add_argument("-o", "--output", required=True, help="annotated H.264 video (.mp4)")
     parser.add_argument("--landmarks", required=True, help="landmarks file (.jsonl, or .csv with --csv)")
     parser.add_argument("--csv", action="store_true", help="write the landmarks as CSV, one row per face")
     parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="landmark model (.safetensors)")
-    parser.add_argument("--detector", choices=("short", "full"), default="short",
-                        help="BlazeFace short range (faces within ~2 m) or full range (small faces)")
+    parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
     add_engine_arguments(parser)
     parser.add_argument("--rate", type=float, default=30.0, help="frame rate of the annotated video of a folder "
                         "of images (Hz); each image is still processed on its own")

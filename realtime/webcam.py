@@ -1,7 +1,7 @@
 """Live landmarks in a window: a camera, or a recorded file played as live at its own rate.
 
     python -m realtime.webcam [--source 0|/dev/video0|FILE|DIR] [--weights W] [--width W --height H
-                              --fps F] [--focal-px F | --hfov DEG] [--detector short|full]
+                              --fps F] [--focal-px F | --hfov DEG] [--detector both|short|full]
                               [--detector-backend auto|opencv|torch]
                               [--face-model MEAN_FACE.npy] [--pose-source pnp|head]
                               [--backend auto|eager|onnxruntime|openvino|...] [--screenshot-dir DIR]
@@ -34,6 +34,8 @@ QT_HELP = ("without a display, set QT_QPA_PLATFORM=offscreen (no window; see --s
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from realtime.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
+
     parser = argparse.ArgumentParser(prog="python -m realtime.webcam", description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", default="0", help="camera index or /dev/video*, a video file, an image or "
                         "a folder of images (files play as live, at their own rate)")
@@ -45,8 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     intrinsics.add_argument("--focal-px", type=float, help="camera focal length in pixels")
     intrinsics.add_argument("--hfov", type=float, default=60.0, help="horizontal field of view in degrees "
                             "(default 60, typical of webcams)")
-    parser.add_argument("--detector", choices=("short", "full"), default="short",
-                        help="BlazeFace short range (faces within ~2 m) or full range (small faces)")
+    parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
     add_engine_arguments(parser)
     parser.add_argument("--face-model", help="3D face (K, 3) .npy for head pose (default: the shipped mean face)")
     parser.add_argument("--pose-source", choices=("pnp", "head"), default="pnp",

@@ -177,4 +177,9 @@ def test_the_pipeline_takes_the_torch_detector_when_asked(demo_frames):
     processor = FrameProcessor.from_config(PipelineConfig(weights, detector="full", detector_backend="torch"))
     assert isinstance(processor.detector, TorchBlazeFaceDetector) and processor.detector.model == "full"
     assert len(processor(CapturedFrame(0, 0.0, demo_frames[0])).faces) == 1
-    assert isinstance(FrameProcessor.from_config(PipelineConfig(weights)).detector, BlazeFaceDetector)
+    default = FrameProcessor.from_config(PipelineConfig(weights)).detector  # "both", OpenCV on CPU
+    assert [type(m) for m in default.members] == [BlazeFaceDetector, BlazeFaceDetector]
+    both = FrameProcessor.from_config(PipelineConfig(weights, detector="both", detector_backend="torch")).detector
+    assert [(type(m), m.model) for m in both.members] == [(TorchBlazeFaceDetector, "short"),
+                                                          (TorchBlazeFaceDetector, "full")]
+    assert len(both(demo_frames[0])) == 1

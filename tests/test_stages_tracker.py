@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -52,7 +53,7 @@ def test_box_from_landmarks_levels_the_eye_line():
 
 
 def test_detect_then_track_with_stable_id_and_level_crops():
-    tracker = FaceTracker(crop_size=64, layout=MTFL, config=TrackerConfig(redetect_every=5))
+    tracker = FaceTracker(crop_size=64, layout=MTFL, config=TrackerConfig(redetect_every=5, redetect_every_max=5))
     assert tracker.needs_detection()
     points = face_at(300, 200, roll_deg=20.0)
     rois = tracker.rois(detections_for([points]))
@@ -104,6 +105,58 @@ def test_faces_appear_and_disappear_with_ids_kept():
     assert tracker.rois(Detections.empty()) == [] and tracker.needs_detection()
 
 
+def test_steady_scene_stretches_the_redetect_interval_and_a_new_face_resets_it():
+    tracker = FaceTracker(crop_size=64, layout=MTFL, config=TrackerConfig(redetect_every=5, redetect_every_max=20))
+    a, b = face_at(100, 100), face_at(400, 120)
+    detected, faces = [], [a]
+    for frame in range(60):
+        if frame == 40:
+            faces = [a, b]  # a face enters
+        detect = tracker.needs_detection()
+        if detect:
+            detected.append(frame)
+        rois = tracker.rois(detections_for(faces) if detect else None)
+        tracker.update({r.track_id: (faces[min(i, len(faces) - 1)], np.full(5, 0.9)) for i, r in enumerate(rois)})
+    # 0 (first), 5 (+5, steady), 15 (+10, steady), 35 (+20, the cap), 55 finds b and resets to 5
+    assert detected[:5] == [0, 5, 15, 35, 55]
+    assert tracker.track_ids == [0, 1] and tracker._interval() == 5
+
+
+def test_a_face_lost_for_a_few_frames_gets_its_id_back():
+    config = TrackerConfig(redetect_every=1, max_missed=1, keep_lost=10)
+    tracker = FaceTracker(crop_size=64, layout=MTFL, config=config)
+    a, b = face_at(100, 100), face_at(300, 100)
+    tracker.rois(detections_for([a, b]))
+    tracker.update({0: (a, np.full(5, 0.9)), 1: (b, np.full(5, 0.9))})
+    assert [r.track_id for r in tracker.rois(detections_for([b]))] == [1]  # a missed: ended
+    for _ in range(3):
+        tracker.update({1: (b, np.full(5, 0.9))})
+        tracker.rois(detections_for([b]))
+    rois = tracker.rois(detections_for([a + 6, b]))  # a is back, moved a little
+    assert sorted(r.track_id for r in rois) == [0, 1]
+    tracker = FaceTracker(crop_size=64, layout=MTFL, config=replace(config, keep_lost=2))
+    tracker.rois(detections_for([a]))
+    tracker.rois(Detections.empty())
+    for _ in range(3):
+        tracker.rois(Detections.empty())
+    assert [r.track_id for r in tracker.rois(detections_for([a]))] == [1]  # kept too long ago: a new id
+
+
+def test_no_second_track_on_one_face():
+    tracker = FaceTracker(crop_size=64, layout=MTFL, config=TrackerConfig(redetect_every=1))
+    a = face_at(200, 200)
+    higher = a + [0.0, -20.0]  # a second box on the same face (forehead), IoU too low to merge
+    rois = tracker.rois(detections_for([a, higher]))
+    assert [r.track_id for r in rois] == [0]
+    tracker.update({0: (a, np.full(5, 0.9))})
+    assert [r.track_id for r in tracker.rois(detections_for([higher, a]))] == [0]
+    # two tracks whose crops followed their landmarks onto one face become one (the older id)
+    tracker = FaceTracker(crop_size=64, layout=MTFL, config=TrackerConfig(redetect_every=50))
+    tracker.rois(detections_for([a, face_at(300, 200)]))
+    tracker.update({0: (a, np.full(5, 0.9)), 1: (a + 2, np.full(5, 0.9))})
+    assert [r.track_id for r in tracker.rois(None)] == [0]
+
+
 def test_unknown_layout_tracks_without_roll():
     tracker = FaceTracker(crop_size=32, layout=None)
     points = face_at(50, 60, roll_deg=30.0)
@@ -118,6 +171,8 @@ def test_bad_config_is_a_user_error():
         TrackerConfig(redetect_every=0)
     with pytest.raises(UserError):
         TrackerConfig(velocity_gain=2.0)
+    with pytest.raises(UserError):
+        TrackerConfig(keep_lost=-1)
 
 
 def test_iou_matrix():
