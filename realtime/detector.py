@@ -57,13 +57,14 @@ MODELS = {
 # What ``make_detector`` and the CLIs' ``--detector`` take: one model, or both pooled (``BlazeFaceBoth``).
 DETECTORS = ("short", "full", "both")
 DEFAULT_DETECTOR = "both"
-# "both": score threshold on each model's anchors and NMS IoU of the pooled ones, chosen from the
-# measurements in docs/detection.md (python -m realtime.detectscore). One model alone keeps MediaPipe's.
+# "both": the full-range model's score threshold (the short-range one runs 0.1 above it) and NMS IoU,
+# chosen from the measurements in docs/detection.md (python -m realtime.detectscore). One model alone
+# keeps MediaPipe's.
 BOTH_SCORE_THRESHOLD = 0.4
 BOTH_NMS_IOU = 0.2
 
 
-DETECTOR_HELP = ("face detector: both (default: BlazeFace short and full range pooled, faces from a few metres "
+DETECTOR_HELP = ("face detector: both (default: BlazeFace short range plus the full range's other faces, from a few metres "
                  "away to filling the frame; docs/detection.md), short (faces within ~2 m, cheapest) or full "
                  "(small, far faces)")
 
@@ -328,48 +329,74 @@ def resolve_detector_backend(backend: str, device: str = "cpu") -> str:
 
 
 class BlazeFaceBoth:
-    """``detector(image) -> Detections`` from the short- and full-range models together: each
-    model's anchors above ``score_threshold`` are pooled and merged by one weighted NMS.
+    """``detector(image) -> Detections`` from the short- and full-range models together: the
+    short-range model's faces as it finds them alone, plus the full-range model's faces that lie
+    on none of them (IoU above ``nms_iou`` or centres within half a face: the same face).
 
     Why both (docs/detection.md has the numbers and the command): the short-range model alone
     finds no face in a handheld group shot whose faces are 40-70 px of a 640x480 frame, the
     full-range model alone misses a third of faces that fill the frame (a face close to a
-    webcam) at the same threshold; together they find both, for the two models' cost. The
-    tracker runs the detector only every few frames, which keeps that cost small per frame.
-    ``members`` are two ``BlazeFaceBase`` detectors (any backend); ``score_threshold`` is set on
-    both; ``nms_iou`` and ``max_faces`` apply to the pooled anchors.
+    webcam); together they find both, for the two models' cost. The tracker runs the detector
+    only every few frames, which keeps that cost small per frame. Where the short-range model
+    finds a face its box is kept as it was (crops, and so the landmarks and their jitter, stay
+    those of the short-range default on close faces).
+
+    ``members`` are (short, full) ``BlazeFaceBase`` detectors (any backend). ``score_threshold``
+    is the full-range model's; the short-range model runs ``SHORT_OFFSET`` above it (0.5 at the
+    default 0.4, MediaPipe's own). ``nms_iou`` is the full-range model's NMS and the same-face test.
     """
 
     model = "both"
+    SHORT_OFFSET = 0.1
 
     def __init__(self, members: Sequence[BlazeFaceBase], score_threshold: float | None = None,
                  nms_iou: float = BOTH_NMS_IOU, max_faces: int = 16) -> None:
-        self.members = list(members)
+        self.short, self.full = members
+        self.members = [self.short, self.full]
         self.score_threshold = BOTH_SCORE_THRESHOLD if score_threshold is None else score_threshold
         self.nms_iou, self.max_faces, self.last_ms = nms_iou, max_faces, 0.0
 
     @property
     def score_threshold(self) -> float:
-        return self.members[0].score_threshold
+        return self.full.score_threshold
 
     @score_threshold.setter
     def score_threshold(self, value: float) -> None:
         if not 0.0 <= value <= 1.0:
             raise UserError(f"detector score threshold must be in [0, 1], got {value}")
-        for member in self.members:
-            member.score_threshold = value
+        self.full.score_threshold, self.short.score_threshold = value, min(1.0, value + self.SHORT_OFFSET)
+
+    @property
+    def nms_iou(self) -> float:
+        return self.full.nms_iou
+
+    @nms_iou.setter
+    def nms_iou(self, value: float) -> None:
+        self.full.nms_iou = value
 
     def __call__(self, image: np.ndarray) -> Detections:
         """Detect faces in an (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA uint8 image."""
         return self.detect_batch([image])[0]
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
-        """One ``Detections`` per image, each model run on the whole batch."""
+        """One ``Detections`` per image, best first; each model runs on the whole batch."""
         start = time.perf_counter()
-        per_model = [member.candidates_batch(images) for member in self.members]
-        found = [merge_candidates(parts, self.nms_iou, self.max_faces) for parts in zip(*per_model)]
+        found = [self._union(near, far) for near, far in zip(self.short.detect_batch(images),
+                                                              self.full.detect_batch(images))]
         self.last_ms = (time.perf_counter() - start) * 1e3
         return found
+
+    def _union(self, near: Detections, far: Detections) -> Detections:
+        if len(near) and len(far):
+            centres = lambda d: (d.boxes[:, :2] + d.boxes[:, 2:]) / 2  # noqa: E731
+            sides = (near.boxes[:, 2:] - near.boxes[:, :2]).mean(1)
+            gaps = np.linalg.norm(centres(near)[:, None] - centres(far)[None], axis=2) / sides[:, None]
+            same = (iou_matrix(near.boxes, far.boxes) > self.nms_iou) | (gaps < 0.5)
+            keep = ~same.any(0)
+            far = Detections(far.boxes[keep], far.scores[keep], far.keypoints[keep])
+        boxes, scores = np.concatenate([near.boxes, far.boxes]), np.concatenate([near.scores, far.scores])
+        order = np.argsort(-scores, kind="stable")[: self.max_faces]
+        return Detections(boxes[order], scores[order], np.concatenate([near.keypoints, far.keypoints])[order])
 
 
 def make_detector(model: str = DEFAULT_DETECTOR, backend: str = "auto", device: str = "cpu",
