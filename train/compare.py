@@ -2,7 +2,7 @@
 faces, on the 7 points the two layouts share.
 
     python -m train.compare [--data '300w:../shared/data/300w:train?part=val'] [--weights W]
-                            [--detector short|full] [--limit N] [-o docs/compare_mediapipe]
+                            [--detector both|short|full] [--limit N] [-o docs/compare_mediapipe]
 
 Both systems get the same input, each face's image as a still (for ``../shared/data/300w``: the
 crop, twice the face box), and find the face with their own detectors:
@@ -159,7 +159,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", default=DEFAULT_DATA, help="dataset spec of ibug68 faces (python -m train --help-specs)")
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="68-point landmark model (.safetensors)")
-    p.add_argument("--detector", choices=("short", "full"), default="short", help="our BlazeFace model")
+    p.add_argument("--detector", choices=("both", "short", "full"), default="both", help="our BlazeFace model(s), as the pipeline's --detector")
     p.add_argument("--device", default="cpu")
     p.add_argument("--backend", default="eager", help="our landmark backend (eager: the reference)")
     p.add_argument("--limit", type=int, help="only the first N faces (a quick check)")

@@ -183,7 +183,7 @@ def set_nme(weights: Path, spec: str) -> dict[str, dict[str, float]]:
     summary = report.groups["all"]
     return {k: {"n": summary[k]["n"], "mean_pct": 100 * summary[k]["mean"], "median_pct": 100 * summary[k]["median"],
                 "failure@0.08_pct": 100 * summary[k]["failure@0.08"],
-                "failure@0.10_pct": 100 * summary[k]["failure@0.10"]} for k in NORMS}
+                "failure@0.10_pct": 100 * summary[k]["failure@0.1"]} for k in NORMS}
 
 
 def calibrate_min_confidence(weights: Path, spec: str) -> dict[str, float]:
