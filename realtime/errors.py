@@ -24,6 +24,14 @@ def exit_status(run: Callable[[], int]) -> int:
         return 2
 
 
+def run_command(parse_args: Callable, run: Callable, argv: list[str] | None) -> int:
+    """A command line's ``main``: parse ``argv`` (the process's when None), keep the words on
+    ``args.argv`` (for the command a report quotes), then ``exit_status(run(args))``."""
+    args = parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
+    return exit_status(lambda: run(args))
+
+
 def model_file(path: str | Path | None, default: Callable[[], Path | None], no_default: str, what: str) -> Path:
     """``path``, or when None ``default()`` (an installed package's copy, None without one), as an
     existing file. UserError ``no_default`` when neither is there, ``<what> not found: <path>``

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.atomic import write_text_atomic
-from realtime.errors import UserError, exit_status
+from realtime.errors import UserError, run_command
 from train.config import FitConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -409,9 +409,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    args.argv = sys.argv[1:] if argv is None else list(argv)
-    return exit_status(lambda: run(args))
+    return run_command(parse_args, run, argv)
 
 
 if __name__ == "__main__":
