@@ -153,13 +153,14 @@ def render(doc: dict) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from realtime.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
     from realtime.video import DEFAULT_WEIGHTS
 
     p = argparse.ArgumentParser(prog="python -m train.compare", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", default=DEFAULT_DATA, help="dataset spec of ibug68 faces (python -m train --help-specs)")
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="68-point landmark model (.safetensors)")
-    p.add_argument("--detector", choices=("both", "short", "full"), default="both", help="our BlazeFace model(s), as the pipeline's --detector")
+    p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
     p.add_argument("--device", default="cpu")
     p.add_argument("--backend", default="eager", help="our landmark backend (eager: the reference)")
     p.add_argument("--limit", type=int, help="only the first N faces (a quick check)")

@@ -37,6 +37,7 @@ import numpy as np
 from realtime.atomic import write_text_atomic
 from realtime.errors import UserError, run_command
 from train.config import FitConfig
+from train.datasets.base import LandmarkSet
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SHIP = ROOT / "assets" / "rcn68_faces.safetensors"
@@ -148,9 +149,9 @@ def fit_pose_head(model, train_spec: str, val_spec: str, steps: int = 2000, seed
     return head, error
 
 
-def ship(run: Path, out: Path, train_spec: str, val_spec: str) -> dict:
-    """Export the last checkpoint with the calibrated re-detect threshold and the pose head in its
-    file, and its ONNX copy; returns the pose head's hold-out error."""
+def ship(run: Path, out: Path, train_spec: str, val_spec: str) -> None:
+    """Export the last checkpoint with the calibrated re-detect threshold and the pose head (and its
+    hold-out error) in its file, and its ONNX copy."""
     from realtime.weights import load_model, save_weights, weights_info
     from train.export import export
 
@@ -168,17 +169,15 @@ def ship(run: Path, out: Path, train_spec: str, val_spec: str) -> dict:
           f"{info['track_min_confidence']} (faces p5 {calibration['face_p5']:.3f}, drifted p95 "
           f"{calibration['drifted_p95']:.3f}); pose head error on the hold-out (deg): "
           + ", ".join(f"{k} {v:.1f}" for k, v in pose_error.items()), flush=True)
-    return pose_error
 
 
-def set_nme(weights: Path, spec: str) -> dict[str, dict[str, float]]:
-    """Mean, median and failure rates (NME > 8%, > 10%) of NME (%) per normaliser on ``spec``,
-    decoded with soft-argmax as the live pipeline decodes."""
+def set_nme(weights: Path, data: LandmarkSet) -> dict[str, dict[str, float]]:
+    """Mean, median and failure rates (NME > 8%, > 10%) of NME (%) per normaliser on ``data`` (a
+    ``LandmarkSet``), decoded with soft-argmax as the live pipeline decodes."""
     from realtime.weights import load_model
-    from train.datasets import open_dataset
     from train.evaluate import evaluate_model
 
-    report = evaluate_model(load_model(weights), open_dataset(spec), NORMS, decoder="softargmax",
+    report = evaluate_model(load_model(weights), data, NORMS, decoder="softargmax",
                             thresholds=(0.08, 0.10))
     summary = report.groups["all"]
     return {k: {"n": summary[k]["n"], "mean_pct": 100 * summary[k]["mean"], "median_pct": 100 * summary[k]["median"],
@@ -272,10 +271,11 @@ def speed(weights: Path, spec: str, seconds: float = 1.0) -> dict:
 
 
 
-def measure(args: argparse.Namespace, cfg: FitConfig, pose_error: dict | None) -> dict:
+def measure(args: argparse.Namespace, cfg: FitConfig) -> dict:
     from realtime import clipscore
     from realtime.weights import weights_info
     from train.datasets import open_dataset
+    from train.datasets.holdout import source_photo
     from train.reproduce import hardware
 
     weights = Path(args.ship)
@@ -286,18 +286,15 @@ def measure(args: argparse.Namespace, cfg: FitConfig, pose_error: dict | None) -
         from train.checkpoint import load_checkpoint
 
         seconds = load_checkpoint(last)["state"].get("seconds")
-    if pose_error is None:
-        pose_error = weights_info(weights).get("pose_head", {}).get("holdout_mae_deg")
-    holdout = open_dataset(cfg.val)
-    from train.datasets.holdout import source_photo
-
+    fit_set, holdout = open_dataset(cfg.data), open_dataset(cfg.val)
     init = Path(cfg.init) if cfg.init else None
     return {"weights": str(weights), "hardware": hardware(), "train_seconds": seconds,
-            "counts": {"fit": len(open_dataset(cfg.data)), "val": len(holdout),
+            "counts": {"fit": len(fit_set), "val": len(holdout),
                        "val_photos": len({source_photo(s.ident) for s in holdout.samples})},
-            "heldout": set_nme(weights, cfg.val), "train": set_nme(weights, cfg.data),
-            "init_heldout": set_nme(init, cfg.val) if init and init.is_file() else None,
-            "pose_head_mae_deg": pose_error, "clip": clipscore.score_clip(weights, clipscore.DEFAULT_CLIP, truth),
+            "heldout": set_nme(weights, holdout), "train": set_nme(weights, fit_set),
+            "init_heldout": set_nme(init, holdout) if init and init.is_file() else None,
+            "pose_head_mae_deg": weights_info(weights).get("pose_head", {}).get("holdout_mae_deg"),
+            "clip": clipscore.score_clip(weights, clipscore.DEFAULT_CLIP, truth),
             "speed": speed(weights, cfg.val), "fit_config": asdict(cfg)}
 
 
@@ -372,8 +369,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    from train.fit import fit
-    from train.reproduce import command_line
+    from train.reproduce import command_line, run_or_resume
 
     init = None if args.init == "none" else Path(args.init)
     if init is not None and not init.is_file():
@@ -382,23 +378,15 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"300-W folder not found: {args.data} (give --data)")
     cfg = recipe(Path(args.data), Path(args.out), args.steps, init)
     cfg.validate()
-    pose_error = None
     if args.report_only:
         if not Path(args.ship).is_file():
             raise UserError(f"--report-only needs the weights: {args.ship} not found")
     else:
-        last = Path(cfg.out) / "last.pt"
-        if not last.is_file():
-            fit(cfg, device=args.device)
-        else:
-            from train.checkpoint import load_checkpoint
-
-            if load_checkpoint(last)["step"] < cfg.steps:
-                fit(cfg, resume=True, device=args.device)
-        pose_error = ship(Path(args.out), Path(args.ship), cfg.data, cfg.val)
+        run_or_resume(cfg, args.device)
+        ship(Path(args.out), Path(args.ship), cfg.data, cfg.val)
         if Path(args.ship).resolve() == DEFAULT_SHIP:
             write_golden(DEFAULT_SHIP)
-    results = measure(args, cfg, pose_error)
+    results = measure(args, cfg)
     command = " ".join(["python -m train.faces68", *args.argv])
     docs = Path(args.docs)
     write_text_atomic(docs / "results_faces68.json", json.dumps(results, indent=1, default=float) + "\n")

@@ -224,7 +224,7 @@ def fit(cfg: FitConfig, resume: bool = False, stop_after: int | None = None, pro
     from realtime.weights import torch_device
 
     cfg.validate()
-    dev = torch.device(torch_device(device))
+    dev = torch_device(device)
     run_dir = Path(cfg.out)
     if not resume and (run_dir / "last.pt").exists():
         raise UserError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")

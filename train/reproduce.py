@@ -77,15 +77,15 @@ def command_line(cfg: FitConfig) -> str:
     return " ".join(parts)
 
 
-def run_or_resume(cfg: FitConfig) -> dict:
-    """Train ``cfg`` to completion, resuming a partial run; returns the run's summary."""
+def run_or_resume(cfg: FitConfig, device: str = "cpu") -> dict:
+    """Train ``cfg`` to completion on ``device``, resuming a partial run; returns the run's summary."""
     last = Path(cfg.out) / "last.pt"
     if last.is_file():
         ckpt = load_checkpoint(last)
         if ckpt["step"] >= cfg.steps:
             return {"seconds": ckpt["state"].get("seconds", 0.0), "skipped": True}
-        return fit(cfg, resume=True)
-    return fit(cfg)
+        return fit(cfg, resume=True, device=device)
+    return fit(cfg, device=device)
 
 
 def evaluate_run(cfg: FitConfig, test_spec: str) -> dict:

@@ -183,7 +183,7 @@ def open_dataset(spec: str) -> LandmarkSet:
             kinds.update(s.attribute_kinds)
         return LandmarkSet(" + ".join(s.name for s in sets), layouts[0], [x for s in sets for x in s.samples], kinds)
     parsed = parse_spec(spec)
-    dataset = _holdout(_open(parsed), parsed.options) if parsed.kind != "synth" else _open(parsed)
+    dataset = _holdout(_open(parsed), parsed.options)  # synth specs cannot name a part (_parse_options)
     if len(dataset) == 0:
         raise UserError(f"dataset spec {spec!r} selects no faces")
     return dataset
