@@ -177,14 +177,15 @@ def letterbox(image_rgb: np.ndarray, size: int) -> tuple[np.ndarray, float, np.n
     return canvas, float(scale_xy.mean()), offset
 
 
-def decode_candidates(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarray, input_size: int,
-                      scale: float, offset: np.ndarray, score_threshold: float
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One image's raw network outputs -> the anchors scoring at least ``score_threshold``,
-    decoded to image pixels, before NMS: boxes (N, 4) xyxy, scores (N,), keypoints (N, 6, 2).
+def decode_detections(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarray, input_size: int,
+                      scale: float, offset: np.ndarray, score_threshold: float, nms_iou: float,
+                      max_faces: int) -> Detections:
+    """One image's raw network outputs -> Detections in image pixels.
 
     ``regressors`` (A, 16) and ``logits`` (A,) as the tflite graph gives them, ``anchors`` (A, 2)
-    normalised centres, ``scale``/``offset`` the letterbox mapping (``letterbox``).
+    normalised centres, ``scale``/``offset`` the letterbox mapping (``letterbox``). Anchors
+    scoring below ``score_threshold`` are dropped, the rest decoded, merged by weighted NMS and
+    cut to the ``max_faces`` best.
     """
     scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -100.0, 100.0)))
     keep = scores >= score_threshold
@@ -196,27 +197,11 @@ def decode_candidates(regressors: np.ndarray, logits: np.ndarray, anchors: np.nd
     points_in = regressors[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :] - 0.5
     boxes = (boxes_in.reshape(-1, 2, 2) - offset) / scale
     points = (points_in - offset) / scale
-    return boxes.reshape(-1, 4), scores, points
-
-
-def merge_candidates(candidates: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], nms_iou: float,
-                     max_faces: int) -> Detections:
-    """Candidates of one image (from one model or several) -> weighted NMS -> the ``max_faces`` best."""
-    boxes, scores, points = (np.concatenate(parts) for parts in zip(*candidates))
-    detections = weighted_nms(boxes, scores, points, nms_iou)
+    detections = weighted_nms(boxes.reshape(-1, 4), scores, points, nms_iou)
     if len(detections) > max_faces:
         n = max_faces
         detections = Detections(detections.boxes[:n], detections.scores[:n], detections.keypoints[:n])
     return detections
-
-
-def decode_detections(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarray, input_size: int,
-                      scale: float, offset: np.ndarray, score_threshold: float, nms_iou: float,
-                      max_faces: int) -> Detections:
-    """One image's raw network outputs -> Detections in image pixels: ``decode_candidates``, then
-    MediaPipe's weighted NMS, cut to the ``max_faces`` best."""
-    candidates = decode_candidates(regressors, logits, anchors, input_size, scale, offset, score_threshold)
-    return merge_candidates([candidates], nms_iou, max_faces)
 
 
 class BlazeFaceBase:
@@ -252,15 +237,8 @@ class BlazeFaceBase:
         """One ``Detections`` per image; the images' letterboxed canvases go through ``_forward``
         together (one forward pass where the backend batches)."""
         start = time.perf_counter()
-        found = [merge_candidates([c], self.nms_iou, self.max_faces) for c in self.candidates_batch(images)]
-        self.last_ms = (time.perf_counter() - start) * 1e3
-        return found
-
-    def candidates_batch(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Per image, the anchors above ``score_threshold`` in image pixels, before NMS
-        (``decode_candidates``); an image under 2 pixels a side gives none."""
         size = self.spec.input_size
-        found = [(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 6, 2))) for _ in images]
+        found: list[Detections] = [Detections.empty() for _ in images]
         used, canvases, mappings = [], [], []
         for i, image in enumerate(images):
             rgb = _to_rgb(np.asarray(image))
@@ -273,8 +251,9 @@ class BlazeFaceBase:
         if used:
             regressors, logits = self._forward(np.stack(canvases))
             for j, i in enumerate(used):
-                found[i] = decode_candidates(regressors[j], logits[j], self.anchors, size, *mappings[j],
-                                             self.score_threshold)
+                found[i] = decode_detections(regressors[j], logits[j], self.anchors, size, *mappings[j],
+                                             self.score_threshold, self.nms_iou, self.max_faces)
+        self.last_ms = (time.perf_counter() - start) * 1e3
         return found
 
 
