@@ -1,6 +1,6 @@
 """What a detector setting finds, and what the tracker makes of it: the numbers behind docs/detection.md.
 
-    python -m realtime.detectscore [--detector short|full] [--thresholds 0.5,0.6] [--nms-iou 0.3]
+    python -m train.detectscore [--detector short|full] [--thresholds 0.5,0.6] [--nms-iou 0.3]
                                    [--clip PATH ...] [--faces300w DIR] [--track] [--json OUT.json]
 
 Detection part, one row per (detector, threshold, NMS IoU), the detector alone on every frame or crop:
@@ -33,13 +33,13 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from realtime.atomic import write_text_atomic
-from realtime.errors import UserError, exit_status
+from realtime.errors import UserError, run_command
+from train.datasets.ibug300w import SPLITS, present_subsets
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 DEFAULT_CLIPS = (ROOT / "assets" / "demo.mp4", SHARED_DATA / "video" / "video_01.mp4")
 DEFAULT_300W = SHARED_DATA / "300w"
-SUBSETS_300W = ("afw", "helen/trainset", "lfpw/trainset")
 MATCH_IOU = 0.3
 TIGHT_SCALE = 1.25
 
@@ -52,41 +52,22 @@ def read_frames(path: str | Path) -> list[np.ndarray]:
         return [frame.image for frame in source]
 
 
-def read_pts(path: Path) -> np.ndarray:
-    """An iBUG ``.pts`` file (with or without its ``version``/``n_points``/braces lines) -> (K, 2)."""
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        parts = line.split()
-        try:
-            if len(parts) == 2:
-                rows.append([float(parts[0]), float(parts[1])])
-        except ValueError:
-            continue  # the header line "version: 1"
-    if not rows:
-        raise UserError(f"{path}: no 'x y' point lines")
-    return np.asarray(rows, np.float64) - 1.0  # iBUG values are 1-based
-
-
 def crops_300w(root: str | Path, tight: bool = False) -> Iterable[tuple[np.ndarray, np.ndarray]]:
-    """(RGB image, face box xyxy from its points) for every annotated crop under ``root``'s 300-W
-    subsets; ``tight`` cuts each to a square ``TIGHT_SCALE`` x the points' box first."""
-    import cv2
+    """(RGB image, face box xyxy from its points) for every annotated crop of ``root``'s 300-W
+    training split (``train.datasets.ibug300w``: whichever of its folders exist); ``tight`` cuts
+    each to a square ``TIGHT_SCALE`` x the points' box first."""
+    from train.datasets.base import sample_image
+    from train.datasets.ibug300w import load_300w
 
-    root = Path(root)
-    for subset in SUBSETS_300W:
-        for pts in sorted((root / subset).glob("*.pts")):
-            image = next((cv2.imread(str(p)) for p in (pts.with_suffix(".jpg"), pts.with_suffix(".png"))
-                          if p.is_file()), None)
-            if image is None:
-                continue
-            points = read_pts(pts)
-            box = np.concatenate([points.min(0), points.max(0)])
-            if tight:
-                (cx, cy), half = (box[:2] + box[2:]) / 2, TIGHT_SCALE * float((box[2:] - box[:2]).max()) / 2
-                x0, y0 = max(0, round(cx - half)), max(0, round(cy - half))
-                image = image[y0:round(cy + half), x0:round(cx + half)]
-                box = box - [x0, y0, x0, y0]
-            yield cv2.cvtColor(image, cv2.COLOR_BGR2RGB), box
+    for sample in load_300w(root, "train").samples:
+        image, points = sample_image(sample), sample.points.astype(np.float64)
+        box = np.concatenate([points.min(0), points.max(0)])
+        if tight:
+            (cx, cy), half = (box[:2] + box[2:]) / 2, TIGHT_SCALE * float((box[2:] - box[:2]).max()) / 2
+            x0, y0 = max(0, round(cx - half)), max(0, round(cy - half))
+            image = image[y0:round(cy + half), x0:round(cx + half)]
+            box = box - [x0, y0, x0, y0]
+        yield image, box
 
 
 def duplicate_pairs(boxes: np.ndarray) -> int:
@@ -169,7 +150,7 @@ def _floats(text: str, what: str) -> list[float]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from realtime.detector import DEFAULT_DETECTOR, DETECTORS
 
-    p = argparse.ArgumentParser(prog="python -m realtime.detectscore", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m train.detectscore", description=__doc__.split("\n\n")[0])
     p.add_argument("--detector", action="append", choices=DETECTORS,
                    help=f"BlazeFace model(s) to score, repeatable (default: {DEFAULT_DETECTOR})")
     p.add_argument("--thresholds", default=None, help="comma list of score thresholds (default: the model's)")
@@ -209,13 +190,13 @@ def run(args: argparse.Namespace) -> int:
         if not clip.is_file():
             raise UserError(f"clip not found: {clip}")
     faces_root = None if args.faces300w == "none" else Path(args.faces300w or DEFAULT_300W)
-    if faces_root is not None and not any((faces_root / s).is_dir() for s in SUBSETS_300W):
+    if faces_root is not None and not present_subsets(faces_root, "train"):
         if args.faces300w:
-            raise UserError(f"{faces_root} holds none of {', '.join(SUBSETS_300W)}")
+            raise UserError(f"{faces_root} holds none of {', '.join(SPLITS['train'])}")
         faces_root = None
     frames = {str(clip): read_frames(clip) for clip in clips}
     crops = {kind: list(crops_300w(faces_root, kind == "tight")) for kind in ("as_is", "tight")} if faces_root else {}
-    results: dict = {"command": " ".join(["python -m realtime.detectscore", *(args.argv or [])]), "detection": []}
+    results: dict = {"command": " ".join(["python -m train.detectscore", *(args.argv or [])]), "detection": []}
     for model in models:
         for threshold in thresholds:
             for nms_iou in nms_values:
@@ -252,9 +233,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    args.argv = sys.argv[1:] if argv is None else argv
-    return exit_status(lambda: run(args))
+    return run_command(parse_args, run, argv)
 
 
 if __name__ == "__main__":
