@@ -7,6 +7,7 @@ import json
 import pytest
 
 from realtime import bench
+from cli_errors import one_error_line
 
 pytest.importorskip("av")
 WEIGHTS = str(bench.ROOT / "assets" / "rcn_mtfl_synth.safetensors")
@@ -60,5 +61,4 @@ def test_preset_times_a_random_network_of_that_preset(tmp_path):
 ])
 def test_bad_arguments_are_one_line_errors(argv, message, tmp_path, capsys):
     assert bench.main([*argv, "-o", str(tmp_path / "b")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+    assert message in one_error_line(capsys)

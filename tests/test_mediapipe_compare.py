@@ -12,6 +12,7 @@ import pytest
 from realtime import bench
 from realtime import mediapipe_mesh as mpm
 from train import compare
+from cli_errors import one_error_line
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_300W = ROOT.parent / "shared" / "data" / "300w"
@@ -106,5 +107,4 @@ def test_compare_on_300w_faces(tmp_path):
 ])
 def test_compare_bad_arguments_are_one_line_errors(argv, message, tmp_path, capsys):
     assert compare.main([*argv, "-o", str(tmp_path / "c")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+    assert message in one_error_line(capsys)
