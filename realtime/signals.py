@@ -1,0 +1,111 @@
+"""Stop signals for the command lines: SIGTERM and SIGHUP behave like Ctrl-C.
+
+``kill``, ``timeout`` and service managers send SIGTERM; closing a terminal sends SIGHUP. Python's
+defaults end the process at once for both, leaving temporary files (a ``.partial`` landmarks file,
+a half-encoded video) behind, while Ctrl-C raises ``KeyboardInterrupt``, which every long-running
+command already turns into "finish what is complete, remove the rest". So, while a command runs,
+``stop_signals()`` makes SIGTERM and SIGHUP raise ``Stopped`` (a ``KeyboardInterrupt`` carrying the
+signal), and ``exit_code`` gives the shell's convention, 128 + the signal's number (130 for Ctrl-C,
+143 for SIGTERM, 129 for SIGHUP).
+
+``install_startup_hook()`` covers the moment before a command's own handling starts (imports at
+start-up): an uncaught ``KeyboardInterrupt`` prints one line instead of a traceback.
+"""
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from typing import Iterator
+
+STOP_SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
+                     if s is not None)
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal other than SIGINT, raised where Ctrl-C would raise ``KeyboardInterrupt``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def signal_number(exc: BaseException) -> int:
+    """The signal behind a ``KeyboardInterrupt`` (SIGINT unless it is a ``Stopped``)."""
+    return getattr(exc, "signum", int(signal.SIGINT))
+
+
+def exit_code(exc: BaseException) -> int:
+    """128 + the signal's number: the status a shell reports for a process stopped by it."""
+    return 128 + signal_number(exc)
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP raise ``Stopped`` in the main thread (Ctrl-C keeps raising
+    ``KeyboardInterrupt``). Outside the main thread (where Python cannot install handlers) it does
+    nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for sig in STOP_SIGNALS:
+        if sig != signal.SIGINT:
+            previous[sig] = signal.signal(sig, _raise_stopped)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def interrupted_line(exc: BaseException, what: str = "") -> str:
+    """The one line printed for a stopped command: the signal's name and what was kept."""
+    name = "Ctrl-C" if signal_number(exc) == signal.SIGINT else signal.Signals(signal_number(exc)).name
+    return f"interrupted ({name})" + (f": {what}" if what else "")
+
+
+def install_startup_hook() -> None:
+    """An uncaught ``KeyboardInterrupt`` (Ctrl-C while a command is still importing) prints one
+    line instead of a traceback; every other exception goes to the previous hook. Installed only
+    when a module of this project runs as ``python -m ...`` (``sys.argv[0] == '-m'`` while the
+    package imports), so a program that imports the package keeps its own hook."""
+    if not sys.argv or sys.argv[0] != "-m" or getattr(sys.excepthook, "_rcn_startup", False):
+        return
+    previous = sys.excepthook
+
+    def hook(kind, value, tb) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            print(interrupted_line(value, "nothing was written"), file=sys.stderr)
+            return
+        previous(kind, value, tb)
+
+    hook._rcn_startup = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """A critical section: a stop signal arriving inside is held until the end, then raised as it
+    would have been (``KeyboardInterrupt`` for Ctrl-C, ``Stopped`` for the others). Used around a
+    frame's writes so an interrupt never lands inside the video encoder (which would leave an
+    unreadable file) or between a frame's video and its landmarks record."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if pending:
+        if pending[0] == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Stopped(pending[0])
