@@ -29,7 +29,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
-from realtime.detector import ASSET_DIR, BlazeFaceBase
+from realtime.assets import BLAZEFACE_DIR
+from realtime.detector import BlazeFaceBase
 from realtime.errors import UserError
 from realtime.weights import torch_device
 
@@ -38,7 +39,7 @@ FORMAT = "blazeface-weights/1"
 
 def weights_path_for(model: str) -> Path:
     """The shipped converted weights of ``model`` ("short" or "full")."""
-    return ASSET_DIR / f"face_detection_{model}_range.safetensors"
+    return BLAZEFACE_DIR / f"face_detection_{model}_range.safetensors"
 
 
 class SameConv2d(nn.Conv2d):

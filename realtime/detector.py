@@ -33,9 +33,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from realtime.assets import BLAZEFACE_DIR
 from realtime.errors import UserError
 
-ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "blazeface"
 KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_centre", "right_ear", "left_ear")
 
 
@@ -266,10 +266,10 @@ class BlazeFaceDetector(BlazeFaceBase):
     def __init__(self, model: str = "short", model_path: str | Path | None = None,
                  score_threshold: float | None = None, nms_iou: float = 0.3, max_faces: int = 16) -> None:
         super().__init__(model, score_threshold, nms_iou, max_faces)
-        path = Path(model_path) if model_path is not None else ASSET_DIR / self.spec.file_name
+        path = Path(model_path) if model_path is not None else BLAZEFACE_DIR / self.spec.file_name
         if not path.is_file():
-            raise UserError(f"BlazeFace model file not found: {path} (it ships in assets/blazeface/; "
-                            "see assets/README.md for where it comes from)")
+            raise UserError(f"BlazeFace model file not found: {path} (it ships with the package, from "
+                            "assets/blazeface/; see assets/README.md for where it comes from)")
         try:
             self.net = cv2.dnn.readNetFromTFLite(str(path), cv2.dnn.ENGINE_CLASSIC)
         except cv2.error as exc:

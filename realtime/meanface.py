@@ -25,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.assets import MEAN_FACE
 from realtime.errors import UserError
 from realtime.layouts import Layout
 
-MEAN_FACE_PATH = Path(__file__).resolve().parent.parent / "assets" / "mean_face_68.npy"
+MEAN_FACE_PATH = MEAN_FACE
 OUTER_EYE_MM = 90.0
 
 # Each layout point as the mean of these ibug68 points.

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from realtime.assets import DEMO_CLIP, SYNTH_5
 from realtime.weights import load_model, weights_info
 from train.__main__ import main
 from train.adapt import AdaptConfig, adapt, crops_from_footage, equivariance_error_px, is_dataset_spec
 
-WEIGHTS = "assets/rcn_mtfl_synth.safetensors"
+WEIGHTS = str(SYNTH_5)
 FRAMES = "synth:test?n=40&seed=11"
 
 
@@ -111,6 +112,6 @@ def test_footage_without_faces_is_a_clear_error(tmp_path, capsys):
 def test_adapt_runs_on_the_bundled_clip(tmp_path, capsys):
     pytest.importorskip("av")
     out = tmp_path / "clip.safetensors"
-    assert main(["adapt", WEIGHTS, "--frames", "assets/demo.mp4", "-o", str(out), "--max-crops", "20", "--steps", "2"]) == 0
-    assert "20 face crops from assets/demo.mp4" in capsys.readouterr().out
+    assert main(["adapt", WEIGHTS, "--frames", str(DEMO_CLIP), "-o", str(out), "--max-crops", "20", "--steps", "2"]) == 0
+    assert f"20 face crops from {DEMO_CLIP}" in capsys.readouterr().out
     assert load_model(out).config.num_points == 5

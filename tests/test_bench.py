@@ -7,10 +7,11 @@ import json
 import pytest
 
 from realtime import bench
+from realtime.assets import SYNTH_5
 from cli_errors import one_error_line
 
 pytest.importorskip("av")
-WEIGHTS = str(bench.ROOT / "assets" / "rcn_mtfl_synth.safetensors")
+WEIGHTS = str(SYNTH_5)
 
 
 def test_quick_bench_writes_json_markdown_and_plot(tmp_path, capsys):

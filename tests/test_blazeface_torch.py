@@ -3,14 +3,13 @@ OpenCV's dnn on the shipped .tflite (demo clip frames, the shared photos when pr
 the weights loader's errors, backend choice, and the converter reproducing the shipped files."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from realtime.assets import SYNTH_5
 from realtime.blazeface_torch import (
     NETWORKS, SameConv2d, TorchBlazeFaceDetector, load_blazeface, weights_path_for,
 )
@@ -21,18 +20,14 @@ from realtime.errors import UserError
 
 torch.set_num_threads(1)
 cv2.setNumThreads(1)
-ROOT = Path(__file__).resolve().parent.parent
-PHOTOS = sorted((ROOT.parent / "shared" / "data" / "faces").glob("*.jpg"))
 # Parity tolerances (measured here: boxes/keypoints within 2e-4 px, scores within 1e-7, raw
 # outputs within 1e-4); looser than measured so that BLAS/float32 order differences pass.
 PIXEL_TOL, SCORE_TOL, RAW_TOL = 0.05, 1e-4, 2e-3
 
 
 @pytest.fixture(scope="module")
-def demo_frames() -> list[np.ndarray]:
-    av = pytest.importorskip("av")
-    with av.open(str(ROOT / "assets" / "demo.mp4")) as container:
-        return [f.to_ndarray(format="rgb24") for i, f in enumerate(container.decode(video=0)) if i % 30 == 0]
+def demo_frames(clip_frames) -> list[np.ndarray]:
+    return clip_frames(*range(0, 300, 30))
 
 
 @pytest.fixture(scope="module")
@@ -86,12 +81,11 @@ def test_detections_match_opencv_on_the_demo_clip(pairs, demo_frames, name):
         assert_same_detections(want, port(frame))
 
 
-@pytest.mark.skipif(not PHOTOS, reason="shared face photos not present")
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_detections_match_opencv_on_the_shared_photos(pairs, name):
+def test_detections_match_opencv_on_the_shared_photos(pairs, shared_photos, name):
     opencv, port = pairs[name]
     found = 0
-    for path in PHOTOS:
+    for path in shared_photos:
         rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
         want = opencv(rgb)
         assert_same_detections(want, port(rgb))
@@ -173,7 +167,7 @@ def test_the_pipeline_takes_the_torch_detector_when_asked(demo_frames):
     from realtime.capture import CapturedFrame
     from realtime.pipeline import FrameProcessor, PipelineConfig
 
-    weights = ROOT / "assets" / "rcn_mtfl_synth.safetensors"
+    weights = SYNTH_5
     processor = FrameProcessor.from_config(PipelineConfig(weights, detector="full", detector_backend="torch"))
     assert isinstance(processor.detector, TorchBlazeFaceDetector) and processor.detector.model == "full"
     assert len(processor(CapturedFrame(0, 0.0, demo_frames[0])).faces) == 1

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 from realtime import clipscore
+from realtime.assets import DEMO_TRUTH as TRUTH, SYNTH_5
 from realtime.errors import UserError
-
-TRUTH = clipscore.DEFAULT_CLIP.with_name("demo_truth.json")
 
 
 def make_truth(n: int = 40, still: tuple[int, int] = (0, 20)) -> clipscore.ClipTruth:
@@ -69,7 +68,7 @@ def test_bad_truth_and_5_point_model_are_one_line_errors(tmp_path, capsys):
     bad.write_text(json.dumps({"frames": []}))
     assert clipscore.main(["--truth", str(bad)]) == 2
     assert clipscore.main(["--clip", str(tmp_path / "none.mp4")]) == 2
-    assert clipscore.main(["--weights", "assets/rcn_mtfl_synth.safetensors"]) == 2
+    assert clipscore.main(["--weights", str(SYNTH_5)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 3 and all(line.startswith("error: ") for line in lines)
     assert "not a clip truth" in lines[0] and "not found" in lines[1] and "68" in lines[2]

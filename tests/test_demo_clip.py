@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from train.democlip import (ASSETS, ASTRONAUT_PTS, Clip, ClipSpec, apply_homography, astronaut_points,
-                            build, load_truth)
+from realtime.assets import ASTRONAUT_PTS, DEMO_CLIP, DEMO_TRUTH
+from train.democlip import Clip, ClipSpec, apply_homography, astronaut_points, build, load_truth
 
 cv2.setNumThreads(1)
 BLANK = np.zeros((512, 512, 3), np.uint8)  # stands in for the astronaut where only geometry matters
@@ -75,7 +75,7 @@ def test_still_frames_differ_only_by_sensor_noise():
 
 
 def test_committed_clip_decodes_to_the_frame_count_of_its_truth():
-    video, truth_path = ASSETS / "demo.mp4", ASSETS / "demo_truth.json"
+    video, truth_path = DEMO_CLIP, DEMO_TRUTH
     truth = load_truth(truth_path)
     frames, times = decode(video)
     assert len(frames) == truth["num_frames"] == len(truth["frames"])
@@ -90,7 +90,7 @@ def test_committed_clip_decodes_to_the_frame_count_of_its_truth():
 def test_committed_truth_is_what_the_generator_gives():
     """The truth file matches the code (rebuild the clip after changing the motion) and its
     points are the committed astronaut labels mapped by each frame's homography."""
-    doc = json.loads((ASSETS / "demo_truth.json").read_text())
+    doc = json.loads(DEMO_TRUTH.read_text())
     spec = ClipSpec(fps=doc["fps"], seconds=doc["num_frames"] / doc["fps"],
                     still_s=doc["still_frames"][1] / doc["fps"], seed=doc["seed"])
     clip = Clip(spec, source=BLANK)

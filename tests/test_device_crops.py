@@ -4,13 +4,13 @@ Landmarker's crop_on_device option."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
+from realtime.assets import DEMO_TRUTH, SYNTH_5
 from realtime.crops import crop_matrix, face_box_from_points, warp_crop
 from realtime.device_crops import bucket_size, device_crops, pad_batch, upload_frames, warp_crops
 from realtime.landmarker import Landmarker
@@ -18,17 +18,14 @@ from realtime.layouts import get_layout
 
 torch.set_num_threads(1)
 cv2.setNumThreads(1)
-ROOT = Path(__file__).resolve().parent.parent
-WEIGHTS = ROOT / "assets" / "rcn_mtfl_synth.safetensors"
+WEIGHTS = SYNTH_5
 SIZE = 80
 FRAME_INDICES = (0, 100, 200)
 
 
 @pytest.fixture(scope="module")
-def frames() -> list[np.ndarray]:
-    av = pytest.importorskip("av")
-    with av.open(str(ROOT / "assets" / "demo.mp4")) as container:
-        return [f.to_ndarray(format="rgb24") for i, f in enumerate(container.decode(video=0)) if i in FRAME_INDICES]
+def frames(clip_frames) -> list[np.ndarray]:
+    return clip_frames(*FRAME_INDICES)
 
 
 def random_matrices(rng: np.random.Generator, counts: list[int]) -> list[list[np.ndarray]]:
@@ -97,7 +94,7 @@ def test_landmarker_crop_on_device(frames):
     """Crops of the clip's face (from its true points, turned and zoomed a little): the same points
     as with host crops to within 0.5 px (measured 0.2 px on these ~190 px faces; the crops differ
     by rounding only), and the bucket's padded faces do not change the real faces' results."""
-    truth = json.loads((ROOT / "assets" / "demo_truth.json").read_text())["frames"]
+    truth = json.loads(DEMO_TRUTH.read_text())["frames"]
     rng, layout = np.random.default_rng(3), get_layout("ibug68")
     matrices = []
     for index, count in zip(FRAME_INDICES, (2, 1, 0)):

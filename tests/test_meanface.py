@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from realtime.assets import ASTRONAUT_PTS
 from realtime.layouts import get_layout
 from realtime.meanface import MEAN_FACE_PATH, OUTER_EYE_MM, face_model_for, load_mean_face
 from realtime.pose import CameraIntrinsics, angles_to_rotation, estimate_head_pose
 from train.meanface import canonical_frame, generalised_procrustes, main, mirror, photo_pose, similarity
 
 cv2.setNumThreads(1)
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-FACES = Path("/work/shared/data/faces")  # the shared photos; never copied into the repository
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +72,7 @@ def test_pose_convention_of_the_face_agrees_with_realtime_pose(face):
 def test_the_astronaut_sits_close_to_frontal(face):
     from train.datasets.ibug300w import read_pts
 
-    angles = photo_pose(read_pts(ASSETS / "astronaut_68.pts"), face).angles
+    angles = photo_pose(read_pts(ASTRONAUT_PTS), face).angles
     assert abs(angles.yaw_deg) < 10 and abs(angles.pitch_deg) < 10 and 0 < angles.roll_deg < 8
 
 
@@ -148,10 +146,9 @@ def test_derivation_through_the_teacher_on_a_photo(tmp_path):
 
 @pytest.mark.slow
 @needs_mesh
-@pytest.mark.skipif(not FACES.is_dir(), reason="needs the shared face photos")
-def test_derivation_reproduces_the_shipped_face(tmp_path):
+def test_derivation_reproduces_the_shipped_face(tmp_path, shared_faces):
     pytest.importorskip("dlib")
-    assert main(["derive", "--faces", str(FACES), "-o", str(tmp_path / "m.npy")]) == 0
+    assert main(["derive", "--faces", str(shared_faces), "-o", str(tmp_path / "m.npy")]) == 0
     np.testing.assert_allclose(load_mean_face(tmp_path / "m.npy"), load_mean_face(), atol=0.05)  # mm
 
 
@@ -162,7 +159,7 @@ def test_pose_attributes_for_a_folder_dataset(tmp_path, capsys):
     root.mkdir()
     image = np.zeros((512, 512, 3), np.uint8)
     cv2.imwrite(str(root / "a_face000.png"), image)
-    shutil.copy(ASSETS / "astronaut_68.pts", root / "a_face000.pts")
+    shutil.copy(ASTRONAUT_PTS, root / "a_face000.pts")
     (root / "a_face000.teacher.json").write_text(json.dumps({"score": 1.2, "box": [1, 2, 3, 4]}))
     cv2.imwrite(str(root / "b.png"), image)
     before = json.loads((root / "a_face000.teacher.json").read_text())

@@ -11,11 +11,10 @@ import pytest
 
 from realtime import bench
 from realtime import mediapipe_mesh as mpm
+from realtime.assets import DEMO_TRUTH
 from train import compare
 from cli_errors import one_error_line
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_300W = ROOT.parent / "shared" / "data" / "300w"
 needs_mediapipe = pytest.mark.skipif(mpm.missing_reason() is not None, reason=str(mpm.missing_reason()))
 
 
@@ -67,7 +66,7 @@ def _grey_faces(folder: Path, count: int) -> str:
     finds a face there, the true box is still defined."""
     import cv2
 
-    truth = np.array(json.loads((ROOT / "assets" / "demo_truth.json").read_text())["frames"][0]["points"])
+    truth = np.array(json.loads(DEMO_TRUTH.read_text())["frames"][0]["points"])
     folder.mkdir()
     for i in range(count):
         cv2.imwrite(str(folder / f"grey_{i}.png"), np.full((480, 640, 3), 128, np.uint8))
@@ -90,11 +89,9 @@ def test_compare_counts_faces_not_found_and_skips_mediapipe_without_it(tmp_path,
 
 
 @needs_mediapipe
-def test_compare_on_300w_faces(tmp_path):
-    if not SHARED_300W.is_dir():
-        pytest.skip(f"the 300-W faces are not here ({SHARED_300W}; see ../shared/data/README.md)")
+def test_compare_on_300w_faces(tmp_path, shared_300w):
     out = tmp_path / "c"
-    assert compare.main(["--data", f"folder:{SHARED_300W}?layout=ibug68", "--limit", "4", "-o", str(out)]) == 0
+    assert compare.main(["--data", f"folder:{shared_300w}?layout=ibug68", "--limit", "4", "-o", str(out)]) == 0
     s = json.loads((out / "compare.json").read_text())["summary"]["systems"]
     for name in ("ours", "mediapipe", "ours_true_box"):
         assert s[name]["faces"] == 4 and s[name]["not_found"] <= 1 and s[name]["nme_pct"] < 15

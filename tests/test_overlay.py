@@ -24,6 +24,7 @@ pytest.importorskip("av")
 
 from pyqtgraph.Qt import QtCore, QtGui, QtTest
 
+from realtime.assets import SYNTH_5 as WEIGHTS
 from realtime.capture import CapturedFrame, VideoFileSource
 from realtime.live import LiveTuner
 from realtime.overlay import OverlayWindow
@@ -36,7 +37,6 @@ from test_pipeline_capture import make_clip
 pytestmark = pytest.mark.gui
 torch.set_num_threads(1)
 cv2.setNumThreads(1)
-WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "rcn_mtfl_synth.safetensors"
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -4,19 +4,18 @@ numpy + cv2 only; the live window's use of the same sizes is tested in ``test_ov
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 
+from realtime.assets import MEAN_FACE as MEAN_FACE_PATH
 from realtime.overlay_scale import (
     AXIS_MIN_PX, AXIS_WIDTH, DEFAULT_FACE_PX, LINE_WIDTH, POINT_RADIUS, face_size_px, mark_sizes,
 )
 from realtime.packet import FaceResult, FramePacket, HeadPose
 from realtime.video_out import POINT_RGB, draw_overlay
 
-MEAN_FACE = np.load(Path(__file__).resolve().parent.parent / "assets" / "mean_face_68.npy")[:, :2]
+MEAN_FACE = np.load(MEAN_FACE_PATH)[:, :2]
 
 
 def face_of_side(side: float, centre=(160.0, 120.0), pose: HeadPose | None = None) -> FaceResult:

@@ -18,9 +18,9 @@ av = pytest.importorskip("av")
 from realtime.capture import (CameraSource, CapturedFrame, FolderSource, ImageSource, VideoFileSource,
                               open_source, to_rgb)
 from realtime.errors import UserError
+from conftest import FACE_PHOTO
 
 cv2.setNumThreads(1)
-FACE_PHOTO = Path("/work/shared/data/faces/screenshot-faceid.jpg")
 
 
 def clip_frame(i: int, width: int, height: int) -> np.ndarray:

@@ -1,13 +1,12 @@
 """Landmarker stage alone: one batch per frame, crop -> image mapping, any keypoint count."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 import torch
 
+from realtime.assets import SYNTH_5 as WEIGHTS
 from realtime.crops import crop_matrix, transform_points
 from realtime.errors import UserError
 from realtime.landmarker import Landmarker, crops_to_image
@@ -17,7 +16,6 @@ from realtime.weights import save_weights
 
 torch.set_num_threads(1)
 cv2.setNumThreads(1)
-WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "rcn_mtfl_synth.safetensors"
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,14 +11,14 @@ import torch
 
 pytest.importorskip("av")
 
+from realtime.assets import SYNTH_5 as WEIGHTS
 from realtime.capture import CapturedFrame, ImageSource, VideoFileSource, open_source
 from realtime.errors import UserError
 from realtime.pipeline import FrameProcessor, LivePipeline, PipelineConfig, run_file
-from test_pipeline_capture import FACE_PHOTO, make_clip
+from test_pipeline_capture import make_clip
 
 torch.set_num_threads(1)
 cv2.setNumThreads(1)
-WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "rcn_mtfl_synth.safetensors"
 # the full-range BlazeFace finds the 128 px face of a 160x120 clip; the short range does not
 CONFIG = PipelineConfig(WEIGHTS, detector="full")
 
@@ -29,7 +28,7 @@ def processor() -> FrameProcessor:
     return FrameProcessor.from_config(CONFIG)
 
 
-@pytest.mark.skipif(not FACE_PHOTO.is_file(), reason="needs the real face photo")
+@pytest.mark.usefixtures("face_photo")  # make_clip draws it; a pattern without it has no face to find
 def test_processor_alone_finds_and_tracks_the_face(tmp_path, processor):
     with VideoFileSource(make_clip(tmp_path / "clip.mp4", frames=6)) as source:
         packets = [processor(frame) for frame in source]

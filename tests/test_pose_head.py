@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from realtime.assets import SYNTH_5
 from realtime.attributes import AttributeConfig, AttributeNet
 from realtime.capture import CapturedFrame
 from realtime.crops import crop_matrix
@@ -34,8 +35,7 @@ from realtime.weights import load_model, save_weights
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any QApplication exists
 torch.set_num_threads(1)
 cv2.setNumThreads(1)
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-WEIGHTS = ASSETS / "rcn_mtfl_synth.safetensors"  # 5 points, no attribute head
+WEIGHTS = SYNTH_5  # 5 points, no attribute head
 LAYOUT = get_layout("mtfl5")
 
 
@@ -75,11 +75,9 @@ def head_weights(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def demo_frame() -> np.ndarray:
+def demo_frame(clip_frames) -> np.ndarray:
     """The demo clip's first frame, (H, W, 3) uint8 RGB: one frontal face."""
-    av = pytest.importorskip("av")
-    with av.open(str(ASSETS / "demo.mp4")) as container:
-        return next(iter(container.decode(video=0))).to_ndarray(format="rgb24")
+    return clip_frames(0)[0]
 
 
 def turned(image: np.ndarray, degrees: float) -> np.ndarray:

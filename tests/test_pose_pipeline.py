@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from realtime.assets import SYNTH_5 as WEIGHTS
 from realtime.errors import UserError
 from realtime.layouts import get_layout
 from realtime.meanface import face_model_for, load_mean_face
@@ -21,8 +22,6 @@ from realtime.pose import CameraIntrinsics, angles_to_rotation, focal_px_from_fo
 
 torch.set_num_threads(1)
 cv2.setNumThreads(1)
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-WEIGHTS = ASSETS / "rcn_mtfl_synth.safetensors"
 
 
 def stub_landmarker(layout: str) -> SimpleNamespace:
@@ -53,13 +52,11 @@ def test_a_68_point_model_gets_the_whole_mean_face_and_its_pose():
 
 
 @pytest.fixture(scope="module")
-def demo_frames(tmp_path_factory) -> Path:
+def demo_frames(tmp_path_factory, clip_frames) -> Path:
     """The first 6 frames of the demo clip as a folder of PNGs."""
-    av = pytest.importorskip("av")
     folder = tmp_path_factory.mktemp("frames")
-    with av.open(str(ASSETS / "demo.mp4")) as container:
-        for i, frame in zip(range(6), container.decode(video=0)):
-            cv2.imwrite(str(folder / f"{i:03d}.png"), cv2.cvtColor(frame.to_ndarray(format="rgb24"), cv2.COLOR_RGB2BGR))
+    for i, frame in enumerate(clip_frames(*range(6))):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     return folder
 
 

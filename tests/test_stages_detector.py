@@ -3,20 +3,19 @@ blank/1x1/grey/RGBA inputs, and a clear error for a missing model file."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from realtime.assets import BLAZEFACE_DIR
 from realtime.detector import (
-    ASSET_DIR, MODELS, BlazeFaceDetector, letterbox, ssd_anchors, weighted_nms,
+    MODELS, BlazeFaceDetector, letterbox, ssd_anchors, weighted_nms,
 )
 from realtime.errors import UserError
 
 cv2.setNumThreads(1)
-FACE_PHOTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces" / "screenshot-faceid.jpg"
-# The single face in that photo, measured once by eye: a box around the head.
+# The single face of the shared portrait (the face_photo fixture), measured once by eye: a box around the head.
 FACE_REGION = (30, 155, 135, 260)  # x0, y0, x1, y1
 
 
@@ -77,7 +76,7 @@ def test_missing_model_file_is_a_user_error(tmp_path):
         BlazeFaceDetector("short", model_path=garbage)
     with pytest.raises(UserError, match="threshold"):
         BlazeFaceDetector("short", score_threshold=1.5)
-    assert (ASSET_DIR / MODELS["short"].file_name).is_file()
+    assert (BLAZEFACE_DIR / MODELS["short"].file_name).is_file()
 
 
 def check_face(found, offset=(0.0, 0.0), region=FACE_REGION):
@@ -94,9 +93,8 @@ def check_face(found, offset=(0.0, 0.0), region=FACE_REGION):
     assert (box[:2] < kp[:4]).all() and (kp[:4] < box[2:]).all()
 
 
-@pytest.mark.skipif(not FACE_PHOTO.is_file(), reason="shared face photo not present")
-def test_real_face_is_found_by_both_models(detectors):
-    rgb = cv2.cvtColor(cv2.imread(str(FACE_PHOTO)), cv2.COLOR_BGR2RGB)
+def test_real_face_is_found_by_both_models(detectors, face_photo):
+    rgb = cv2.cvtColor(cv2.imread(str(face_photo)), cv2.COLOR_BGR2RGB)
     full = detectors["full"]
     full(rgb)
     start = time.perf_counter()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -181,15 +180,11 @@ def test_iou_matrix():
     np.testing.assert_allclose(iou_matrix(a, b), [[50 / 150], [0.0]])
 
 
-FACE_PHOTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces" / "screenshot-faceid.jpg"
-
-
-@pytest.mark.skipif(not FACE_PHOTO.is_file(), reason="shared face photo not present")
 @pytest.mark.parametrize("turn_deg", [-30.0, 0.0, 30.0])
-def test_real_rolled_face_gives_a_level_crop(turn_deg):
+def test_real_rolled_face_gives_a_level_crop(face_photo, turn_deg):
     from realtime.detector import BlazeFaceDetector
 
-    rgb = cv2.cvtColor(cv2.imread(str(FACE_PHOTO)), cv2.COLOR_BGR2RGB)[140:285, 10:155]  # the one face
+    rgb = cv2.cvtColor(cv2.imread(str(face_photo)), cv2.COLOR_BGR2RGB)[140:285, 10:155]  # the one face
     turn = cv2.getRotationMatrix2D((72.0, 72.0), turn_deg, 1.0)  # counter-clockwise as displayed
     image = cv2.warpAffine(rgb, turn, (145, 145))
     detections = BlazeFaceDetector("short")(image)

@@ -17,28 +17,14 @@ import numpy as np
 import pytest
 import torch
 
-av = pytest.importorskip("av")
+pytest.importorskip("av")
 
 from realtime.video import main
 
 torch.set_num_threads(1)
 cv2.setNumThreads(1)
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_300W = ROOT.parent / "shared" / "data" / "300w"
 ENGINE = ["--backend", "eager", "--detector-backend", "opencv"]  # fixed, so both runs take one path
-
-
-def demo_frames(indices: list[int]) -> dict[int, np.ndarray]:
-    """Frames ``indices`` of the bundled clip, (H, W, 3) uint8 BGR for cv2.imwrite."""
-    frames = {}
-    with av.open(str(ROOT / "assets" / "demo.mp4")) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i in indices:
-                frames[i] = frame.to_ndarray(format="bgr24")
-            if i >= max(indices):
-                break
-    return frames
 
 
 def records(folder_or_image: Path, out: Path, *extra: str) -> list[dict]:
@@ -48,12 +34,12 @@ def records(folder_or_image: Path, out: Path, *extra: str) -> list[dict]:
     return [json.loads(line) for line in marks.read_text().splitlines()]
 
 
-def photo_folder(tmp_path: Path, extra_photos: dict[str, np.ndarray] = {}) -> Path:
+def photo_folder(tmp_path: Path, clip_frames, extra_photos: dict[str, np.ndarray] = {}) -> Path:
     """A folder of unrelated pictures: the clip's face far apart in time, a flipped one, a blank
     picture between them (a track carried over would report a face there), of several sizes."""
     folder = tmp_path / "photos"
     folder.mkdir()
-    frames = demo_frames([0, 150, 299])
+    frames = dict(zip((0, 150, 299), (cv2.cvtColor(f, cv2.COLOR_RGB2BGR) for f in clip_frames(0, 150, 299))))
     cv2.imwrite(str(folder / "a_first.png"), frames[0])
     cv2.imwrite(str(folder / "b_blank.png"), np.full((300, 400, 3), 127, np.uint8))
     cv2.imwrite(str(folder / "c_late.jpg"), frames[299])
@@ -81,8 +67,8 @@ def check_folder_equals_single_runs(tmp_path: Path, folder: Path) -> list[dict]:
     return together
 
 
-def test_a_folder_of_photos_gives_exactly_the_records_of_single_image_runs(tmp_path):
-    together = check_folder_equals_single_runs(tmp_path, photo_folder(tmp_path))
+def test_a_folder_of_photos_gives_exactly_the_records_of_single_image_runs(tmp_path, clip_frames):
+    together = check_folder_equals_single_runs(tmp_path, photo_folder(tmp_path, clip_frames))
     found = {r["source"]: len(r["faces"]) for r in together}
     assert found["b_blank.png"] == 0, "a face from the previous photo was carried over"
     assert found["a_first.png"] >= 1 and found["c_late.jpg"] >= 1 and found["d_mirrored.png"] >= 1
@@ -90,10 +76,10 @@ def test_a_folder_of_photos_gives_exactly_the_records_of_single_image_runs(tmp_p
         assert all(face["detection_score"] is not None for face in record["faces"])
 
 
-def test_shared_300w_crops_in_a_folder_equal_single_runs(tmp_path):
-    crops = sorted((SHARED_300W / "afw").glob("*.jpg"))[:3] + sorted((SHARED_300W / "helen").rglob("*.jpg"))[:3]
+def test_shared_300w_crops_in_a_folder_equal_single_runs(tmp_path, shared_300w):
+    crops = sorted((shared_300w / "afw").glob("*.jpg"))[:3] + sorted((shared_300w / "helen").rglob("*.jpg"))[:3]
     if len(crops) < 4:
-        pytest.skip(f"needs the shared 300-W crops in {SHARED_300W} (../shared/data/300w beside the repo); absent")
+        pytest.skip(f"needs the shared 300-W crops in {shared_300w}/afw and helen; too few there")
     folder = tmp_path / "photos"
     folder.mkdir()
     for crop in crops:  # copied into tmp_path only: shared data never enters the repo
@@ -102,8 +88,8 @@ def test_shared_300w_crops_in_a_folder_equal_single_runs(tmp_path):
     assert sum(len(r["faces"]) > 0 for r in together) >= len(crops) // 2
 
 
-def test_csv_rows_name_their_photo_and_video_records_their_file(tmp_path):
-    folder = photo_folder(tmp_path)
+def test_csv_rows_name_their_photo_and_video_records_their_file(tmp_path, clip_frames):
+    folder = photo_folder(tmp_path, clip_frames)
     marks = tmp_path / "marks.csv"
     assert main([str(folder), "-o", str(tmp_path / "o.mp4"), "--landmarks", str(marks), "--csv", *ENGINE]) == 0
     rows = list(csv.DictReader(marks.open()))

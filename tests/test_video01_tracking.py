@@ -9,8 +9,6 @@ enters is picked up within the tracker's longest re-detect interval.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -22,11 +20,9 @@ from realtime.video import DEFAULT_WEIGHTS
 torch.set_num_threads(1)  # as the other pipeline tests: two threads on a shared 2-core machine stall
 cv2.setNumThreads(1)
 
-CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "video_01.mp4"
 PEOPLE = 5
 
 pytestmark = [
-    pytest.mark.skipif(not CLIP.is_file(), reason=f"real clip not present: {CLIP} (shared data, never committed)"),
     pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="the bundled landmark model is not there"),
 ]
 
@@ -37,13 +33,13 @@ def default_processor():
     return FrameProcessor.from_config(PipelineConfig(DEFAULT_WEIGHTS))
 
 
-def test_default_pipeline_finds_and_keeps_the_people_of_a_real_clip():
+def test_default_pipeline_finds_and_keeps_the_people_of_a_real_clip(video_01):
     pytest.importorskip("av")
     from realtime.capture import VideoFileSource
     from realtime.pipeline import run_file
 
     packets = []
-    stats = run_file(VideoFileSource(CLIP), default_processor(), packets.append)
+    stats = run_file(VideoFileSource(video_01), default_processor(), packets.append)
     assert stats.processed == len(packets) == 90
     counts = np.array([len(p.faces) for p in packets])
     ids = {face.track_id for p in packets for face in p.faces}
@@ -53,7 +49,7 @@ def test_default_pipeline_finds_and_keeps_the_people_of_a_real_clip():
     assert duplicates == 0, f"{duplicates} pairs of tracks on one face"
 
 
-def test_a_face_that_enters_is_picked_up():
+def test_a_face_that_enters_is_picked_up(video_01):
     """The left third of the first 30 frames is blanked (the woman on the left is not there
     yet); once she "enters", re-detection must give her a track within the longest interval."""
     pytest.importorskip("av")
@@ -62,7 +58,7 @@ def test_a_face_that_enters_is_picked_up():
     processor = default_processor()
     longest = max(processor.tracker.config.redetect_every, processor.tracker.config.redetect_every_max)
     enter, found_at, ids = 30, None, set()
-    with VideoFileSource(CLIP) as source:
+    with VideoFileSource(video_01) as source:
         for frame in source:
             image = frame.image.copy()
             if frame.frame_id < enter:

@@ -33,9 +33,10 @@ import numpy as np
 import torch
 from safetensors.torch import save
 
+from realtime.assets import BLAZEFACE_DIR
 from realtime.atomic import atomic_path
 from realtime.blazeface_torch import NETWORKS, SameConv2d, weights_metadata, weights_path_for
-from realtime.detector import ASSET_DIR, MODELS, BlazeFaceDetector
+from realtime.detector import MODELS, BlazeFaceDetector
 from realtime.errors import UserError, exit_status
 
 ALLOWED_OPS = {"DEQUANTIZE", "CONV_2D", "DEPTHWISE_CONV_2D", "RELU", "ADD", "PAD", "MAX_POOL_2D",
@@ -220,8 +221,8 @@ def sha256(path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.convert_blazeface", description=__doc__.splitlines()[0])
-    p.add_argument("--src", type=Path, default=ASSET_DIR, help="folder holding the .tflite files")
-    p.add_argument("--out", type=Path, default=ASSET_DIR, help="folder for the .safetensors files")
+    p.add_argument("--src", type=Path, default=BLAZEFACE_DIR, help="folder holding the .tflite files")
+    p.add_argument("--out", type=Path, default=BLAZEFACE_DIR, help="folder for the .safetensors files")
     p.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["short", "full"])
     args = p.parse_args(argv)
 

@@ -35,11 +35,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realtime.assets import ASTRONAUT_PTS, DEMO_CLIP
 from realtime.atomic import write_text_atomic
 from realtime.errors import UserError
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-ASTRONAUT_PTS = ASSETS / "astronaut_68.pts"
 GENERATOR = "train.democlip v1"
 FOCAL_FACES = 4.0  # viewing distance of the tilted picture plane, in face widths
 NOISE_SIGMA = 3.0  # sensor noise, grey levels (0-255)
@@ -308,7 +307,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = ClipSpec()
     p = argparse.ArgumentParser(prog="python -m train.democlip", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--out", default=str(ASSETS / "demo.mp4"), help="the H.264 clip")
+    p.add_argument("--out", default=str(DEMO_CLIP), help="the H.264 clip")
     p.add_argument("--truth", help="ground truth JSON (default: demo_truth.json beside --out)")
     p.add_argument("--seconds", type=float, default=d.seconds)
     p.add_argument("--fps", type=float, default=d.fps)

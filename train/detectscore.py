@@ -32,13 +32,14 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from realtime.assets import DEMO_CLIP
 from realtime.atomic import write_text_atomic
 from realtime.errors import UserError, run_command
 from train.datasets.ibug300w import SPLITS, present_subsets
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
-DEFAULT_CLIPS = (ROOT / "assets" / "demo.mp4", SHARED_DATA / "video" / "video_01.mp4")
+DEFAULT_CLIPS = (DEMO_CLIP, SHARED_DATA / "video" / "video_01.mp4")
 DEFAULT_300W = SHARED_DATA / "300w"
 MATCH_IOU = 0.3
 TIGHT_SCALE = 1.25

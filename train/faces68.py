@@ -34,14 +34,15 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.assets import DEMO_CLIP, DEMO_TRUTH, LANDMARKS_68, MEAN_FACE, TEACHER_68
 from realtime.atomic import write_text_atomic
 from realtime.errors import UserError, run_command
 from train.config import FitConfig
 from train.datasets.base import LandmarkSet
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SHIP = ROOT / "assets" / "rcn68_faces.safetensors"
-DEFAULT_INIT = ROOT / "assets" / "rcn68_teacher.safetensors"
+DEFAULT_SHIP = LANDMARKS_68
+DEFAULT_INIT = TEACHER_68
 NORMS = ["outer_eye", "eye_centres"]
 GOLDEN = ROOT / "tests" / "fixtures" / "golden68.json"
 GOLDEN_TOLERANCE_PX = 0.25
@@ -52,13 +53,13 @@ def golden_points(weights: Path) -> tuple[np.ndarray, np.ndarray]:
     """The model's (68, 2) points on frame 0 of the bundled clip, from the crop of the truth's own
     face box (no detector, no tracking: the network alone), and the truth's points."""
     from realtime.capture import VideoFileSource
-    from realtime.clipscore import DEFAULT_CLIP, ClipTruth
+    from realtime.clipscore import ClipTruth
     from realtime.crops import crop_matrix, face_box_from_points
     from realtime.landmarker import Landmarker
     from realtime.layouts import get_layout
 
-    truth = ClipTruth.load(DEFAULT_CLIP.with_name("demo_truth.json")).points[0]
-    with VideoFileSource(DEFAULT_CLIP) as source:
+    truth = ClipTruth.load(DEMO_TRUTH).points[0]
+    with VideoFileSource(DEMO_CLIP) as source:
         frame = next(iter(source)).image
         source.stop()
     landmarker = Landmarker(weights)
@@ -126,7 +127,7 @@ def fit_pose_head(model, train_spec: str, val_spec: str, steps: int = 2000, seed
     from realtime.attributes import AttributeNet
     from train.attributes import attribute_loss, head_config
 
-    mean_face = np.load(ROOT / "assets" / "mean_face_68.npy")
+    mean_face = np.load(MEAN_FACE)
     points, angles = pose_labels(train_spec, model, mean_face)
     kinds = dict.fromkeys(POSE_NAMES, "angle")
     torch.manual_seed(seed)
@@ -279,7 +280,7 @@ def measure(args: argparse.Namespace, cfg: FitConfig) -> dict:
     from train.reproduce import hardware
 
     weights = Path(args.ship)
-    truth = clipscore.ClipTruth.load(clipscore.DEFAULT_CLIP.with_name("demo_truth.json"))
+    truth = clipscore.ClipTruth.load(DEMO_TRUTH)
     last = Path(cfg.out) / "last.pt"
     seconds = None
     if last.is_file():
@@ -294,7 +295,7 @@ def measure(args: argparse.Namespace, cfg: FitConfig) -> dict:
             "heldout": set_nme(weights, holdout), "train": set_nme(weights, fit_set),
             "init_heldout": set_nme(init, holdout) if init and init.is_file() else None,
             "pose_head_mae_deg": weights_info(weights).get("pose_head", {}).get("holdout_mae_deg"),
-            "clip": clipscore.score_clip(weights, clipscore.DEFAULT_CLIP, truth),
+            "clip": clipscore.score_clip(weights, DEMO_CLIP, truth),
             "speed": speed(weights, cfg.val), "fit_config": asdict(cfg)}
 
 

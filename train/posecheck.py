@@ -28,11 +28,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realtime.assets import DEMO_TRUTH
 from realtime.errors import UserError
 from realtime.meanface import load_mean_face
 from realtime.pose import CameraIntrinsics, estimate_head_pose, rotation_to_angles
 
-TRUTH = Path(__file__).resolve().parent.parent / "assets" / "demo_truth.json"
+TRUTH = DEMO_TRUTH
 PAIRS = (("roll", "angle_deg"), ("yaw", "yaw_deg"), ("pitch", "pitch_deg"))
 
 

@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realtime.assets import synthetic_cache_dir as cache_dir
 from realtime.atomic import atomic_path
 from realtime.errors import UserError
 from train.datasets.base import FaceSample, LandmarkSet
@@ -134,11 +134,6 @@ def generate(n: int, seed: int, size: int = 96, *, options: RenderOptions = Rend
         images = np.concatenate([p[0] for p in parts])
         points = np.concatenate([p[1] for p in parts])
     return SynthArrays(images, points, class_from_points(points), orientation_from_points(points))
-
-
-def cache_dir() -> Path:
-    """``$RCN_CACHE`` if set, else ``~/.cache/rcn``."""
-    return Path(os.environ.get("RCN_CACHE") or Path.home() / ".cache" / "rcn")
 
 
 def _stream_seed(split: str, seed: int) -> int:

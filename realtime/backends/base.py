@@ -1,5 +1,5 @@
 """What every backend shares: the ``Backend`` object, the network-plus-decoder module that is
-run or exported, batch buckets, the cache folder and the keys that name things in it.
+run or exported, batch buckets, the cache folder (``realtime.assets.backend_cache_dir``) and the keys that name things in it.
 
 Shapes: crops ``x`` (B, C, S, S) float32 in [0, 1]; ``points`` (B, K, 2) float32 crop pixels
 (x, y, pixel centres at integers); ``scores`` (B, K) float32 in (0, 1].
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from realtime.assets import backend_cache_dir as cache_dir  # noqa: F401 (re-exported: the backends' cache folder)
 from realtime.decode import decode
 
 Run = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -83,13 +83,6 @@ def chunked(run: Run, x: torch.Tensor, limit: int = MAX_BUCKET) -> tuple[torch.T
         return run(x)
     parts = [run(x[i:i + limit]) for i in range(0, x.shape[0], limit)]
     return torch.cat([p for p, _ in parts]), torch.cat([s for _, s in parts])
-
-
-def cache_dir() -> Path:
-    """Where exported models and ``auto`` decisions live: ``$RCN_CACHE/backends`` if
-    ``RCN_CACHE`` is set, else ``~/.cache/rcn-realtime/backends``."""
-    root = os.environ.get("RCN_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "rcn-realtime") / "backends"
 
 
 def model_digest(model: nn.Module, decoder: str, beta: float) -> str:

@@ -33,14 +33,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from realtime.assets import DEMO_CLIP, DEMO_TRUTH
 from realtime.atomic import atomic_path
 from realtime.backends.base import Backend, cache_dir, model_digest, package_version
 from realtime.backends.exported import _quiet, onnx_file, ort_backend, ov_backend
 from realtime.errors import UserError
 
 log = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parents[2]
-CLIP, CLIP_TRUTH = ROOT / "assets" / "demo.mp4", ROOT / "assets" / "demo_truth.json"
+CLIP, CLIP_TRUTH = DEMO_CLIP, DEMO_TRUTH
 RECIPE = 1  # bump when the calibration crops or quantizer settings change: it keys the cache
 CALIBRATION_EVERY, CALIBRATION_OFFSET = 10, 5  # clip frames 5, 15, 25, ...: 60 crops (the parity tests use 0, 30, ...)
 DECODER_OPS = ("Softmax", "ReduceSum", "ReduceMax", "ArgMax")
