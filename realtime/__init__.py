@@ -5,3 +5,7 @@ with pixel centres at integer coordinates (OpenCV's convention: pixel (i, j) cov
 [j - 0.5, j + 0.5) x [i - 0.5, i + 0.5)). Boxes are (x0, y0, x1, y1).
 """
 __version__ = "0.1.0"
+
+from realtime.signals import install_startup_hook as _install_startup_hook
+
+_install_startup_hook()  # `python -m realtime.X`: Ctrl-C during start-up prints one line, not a traceback

@@ -38,11 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.assets import DEMO_CLIP as DEFAULT_CLIP
 from realtime.atomic import atomic_path, write_text_atomic
 from realtime.errors import UserError, run_command
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CLIP = ROOT / "assets" / "demo.mp4"
 # File mode's arrival-to-result latency is mostly time spent queued behind earlier frames, so part b
 # leaves it out; part d measures latency where it matters.
 STAGES = ("capture_ms", "detect_ms", "track_ms", "landmarks_ms", "smooth_ms", "pose_ms", "process_ms")
@@ -401,11 +401,12 @@ def plot(results: dict, path: Path) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from realtime.video import DEFAULT_WEIGHTS
 
-    p = argparse.ArgumentParser(prog="python -m realtime.bench", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from realtime.cliargs import Parser, number
+
+    p = Parser(prog="python -m realtime.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="landmark model (.safetensors)")
     p.add_argument("--clip", default=str(DEFAULT_CLIP), help="clip with a _truth.json beside it")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:N")
     p.add_argument("--backend", default="auto", help="landmark backend of the pipeline parts (b-d), as the CLIs")
     p.add_argument("--backends", default="all", help="backends for part a: all, or a comma list")
     p.add_argument("--preset", help="part a only: time this preset (e.g. rcn_300w) with random weights instead")
@@ -413,7 +414,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "1,...,1024 on CUDA; 1,8 with --quick)")
     p.add_argument("--parts", default="landmarks,pipeline,dlib,mediapipe,live", help="comma list of the parts to run")
     p.add_argument("--no-dlib", action="store_true", help="skip part c")
-    p.add_argument("--mediapipe-faces", type=int, default=1, help="part e: MediaPipe's max_num_faces (its default 1; "
+    p.add_argument("--mediapipe-faces", type=number(int, 1, 64), default=1, help="part e: MediaPipe's max_num_faces (its default 1; "
                    "in tracking mode its detector runs while fewer faces than this are tracked)")
     p.add_argument("--quick", action="store_true", help="short runs (CI): numbers are rough")
     p.add_argument("-o", "--out", default="bench_out", help="folder for bench.json, bench.md, bench.png")
@@ -421,22 +422,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
+    from realtime.outpaths import Output, check_outputs, make_folders
+
     weights, clip = Path(args.weights), Path(args.clip)
     for path, what in ((weights, "weights"), (clip, "clip")):
         if not path.is_file():
             raise UserError(f"{what} not found: {path}")
+    missing = check_outputs([Output(args.out, "-o", folder=True)], [weights, clip])
     parts = {s.strip() for s in args.parts.split(",") if s.strip()} - ({"dlib"} if args.no_dlib else set())
     unknown = parts - {"landmarks", "pipeline", "dlib", "mediapipe", "live"}
     if unknown:
         raise UserError(f"unknown part(s) {', '.join(sorted(unknown))}: choose from landmarks, pipeline, dlib, "
                         "mediapipe, live")
-    if args.mediapipe_faces < 1:
-        raise UserError(f"--mediapipe-faces must be at least 1, got {args.mediapipe_faces}")
     if args.batches:
         try:
             batches = [int(b) for b in args.batches.split(",")]
         except ValueError:
-            raise UserError(f"--batches must be a comma list of integers, got {args.batches!r}") from None
+            batches = []
+        if not batches or min(batches) < 1 or max(batches) > 65536:
+            raise UserError(f"--batches must be a comma list of whole numbers in [1, 65536], got {args.batches!r}")
     else:
         top = 1024 if args.device.startswith("cuda") else 64
         batches = [1, 8] if args.quick else [2 ** i for i in range(top.bit_length()) if 2 ** i <= top]
@@ -458,7 +462,7 @@ def run(args: argparse.Namespace) -> int:
     if "live" in parts:
         results["live"] = live_run(weights, clip, args.device, args.backend, 3.0 if args.quick else None)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folders(missing)
     write_text_atomic(out / "bench.json", json.dumps(results, indent=1, default=float) + "\n")
     write_text_atomic(out / "bench.md", render(results))
     written = [out / "bench.json", out / "bench.md"]

@@ -27,11 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.assets import DEMO_CLIP as DEFAULT_CLIP
 from realtime.atomic import write_text_atomic
-from realtime.errors import UserError, exit_status
+from realtime.errors import UserError, run_command
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CLIP = ROOT / "assets" / "demo.mp4"
 OUTER_EYE_CORNERS = (36, 45)  # 0-based iBUG indices of points 37 and 46
 
 
@@ -129,21 +128,28 @@ def score_clip(weights: str | Path, clip: str | Path, truth: ClipTruth, detector
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from realtime.video import DEFAULT_WEIGHTS
 
-    p = argparse.ArgumentParser(prog="python -m realtime.clipscore", description=__doc__.split("\n\n")[0])
+    from realtime.cliargs import Parser
+
+    p = Parser(prog="python -m realtime.clipscore", description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="68-point landmark model (.safetensors)")
     p.add_argument("--clip", default=str(DEFAULT_CLIP), help="the clip (default: the bundled demo)")
     p.add_argument("--truth", help="its truth JSON (default: CLIP's stem + _truth.json beside it)")
     from realtime.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
 
     p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
-    p.add_argument("--json", help="also write the scores here")
+    p.add_argument("--json", help="also write the scores to this .json file")
     return p.parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> int:
+    from realtime.outpaths import Output, prepare_outputs
+
     clip = Path(args.clip)
     if not clip.is_file():
         raise UserError(f"clip not found: {clip}")
+    if not Path(args.weights).is_file():
+        raise UserError(f"--weights file not found: {args.weights}")
+    prepare_outputs([Output(args.json, "--json", (".json",))], [clip, args.weights, args.truth])
     truth = ClipTruth.load(args.truth or clip.with_name(clip.stem + "_truth.json"))
     scores = score_clip(args.weights, clip, truth, args.detector)
     for name, s in scores.items():
@@ -157,8 +163,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    return exit_status(lambda: run(args))
+    return run_command(parse_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from realtime.signals import exit_code, interrupted_line, stop_signals
+
 
 class UserError(Exception):
     """Bad input from the user: a missing or malformed file, an unknown name, a nonsense value.
@@ -16,20 +18,33 @@ class UserError(Exception):
 
 def exit_status(run: Callable[[], int]) -> int:
     """Call a command line's ``run``; a ``UserError`` becomes ``error: <message>`` on stderr and
-    exit status 2 (never a traceback)."""
+    exit status 2 (never a traceback), and so does an ``OSError`` that escapes (a full disk). SIGTERM and SIGHUP act as Ctrl-C while it runs
+    (``realtime.signals``); an interrupt that ``run`` did not handle itself prints one line and
+    exits with 128 + the signal's number."""
     try:
-        return run()
+        with stop_signals():
+            return run()
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        print(interrupted_line(exc), file=sys.stderr)
+        return exit_code(exc)
+    except OSError as exc:  # the last guard: a full disk, a file vanished mid-run; paths are checked up front
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
 
 
 def run_command(parse_args: Callable, run: Callable, argv: list[str] | None) -> int:
     """A command line's ``main``: parse ``argv`` (the process's when None), keep the words on
-    ``args.argv`` (for the command a report quotes), then ``exit_status(run(args))``."""
-    args = parse_args(argv)
-    args.argv = sys.argv[1:] if argv is None else list(argv)
-    return exit_status(lambda: run(args))
+    ``args.argv`` (for the command a report quotes), then ``run(args)``; parsing and running both
+    inside ``exit_status`` (a bad argument is one ``error:`` line too)."""
+    def parse_and_run() -> int:
+        args = parse_args(argv)
+        args.argv = sys.argv[1:] if argv is None else list(argv)
+        return run(args)
+    return exit_status(parse_and_run)
 
 
 def model_file(path: str | Path | None, default: Callable[[], Path | None], no_default: str, what: str) -> Path:

@@ -38,6 +38,7 @@ from realtime.mailbox import MailboxClosed
 from realtime.overlay_items import ANGLES, DisplayOptions, FaceLayers, PosePlot
 from realtime.packet import FramePacket
 from realtime.pipeline import LivePipeline, RunStats
+from realtime.signals import STOP_SIGNALS
 from realtime.pose import CameraIntrinsics
 
 
@@ -96,7 +97,8 @@ class OverlayWindow(QtWidgets.QWidget):
     ``screenshot_after`` N: save a screenshot once N frames have been drawn (or at the end of the
     input, if it comes first); ``quit_after`` N: close after N frames drawn, or at the end of input.
     After closing, ``stats`` holds the pipeline's counts, ``error`` a pipeline failure (or None),
-    ``screenshots`` the files saved, ``interrupted`` whether Ctrl-C closed it (``run_window``).
+    ``screenshots`` the files saved, ``interrupted`` the number of the stop signal (Ctrl-C, SIGTERM, SIGHUP) that closed it, else 0
+    (``run_window``).
     """
 
     def __init__(self, pipeline: LivePipeline | None = None, tuner: LiveTuner | None = None,
@@ -113,7 +115,7 @@ class OverlayWindow(QtWidgets.QWidget):
         self.frames_drawn, self.draw_ms = 0, 0.0
         self.stats: RunStats | None = None
         self.error: BaseException | None = None
-        self.interrupted = False
+        self.interrupted = 0
         self.screenshots: list[Path] = []
         self._recent: collections.deque[tuple[float, float]] = collections.deque(maxlen=120)  # (t shown, latency)
         self._note = ""
@@ -294,7 +296,7 @@ def default_display(pipeline: LivePipeline | None) -> DisplayOptions:
 def run_window(pipeline: LivePipeline, tuner: LiveTuner, **options: object) -> OverlayWindow:
     """Show an ``OverlayWindow`` (``options`` as its constructor), start ``pipeline``, run Qt's
     event loop until the window closes (Q, Esc, the window's close button, ``quit_after``, a
-    pipeline error, or Ctrl-C, which sets ``window.interrupted``); the pipeline is stopped on
+    pipeline error, or Ctrl-C, SIGTERM or SIGHUP, which set ``window.interrupted`` to the signal's number); the pipeline is stopped on
     return whatever happened. Returns the closed window (``stats``, ``error``, ``screenshots``)."""
     QtCore.qInstallMessageHandler(_qt_message)
     app = pg.mkQApp("RCN live landmarks")
@@ -304,11 +306,11 @@ def run_window(pipeline: LivePipeline, tuner: LiveTuner, **options: object) -> O
         pipeline.stop()  # releases the source
         raise
 
-    def interrupt(*_: object) -> None:  # runs on the GUI thread between two timer ticks
-        window.interrupted = True
+    def interrupt(signum: int, _frame: object) -> None:  # runs on the GUI thread between two timer ticks
+        window.interrupted = signum
         window.close()
 
-    previous = signal.signal(signal.SIGINT, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS}
     # Python's cyclic GC may otherwise run on a pipeline thread and free Qt objects there (a
     # timer firing on a freed object crashed the overlay tests); pyqtgraph's collector turns
     # automatic GC off and collects on a Qt timer, on the GUI thread, while the window runs.
@@ -318,7 +320,8 @@ def run_window(pipeline: LivePipeline, tuner: LiveTuner, **options: object) -> O
         pipeline.start()
         app.exec()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         window.shutdown()
         collector.timer.stop()
         gc.enable()

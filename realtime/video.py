@@ -17,8 +17,10 @@ inside the folder; for an image or a video, the path as given), and the annotate
 one after the other at ``--rate``. The camera's intrinsics default to a 60 degree horizontal field
 of view, typical of webcams. The annotated video is H.264 with the input's audio copied, pose drawn
 as axes on each face. Outputs are atomic: bad input (a missing, empty, non-video or truncated file)
-prints one ``error:`` line, exits with status 2 and leaves no output; Ctrl-C finishes both outputs
-with the frames done so far and exits with status 130. The default weights are the bundled
+prints one ``error:`` line, exits with status 2 and leaves no output; the paths are checked before
+any work (``realtime.outpaths``: an output that is the input, two outputs on one file, a folder, a
+read-only place, a wrong extension). Ctrl-C, SIGTERM or SIGHUP finishes both outputs with the frames
+done so far and exits with 128 + the signal (130 for Ctrl-C). The default weights are the bundled
 68-point real-face model ``assets/rcn68_faces.safetensors`` (``python -m train.faces68``; model
 card in ``assets/README.md``).
 """
@@ -29,9 +31,10 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from realtime.errors import exit_status
+from realtime.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
+from realtime.cliargs import Parser, number, positive
+from realtime.errors import UserError, run_command
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "rcn68_faces.safetensors"
 
 
 def _progress(total: int | None) -> tuple[Callable[[], None], Callable[[], None]]:
@@ -64,31 +67,73 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                         f"or one of {', '.join(BACKENDS)} (README: Inference backends)")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
+LANDMARK_FORMATS = {".jsonl": "jsonl", ".csv": "csv"}
+VIDEO_SUFFIXES = (".mp4",)
 
-    parser = argparse.ArgumentParser(prog="python -m realtime.video", description=__doc__.split("\n\n")[0])
-    parser.add_argument("input", help="a video file, an image, or a folder of images")
-    parser.add_argument("-o", "--output", required=True, help="annotated H.264 video (.mp4)")
-    parser.add_argument("--landmarks", required=True, help="landmarks file (.jsonl, or .csv with --csv)")
-    parser.add_argument("--csv", action="store_true", help="write the landmarks as CSV, one row per face")
-    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="landmark model (.safetensors)")
-    parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
-    add_engine_arguments(parser)
-    parser.add_argument("--rate", type=float, default=30.0, help="frame rate of the annotated video of a folder "
-                        "of images (Hz); each image is still processed on its own")
+
+def add_pose_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--focal-px``/``--hfov``, ``--face-model``, ``--pose-source``: shared by the video and webcam CLIs."""
     intrinsics = parser.add_mutually_exclusive_group()
-    intrinsics.add_argument("--focal-px", type=float, help="camera focal length in pixels (head pose)")
-    intrinsics.add_argument("--hfov", type=float, default=60.0, help="horizontal field of view in degrees, "
-                            "for head pose when --focal-px is not given (default 60, typical of webcams)")
+    intrinsics.add_argument("--focal-px", type=positive(float), help="camera focal length in pixels (head pose)")
+    intrinsics.add_argument("--hfov", type=number(float, 0, 180, lo_open=True, hi_open=True), default=60.0,
+                            help="horizontal field of view in degrees, for head pose when --focal-px is not "
+                            "given (default 60, typical of webcams)")
     parser.add_argument("--face-model", help="3D face (K, 3) .npy for head pose, K the model's point count "
-                        "(default: the shipped mean face, assets/mean_face_68.npy, or its subset)")
+                        "(default: the shipped mean face, mean_face_68.npy, or its subset)")
     parser.add_argument("--pose-source", choices=("pnp", "head"), default="pnp",
                         help="head pose by solvePnP against the 3D face (default), or from the weights' "
                         "attribute head (needs one predicting yaw, pitch and roll)")
-    parser.add_argument("--min-confidence", type=float, default=None,
-                        help="re-detect when a track's mean point score falls below this")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from realtime.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
+
+    parser = Parser(prog="python -m realtime.video", description=__doc__.split("\n\n")[0])
+    parser.add_argument("input", help="a video file, an image, or a folder of images")
+    parser.add_argument("-o", "--output", required=True, help="annotated H.264 video (.mp4)")
+    parser.add_argument("--landmarks", required=True, help="landmarks file: .jsonl (JSON lines), or .csv (one row "
+                        "per face; the format follows the extension)")
+    parser.add_argument("--csv", action="store_true", help="write the landmarks as CSV (the --landmarks name must "
+                        "then end in .csv; a .csv name alone is enough)")
+    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="landmark model (.safetensors)")
+    parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
+    add_engine_arguments(parser)
+    parser.add_argument("--rate", type=number(float, 0, 1000, lo_open=True), default=30.0,
+                        help="frame rate of the annotated video of a folder of images (Hz); each image is still "
+                        "processed on its own")
+    add_pose_arguments(parser)
+    parser.add_argument("--min-confidence", type=number(float, 0, 1), default=None,
+                        help="re-detect when a track's mean point score (0-1) falls below this (default: the "
+                        "threshold stored in the weights)")
     return parser.parse_args(argv)
+
+
+def landmarks_format(path: str, csv: bool) -> str:
+    """The landmarks format: the extension's (.jsonl or .csv); ``--csv`` with a .jsonl name is a
+    contradiction and any other extension is refused (``UserError``)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in LANDMARK_FORMATS:
+        raise UserError(f"--landmarks {path}: expected a .jsonl or .csv file name (the format follows the "
+                        f"extension), not {suffix or 'no extension'!r}")
+    if csv and suffix != ".csv":
+        raise UserError(f"--csv writes CSV but --landmarks {path} ends in {suffix}: name it .csv, or drop --csv")
+    return LANDMARK_FORMATS[suffix]
+
+
+def check_paths(args: argparse.Namespace) -> list[Path]:
+    """Every path of the command checked before any work (``realtime.outpaths``); returns the
+    output folders still to create."""
+    from realtime.outpaths import Output, check_outputs
+
+    if not Path(args.input).exists():
+        raise UserError(f"input not found: {args.input}")
+    for flag, path in (("--weights", args.weights), ("--face-model", args.face_model)):
+        if path is not None and not Path(path).is_file():
+            raise UserError(f"{flag} file not found: {path}")
+    missing = check_outputs([Output(args.output, "-o", VIDEO_SUFFIXES), Output(args.landmarks, "--landmarks")],
+                            inputs=[args.input, args.weights, args.face_model])
+    args.format = landmarks_format(args.landmarks, args.csv)
+    return missing
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,8 +144,11 @@ def run(args: argparse.Namespace) -> int:
     from realtime.packet import FramePacket
     from realtime.pipeline import FrameProcessor, PipelineConfig, run_file
     from realtime.tracker import TrackerConfig
+    from realtime.outpaths import make_folders
+    from realtime.signals import deferred, exit_code, interrupted_line
     from realtime.video_out import LandmarksWriter, VideoWriter, draw_overlay
 
+    missing = check_paths(args)
     tracker = TrackerConfig()
     if args.min_confidence is not None:
         tracker = replace(tracker, min_confidence=args.min_confidence)
@@ -115,9 +163,10 @@ def run(args: argparse.Namespace) -> int:
     total = (source.declared_frames or None) if is_video else len(getattr(source, "files", [0]))
     outputs: list = []
     try:
+        make_folders(missing)
         outputs.append(VideoWriter(args.output, rate_hz=source.rate_hz if is_video else args.rate,
                                    audio_from=args.input if is_video else None))
-        outputs.append(LandmarksWriter(args.landmarks, "csv" if args.csv else "jsonl",
+        outputs.append(LandmarksWriter(args.landmarks, args.format,
                                        processor.landmarker.num_points))
     except BaseException:
         source.close()
@@ -129,18 +178,20 @@ def run(args: argparse.Namespace) -> int:
     step, close_bar = _progress(total)
 
     def on_packet(packet: FramePacket) -> None:
-        video.write(draw_overlay(packet.image, packet), packet.t_capture)
-        landmarks.write(packet)
+        image = draw_overlay(packet.image, packet)
+        with deferred():  # a frame's video and record are written whole, or not at all
+            video.write(image, packet.t_capture)
+            landmarks.write(packet)
         step()
 
     try:
         stats = run_file(source, processor, on_packet)
-    except KeyboardInterrupt:  # keep what is done: both files valid and complete so far
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: keep what is done, both files valid
         close_bar()
         video.close()
         landmarks.close()
-        print(f"interrupted: wrote the {landmarks.frames} frames done so far", file=sys.stderr)
-        return 130
+        print(interrupted_line(exc, f"wrote the {landmarks.frames} frames done so far"), file=sys.stderr)
+        return exit_code(exc)
     except BaseException:  # bad input (a truncated video) or a failure: leave no output
         close_bar()
         video.abort()
@@ -155,8 +206,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    return exit_status(lambda: run(args))
+    return run_command(parse_args, run, argv)
 
 
 if __name__ == "__main__":

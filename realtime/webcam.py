@@ -26,8 +26,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from realtime.errors import UserError, exit_status
-from realtime.video import DEFAULT_WEIGHTS, add_engine_arguments
+from realtime.cliargs import Parser, number
+from realtime.errors import UserError, run_command
+from realtime.outpaths import Output, check_outputs, make_folders
+from realtime.video import DEFAULT_WEIGHTS, add_engine_arguments, add_pose_arguments
 
 QT_HELP = ("without a display, set QT_QPA_PLATFORM=offscreen (no window; see --screenshot-after), or start a "
            "virtual display: Xvfb :99 -screen 0 1280x1024x24 & and DISPLAY=:99 (Debian packages in the README)")
@@ -36,26 +38,19 @@ QT_HELP = ("without a display, set QT_QPA_PLATFORM=offscreen (no window; see --s
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from realtime.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
 
-    parser = argparse.ArgumentParser(prog="python -m realtime.webcam", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="python -m realtime.webcam", description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", default="0", help="camera index or /dev/video*, a video file, an image or "
                         "a folder of images (files play as live, at their own rate)")
     parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="landmark model (.safetensors)")
-    parser.add_argument("--width", type=int, help="camera frame width to ask for (pixels)")
-    parser.add_argument("--height", type=int, help="camera frame height to ask for (pixels)")
-    parser.add_argument("--fps", type=float, help="camera frame rate to ask for (Hz)")
-    intrinsics = parser.add_mutually_exclusive_group()
-    intrinsics.add_argument("--focal-px", type=float, help="camera focal length in pixels")
-    intrinsics.add_argument("--hfov", type=float, default=60.0, help="horizontal field of view in degrees "
-                            "(default 60, typical of webcams)")
+    parser.add_argument("--width", type=number(int, 16, 8192), help="camera frame width to ask for (pixels)")
+    parser.add_argument("--height", type=number(int, 16, 8192), help="camera frame height to ask for (pixels)")
+    parser.add_argument("--fps", type=number(float, 0, 1000, lo_open=True), help="camera frame rate to ask for (Hz)")
+    add_pose_arguments(parser)
     parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
     add_engine_arguments(parser)
-    parser.add_argument("--face-model", help="3D face (K, 3) .npy for head pose (default: the shipped mean face)")
-    parser.add_argument("--pose-source", choices=("pnp", "head"), default="pnp",
-                        help="head pose by solvePnP against the 3D face (default), or from the weights' "
-                        "attribute head (needs one predicting yaw, pitch and roll)")
-    parser.add_argument("--screenshot-dir", default=".", help="folder for screenshots (S key)")
-    parser.add_argument("--screenshot-after", type=int, metavar="N", help="save a screenshot after N frames")
-    parser.add_argument("--quit-after", type=int, metavar="N", help="quit after N frames drawn")
+    parser.add_argument("--screenshot-dir", default=".", help="folder for screenshots (S key); made if missing")
+    parser.add_argument("--screenshot-after", type=number(int, 1), metavar="N", help="save a screenshot after N frames")
+    parser.add_argument("--quit-after", type=number(int, 1), metavar="N", help="quit after N frames drawn")
     return parser.parse_args(argv)
 
 
@@ -99,23 +94,12 @@ def face_model(path: str | None, layout: object):
     return face_model_for(layout)
 
 
-def screenshot_folder(path: str) -> Path:
-    """``path`` made if needed; a UserError when it cannot be made or written to."""
-    folder = Path(path)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot use {folder} as the screenshot folder: {exc.strerror}") from None
-    if not os.access(folder, os.W_OK):
-        raise UserError(f"the screenshot folder {folder} is not writable")
-    return folder
-
-
 def run(args: argparse.Namespace) -> int:
-    for name in ("screenshot_after", "quit_after", "width", "height"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    folder = screenshot_folder(args.screenshot_dir)
+    for flag, path in (("--weights", args.weights), ("--face-model", args.face_model)):
+        if path is not None and not Path(path).is_file():
+            raise UserError(f"{flag} file not found: {path}")
+    missing = check_outputs([Output(args.screenshot_dir, "--screenshot-dir", folder=True)],
+                            [args.source, args.weights, args.face_model])
     import cv2
 
     from realtime.capture import open_source
@@ -140,6 +124,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"landmark backend: {landmarker.backend.name}", file=sys.stderr)
     from realtime.overlay import run_window
 
+    make_folders(missing)  # the screenshot folder, once everything opened
+    folder = Path(args.screenshot_dir)
+
     window = run_window(LivePipeline(source, tuner), tuner, screenshot_dir=folder,
                         screenshot_after=args.screenshot_after, quit_after=args.quit_after)
     for path in window.screenshots:
@@ -149,13 +136,12 @@ def run(args: argparse.Namespace) -> int:
     stats = window.stats
     print(f"{stats.processed} frames processed, {stats.dropped} dropped, in {stats.wall_s:.1f} s "
           f"({stats.fps:.1f} fps)", file=sys.stderr)
-    return 130 if window.interrupted else 0
+    return 128 + window.interrupted if window.interrupted else 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
     logging.basicConfig(format="%(levelname)s: %(message)s")  # e.g. the camera's reconnection warnings
-    return exit_status(lambda: run(args))
+    return run_command(parse_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -88,13 +88,35 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Landmark
     return model.to(device).eval()
 
 
+def describe_model(config) -> str:
+    """A model in a few words for messages: preset, points, layout, input size, channels, widths."""
+    parts = [getattr(config, "preset", None) or type(config).__name__.replace("Config", "").lower()]
+    if getattr(config, "num_points", None):
+        layout = getattr(config, "layout", None)
+        parts.append(f"{config.num_points} points" + (f" ({layout})" if layout else ""))
+    if getattr(config, "input_size", None):
+        parts.append(f"{config.input_size} px {'grey' if getattr(config, 'in_channels', 1) == 1 else 'colour'} input")
+    if getattr(config, "trunk", None):
+        parts.append(f"trunk widths {list(config.trunk)}")
+    return ", ".join(parts)
+
+
 def _load_strict(module: torch.nn.Module, tensors: dict[str, torch.Tensor], message: str) -> None:
-    """``load_state_dict(strict=True)``, its mismatch report shortened into a UserError."""
-    try:
-        module.load_state_dict(tensors, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise UserError(f"{message}: {' '.join(first[:3])[:300]}") from None
+    """``load_state_dict(strict=True)``; a mismatch becomes a UserError that counts what differs
+    (missing, unexpected, other shapes) and names the model expected, not torch's raw report."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected]
+    shapes = [k for k in expected if k in tensors and tuple(tensors[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or shapes:
+        config = getattr(module, "config", None)
+        what = f" (expected {describe_model(config)})" if config is not None else ""
+        counts = ", ".join(f"{n} {name}" for n, name in ((len(missing), "missing"), (len(unexpected), "unexpected"),
+                                                        (len(shapes), "of another shape")) if n)
+        example = (shapes or missing or unexpected)[0]
+        raise UserError(f"{message}{what}: {counts} tensor(s), e.g. {example}; the file is damaged or was "
+                        "written by another version: re-export it (python -m train export) or use the shipped weights")
+    module.load_state_dict(tensors, strict=True)
 
 
 def _read_tensors(path: str | Path) -> dict[str, torch.Tensor]:

@@ -175,5 +175,5 @@ def test_init_starts_from_given_weights_and_refuses_another_architecture(tmp_pat
     fit(_cfg(tmp_path / "b", steps=1, eval_every=1, lr=1e-12, init=str(tmp_path / "w.safetensors")), progress=False)
     tuned = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
     assert all(torch.allclose(v, tuned[k], atol=1e-6) for k, v in start.items())
-    with pytest.raises(UserError, match=r"--init .*w\.safetensors: its model differs from this run's \(.*trunk"):
+    with pytest.raises(UserError, match=r"--init .*w\.safetensors is another architecture: it holds .*trunk widths \[8, 16.*differing: branch, trunk"):
         fit(_cfg(tmp_path / "c", steps=1, width_mult=1.0, init=str(tmp_path / "w.safetensors")), progress=False)

@@ -1,19 +1,16 @@
-"""``python -m train {fit,evaluate,export,synth}``: the training recipes' command lines."""
+"""``python -m train {fit,evaluate,export,synth,adapt}``: the training recipes' command lines."""
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
 import time
+from pathlib import Path
 
+from realtime.cliargs import Parser, fraction, number, positive
 from realtime.errors import UserError
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports bad arguments as one line (and exit 2) instead of usage + error."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"{message} (see '{self.prog} --help')")
+from realtime.outpaths import Output, prepare_outputs
+from realtime.signals import exit_code, interrupted_line, stop_signals
 
 
 def _mask(text: str) -> tuple[int, ...]:
@@ -23,71 +20,56 @@ def _mask(text: str) -> tuple[int, ...]:
     return tuple(int(b) for b in bits)
 
 
-def _positive(kind):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-    return parse
-
-
 def _add_fit(sub) -> None:
     p = sub.add_parser("fit", help="train a model")
     p.add_argument("--preset", required=True, help="rcn_mtfl, rcn_300w, sumnet_mtfl, sumnet_300w, rcnplus, denoiser")
     p.add_argument("--data", required=True, help="training set spec, e.g. synth:train or 300w:/data/300W:train")
     p.add_argument("--val", help="validation set spec (default: hold out --val-fraction of --data)")
-    p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--val-fraction", type=number(float, 0, 1, hi_open=True), default=0.1,
+                   help="share of --data held out for validation when --val is not given (0: validate on the training set)")
+    p.add_argument("--out", required=True, help="run directory (made if missing; an existing run needs --resume)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--loss", choices=["ce", "softargmax"], default="ce",
                    help="ce: 2016 spatial cross-entropy + trunk/branch L2; softargmax: 2018 coordinate L2")
-    p.add_argument("--optimizer", choices=["adadelta", "adam"], default="adadelta")
-    p.add_argument("--lr", type=_positive(float), help="default 1.0 (AdaDelta) / 1e-3 (Adam)")
+    p.add_argument("--optimizer", choices=["adadelta", "adam"], default="adadelta",
+                   help="adadelta: the 2016 recipe (rho 0.95, no learning rate to tune); adam")
+    p.add_argument("--lr", type=number(float, 0, 10, lo_open=True), help="learning rate (default 1.0 for AdaDelta, "
+                   "1e-3 for Adam)")
     p.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
                    help="cosine: from --lr down to --lr/100 over the run's updates")
     p.add_argument("--init", help="start from these weights (.safetensors of the same architecture): a fine-tune")
     p.add_argument("--device", default="cpu", help="torch device for the model: cpu, cuda, cuda:N "
                    "(augmentation stays on the CPU; --bf16 autocasts on that device)")
-    p.add_argument("--batch-size", type=_positive(int), default=64)
-    p.add_argument("--steps", type=_positive(int), help="total updates")
-    p.add_argument("--epochs", type=_positive(int), help="total epochs (ceil(N / batch) updates each)")
-    p.add_argument("--eval-every", type=_positive(int), default=100, help="updates between validations")
+    p.add_argument("--batch-size", type=positive(int), default=64, help="images per update")
+    p.add_argument("--steps", type=positive(int), help="total updates (default 1000 unless --epochs)")
+    p.add_argument("--epochs", type=positive(int), help="total epochs (ceil(N / batch) updates each)")
+    p.add_argument("--eval-every", type=positive(int), default=100, help="updates between validations")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (AMX on CPU)")
-    p.add_argument("--seed", type=int, default=54621)
+    p.add_argument("--seed", type=number(int, 0), default=54621, help="seed of data order, augmentation and init")
     for name in ("l2-trunk", "l2-branch", "l2-out"):
-        p.add_argument(f"--{name}", type=float, help="L2 coefficient (default: the paper's, per preset)")
-    p.add_argument("--branches", type=int, help="branch count 2-7 (default 5)")
-    p.add_argument("--width-mult", type=_positive(float), default=1.0)
-    p.add_argument("--branch-kernel", type=_positive(int))
+        p.add_argument(f"--{name}", type=number(float, 0), help="L2 coefficient (default: the paper's, per preset)")
+    p.add_argument("--branches", type=number(int, 2, 7), help="branch count (default 5)")
+    p.add_argument("--width-mult", type=number(float, 0, 8, lo_open=True), default=1.0,
+                   help="channel multiplier of the preset's widths")
+    p.add_argument("--branch-kernel", type=number(int, 1, 15), help="convolution kernel of the branches "
+                   "(default: the preset's)")
     p.add_argument("--rgb", action="store_true", help="colour input (default grey, as the paper)")
-    p.add_argument("--upsample", choices=["nearest", "learned"])
-    p.add_argument("--normalise", choices=["zscore", "lcn", "none"])
+    p.add_argument("--upsample", choices=["nearest", "learned"], help="branch upsampling (default: the preset's)")
+    p.add_argument("--normalise", choices=["zscore", "lcn", "none"], help="input normalisation (default: the preset's)")
     p.add_argument("--branch-mask", type=_mask, help="train with these branches only, coarse -> fine, e.g. 1,0,0,1")
-    p.add_argument("--beta", type=_positive(float), default=1.0, help="soft-argmax inverse temperature")
-    p.add_argument("--decoder", choices=["argmax", "softargmax"])
+    p.add_argument("--beta", type=positive(float), default=1.0, help="soft-argmax inverse temperature")
+    p.add_argument("--decoder", choices=["argmax", "softargmax"], help="decoder stored with the weights "
+                   "(default: the preset's)")
     p.add_argument("--augment", choices=["2016", "heavy"], default="2016",
                    help="2016: the paper's jitter; heavy: + perspective, random occluder fill, colour, "
                         "exposure, blur, noise, JPEG (for small sets)")
-    p.add_argument("--rotation", type=int, default=40, help="max rotation jitter, degrees")
-    p.add_argument("--no-occluder", action="store_true")
-    p.add_argument("--mirror", type=float, default=0.0, help="mirror probability (keypoints permuted)")
-    p.add_argument("--denoiser-kernel", type=_positive(int), default=45)
+    p.add_argument("--rotation", type=number(int, 0, 180), default=40, help="max rotation jitter, degrees")
+    p.add_argument("--no-occluder", action="store_true", help="heavy augmentation without the random occluder")
+    p.add_argument("--mirror", type=fraction(), default=0.0, help="mirror probability (keypoints permuted)")
+    p.add_argument("--denoiser-kernel", type=number(int, 1, 199), default=45,
+                   help="kernel of the 2016 denoiser (preset denoiser only)")
     _add_semi_supervised(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1], got {text}")
-    return value
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -102,22 +84,23 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 def _add_semi_supervised(p) -> None:
     g = p.add_argument_group("semi-supervised training (2018): label regimes, attribute loss, ELT")
-    g.add_argument("--landmark-fraction", type=_fraction, default=1.0,
+    g.add_argument("--landmark-fraction", type=fraction(), default=1.0,
                    help="fraction of training images whose landmark labels are used (S/N)")
-    g.add_argument("--attribute-fraction", type=_fraction, default=1.0,
+    g.add_argument("--attribute-fraction", type=fraction(), default=1.0,
                    help="fraction whose attribute labels are used (M/N); contains the landmark subset")
-    g.add_argument("--subset-seed", type=int, default=0, help="seed of the labelled subsets (subsets.json)")
-    g.add_argument("--attribute-weight", type=float, default=0.0,
+    g.add_argument("--subset-seed", type=number(int, 0), default=0, help="seed of the labelled subsets (subsets.json)")
+    g.add_argument("--attribute-weight", type=number(float, 0), default=0.0,
                    help="weight of the attribute loss through the landmarks (sequential multitasking)")
     g.add_argument("--attr-hidden", type=_sizes, default=(256, 256), help="attribute MLP hidden sizes")
-    g.add_argument("--attr-dropout", type=float, default=0.25)
+    g.add_argument("--attr-dropout", type=number(float, 0, 1, hi_open=True), default=0.25,
+                   help="dropout of the attribute MLP")
     g.add_argument("--attr-inputs", choices=["centred", "crop"], default="centred",
                    help="landmarks centred and scaled (default), or in crop coordinates")
-    g.add_argument("--elt-weight", type=float, default=0.0, help="weight of the ELT loss on all images")
-    g.add_argument("--elt-rotation", type=float, default=20.0, help="ELT rotation range, +- degrees")
-    g.add_argument("--elt-translate", type=float, default=0.125, help="ELT shift range, +- fraction of the crop")
-    g.add_argument("--elt-zoom", type=float, default=0.2, help="ELT zoom in [1 - z, 1 + z]")
-    g.add_argument("--elt-mirror", type=_fraction, default=0.0, help="ELT mirror probability (keypoints permuted)")
+    g.add_argument("--elt-weight", type=number(float, 0), default=0.0, help="weight of the ELT loss on all images")
+    g.add_argument("--elt-rotation", type=number(float, 0, 180), default=20.0, help="ELT rotation range, +- degrees")
+    g.add_argument("--elt-translate", type=number(float, 0, 0.5), default=0.125, help="ELT shift range, +- fraction of the crop")
+    g.add_argument("--elt-zoom", type=number(float, 0, 1, hi_open=True), default=0.2, help="ELT zoom in [1 - z, 1 + z]")
+    g.add_argument("--elt-mirror", type=fraction(), default=0.0, help="ELT mirror probability (keypoints permuted)")
     g.add_argument("--elt-target", choices=["detached", "both"], default="detached",
                    help="detached: T(L(I)) is a fixed target (default); both: gradient through both sides")
 
@@ -128,26 +111,26 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--data", action="append", required=True, help="test set spec (repeatable)")
     p.add_argument("--norm", default="eye_centres", help="comma list of outer_eye,eye_centres,pupils,box")
     p.add_argument("--decoder", choices=["argmax", "softargmax"], help="default: the model's own")
-    p.add_argument("--beta", type=_positive(float))
+    p.add_argument("--beta", type=positive(float), help="soft-argmax inverse temperature (default: the model's)")
     p.add_argument("--denoiser", help="joint inference with this denoiser weights file")
-    p.add_argument("--ced", help="write the CED plot to this PNG")
-    p.add_argument("--json", help="write all numbers to this JSON file")
+    p.add_argument("--ced", help="write the CED plot to this .png (or .pdf, .svg)")
+    p.add_argument("--json", help="write all numbers to this .json file")
     p.add_argument("--mask-table", action="store_true", help="print the branch-masking table (talk layout)")
-    p.add_argument("--batch-size", type=_positive(int), default=64)
+    p.add_argument("--batch-size", type=number(int, 1, 4096), default=64, help="images per forward pass")
 
 
 def _add_export(sub) -> None:
     p = sub.add_parser("export", help="turn a training checkpoint into shipped .safetensors weights")
-    p.add_argument("checkpoint")
-    p.add_argument("-o", "--out", required=True)
+    p.add_argument("checkpoint", help="a training checkpoint (last.pt or best.pt of a run)")
+    p.add_argument("-o", "--out", required=True, help="the weights to write (.safetensors)")
 
 
 def _add_synth(sub) -> None:
     p = sub.add_parser("synth", help="generate (and cache) the synthetic benchmark; optional preview PNG")
-    p.add_argument("--split", default="train", choices=["train", "val", "test"])
-    p.add_argument("--n", type=_positive(int))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--preview", help="write a PNG grid of examples with their landmarks")
+    p.add_argument("--split", default="train", choices=["train", "val", "test"], help="which split to generate")
+    p.add_argument("--n", type=number(int, 1, 1_000_000), help="images (default: the split's size)")
+    p.add_argument("--seed", type=number(int, 0), default=0, help="generator seed")
+    p.add_argument("--preview", help="write a .png grid of examples with their landmarks")
 
 
 def _add_adapt(sub) -> None:
@@ -158,23 +141,34 @@ def _add_adapt(sub) -> None:
     p.add_argument("-o", "--out", required=True, help="the adapted .safetensors (written atomically)")
     p.add_argument("--check", help="labelled dataset spec: report NME before and after")
     p.add_argument("--labelled", help="labelled dataset spec mixed into every update (guards against drift)")
-    p.add_argument("--labelled-weight", type=float, default=1.0)
-    p.add_argument("--anchor-weight", type=float, default=100.0,
+    p.add_argument("--labelled-weight", type=number(float, 0), default=1.0,
+                   help="weight of the labelled loss beside ELT")
+    p.add_argument("--anchor-weight", type=number(float, 0), default=100.0,
                    help="weight of the relative squared distance from the starting weights (L2-SP)")
-    p.add_argument("--steps", type=_positive(int), default=300)
-    p.add_argument("--batch-size", type=_positive(int), default=16)
-    p.add_argument("--lr", type=_positive(float), default=1e-4)
-    p.add_argument("--max-crops", type=_positive(int), default=2000, help="at most this many face crops")
-    p.add_argument("--stride", type=_positive(int), default=1, help="use every STRIDE-th frame")
-    p.add_argument("--detector", choices=["short", "full"], default="full")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", help="write the before/after report to this JSON file")
+    p.add_argument("--steps", type=positive(int), default=300, help="updates")
+    p.add_argument("--batch-size", type=positive(int), default=16, help="crops per update")
+    p.add_argument("--lr", type=number(float, 0, 1, lo_open=True), default=1e-4, help="Adam learning rate")
+    p.add_argument("--max-crops", type=positive(int), default=2000, help="at most this many face crops")
+    p.add_argument("--stride", type=positive(int), default=1, help="use every STRIDE-th frame")
+    p.add_argument("--detector", choices=["short", "full"], default="full", help="BlazeFace model that finds the faces")
+    p.add_argument("--seed", type=number(int, 0), default=0, help="seed of the batches and transforms")
+    p.add_argument("--json", help="write the before/after report to this .json file")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT.resume.pt")
+
+
+def _require_files(*named: tuple[str, str | None]) -> None:
+    """UserError for the first named input file that is given but missing (or a folder)."""
+    for what, path in named:
+        if path is not None and not Path(path).is_file():
+            raise UserError(f"{what} file not found: {path}")
 
 
 def _cmd_adapt(args) -> None:
     from train.adapt import AdaptConfig, adapt, write_report_json
 
+    _require_files(("weights", args.weights))
+    prepare_outputs([Output(args.out, "-o", (".safetensors",)), Output(args.json, "--json", (".json",))],
+                    [args.weights, args.frames])
     cfg = AdaptConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, anchor_weight=args.anchor_weight,
                       labelled=args.labelled, labelled_weight=args.labelled_weight, max_crops=args.max_crops,
                       stride=args.stride, detector=args.detector, seed=args.seed)
@@ -216,6 +210,9 @@ def _cmd_evaluate(args) -> None:
     from train.evaluate import run_evaluate
 
     norms = [n.strip() for n in args.norm.split(",") if n.strip()]
+    _require_files(*(("weights", w) for w in args.weights), ("--denoiser", args.denoiser))
+    prepare_outputs([Output(args.ced, "--ced", (".png", ".pdf", ".svg")), Output(args.json, "--json", (".json",))],
+                    [*args.weights, args.denoiser])
     print(run_evaluate(args.weights, args.data, norms, args.decoder, args.beta, args.denoiser,
                        args.ced, args.json, args.mask_table, args.batch_size))
 
@@ -223,12 +220,15 @@ def _cmd_evaluate(args) -> None:
 def _cmd_export(args) -> None:
     from train.export import export
 
+    _require_files(("checkpoint", args.checkpoint))
+    prepare_outputs([Output(args.out, "-o", (".safetensors",))], [args.checkpoint])
     print(export(args.checkpoint, args.out))
 
 
 def _cmd_synth(args) -> None:
     from train.synthetic import load_synthetic, write_preview
 
+    prepare_outputs([Output(args.preview, "--preview", (".png",))])
     t0 = time.monotonic()
     data = load_synthetic(args.split, args.n, args.seed)
     print(f"synthetic {args.split}: {len(data)} images ready in {time.monotonic() - t0:.1f} s")
@@ -237,22 +237,34 @@ def _cmd_synth(args) -> None:
         print(f"preview written to {args.preview}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = _Parser(prog="python -m train", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m train", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for add in (_add_fit, _add_evaluate, _add_export, _add_synth, _add_adapt):
         add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    commands = {"fit": _cmd_fit, "evaluate": _cmd_evaluate, "export": _cmd_export, "synth": _cmd_synth, "adapt": _cmd_adapt}
+    command = None
     try:
-        args = parser.parse_args(argv)
-        commands = {"fit": _cmd_fit, "evaluate": _cmd_evaluate, "export": _cmd_export, "synth": _cmd_synth, "adapt": _cmd_adapt}
-        commands[args.command](args)
+        with stop_signals():
+            args = build_parser().parse_args(argv)
+            command = args.command
+            commands[command](args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; progress so far is saved: run the same command with --resume to continue", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP
+        kept = {"fit": "the last consistent checkpoint is saved: run the same command with --resume to continue",
+                "adapt": "progress so far is saved: run the same command with --resume to continue"}
+        print(interrupted_line(exc, kept.get(command, "nothing was written")), file=sys.stderr)
+        return exit_code(exc)
+    except OSError as exc:
+        print(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
+        return 2
     return 0
 
 

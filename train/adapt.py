@@ -32,6 +32,7 @@ from realtime.decode import soft_argmax
 from realtime.errors import UserError
 from realtime.weights import load_attribute_head, load_model, save_weights, weights_info
 from train.augment import AugmentConfig
+from train.checkpoint import read_torch_file
 from train.elt import EltConfig, elt_loss, elt_residuals
 from train.losses import softargmax_l2
 
@@ -199,7 +200,9 @@ def adapt(weights: str | Path, frames: str, out: str | Path, cfg: AdaptConfig, c
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     step, before = 0, None
     if resume and state_path.is_file():
-        state = torch.load(state_path, weights_only=True)
+        state = read_torch_file(state_path, "adaptation resume file", f"delete {state_path} or drop --resume")
+        if not isinstance(state, dict) or not {"config", "weights", "frames", "model", "optimizer"} <= state.keys():
+            raise UserError(f"{state_path} is not an adaptation resume file; delete it or drop --resume")
         if state["config"] != asdict(cfg) or state["weights"] != str(weights) or state["frames"] != frames:
             raise UserError(f"{state_path} belongs to a run with other settings; delete it or drop --resume")
         model.load_state_dict(state["model"])

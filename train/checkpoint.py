@@ -7,6 +7,7 @@ are a separate format (``realtime.weights``); ``python -m train export`` convert
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +46,29 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
         torch.save(payload, tmp)
 
 
+def read_torch_file(path: str | Path, what: str, remedy: str) -> Any:
+    """``torch.load(weights_only=True)`` of ``path``, its refusals said in our words (UserError):
+    a file holding Python objects is refused without running them (saying so plainly, never
+    suggesting to turn the safety off), and a damaged or foreign file is named as such; ``what``
+    names the file's role and ``remedy`` says what to do."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "unsupported global" in str(exc).lower():  # weights_only refused an object: the payload never ran
+            raise UserError(f"{path} was refused: it holds Python objects, not only tensors and numbers, and "
+                            f"loading those could run code; this project reads only the {what}s it writes itself "
+                            f"({remedy}, or check where the file came from)") from None
+        raise UserError(f"{path} is not a readable {what} (damaged, truncated or another format); {remedy}") from None
+    except Exception:  # torch.load raises many types (zip, EOF, OS) for damaged or foreign files
+        raise UserError(f"{path} is not a readable {what} (damaged, truncated or another format); {remedy}") from None
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load with ``weights_only=True``; JSON fields are decoded. UserError on a bad file."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load raises many types (pickle, zip, safetensors, OS) for bad files
-        raise UserError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0][:200]}") from None
+    payload = read_torch_file(path, "training checkpoint", "resume from an intact last.pt, or start the run again")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(f"{path} is not a training checkpoint of this project (expected '{FORMAT}')")
     payload["fit_config"] = json.loads(payload["fit_config"])

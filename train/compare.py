@@ -156,27 +156,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from realtime.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
     from realtime.video import DEFAULT_WEIGHTS
 
-    p = argparse.ArgumentParser(prog="python -m train.compare", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from realtime.cliargs import Parser, number
+
+    p = Parser(prog="python -m train.compare", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=DEFAULT_DATA, help="dataset spec of ibug68 faces (python -m train --help-specs)")
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="68-point landmark model (.safetensors)")
     p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:N")
     p.add_argument("--backend", default="eager", help="our landmark backend (eager: the reference)")
-    p.add_argument("--limit", type=int, help="only the first N faces (a quick check)")
+    p.add_argument("--limit", type=number(int, 1), help="only the first N faces (a quick check)")
     p.add_argument("-o", "--out", default="docs/compare_mediapipe", help="folder for compare.json and compare.md")
     return p.parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> int:
     from realtime import mediapipe_mesh as mpm
+    from realtime.outpaths import Output, check_outputs, make_folders
     from realtime.bench import machine, shown_path
 
     weights = Path(args.weights)
     if not weights.is_file():
         raise UserError(f"weights not found: {weights}")
-    if args.limit is not None and args.limit < 1:
-        raise UserError(f"--limit must be at least 1, got {args.limit}")
+    missing = check_outputs([Output(args.out, "-o", folder=True)], [weights])
     pred = predict(args.data, weights, args.detector, args.device, args.backend, args.limit)
     if pred["mediapipe_skipped"]:
         print(f"[mediapipe] skipped: {pred['mediapipe_skipped']}", file=sys.stderr)
@@ -190,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
                                  f"(median {r['nme_median_pct']:.2f}%, > 10%: {r['failures_pct']:.1f}%), "
                                  f"on the faces all found {r['nme_common_pct']:.2f}%"))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folders(missing)
     write_text_atomic(out / "compare.json", json.dumps(doc, indent=1, default=float) + "\n")
     write_text_atomic(out / "compare.md", render(doc))
     print(f"wrote {out / 'compare.json'}, {out / 'compare.md'}")

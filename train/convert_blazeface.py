@@ -21,7 +21,6 @@ conversion fails unless the raw outputs agree. Tensors are written in the source
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import struct
@@ -38,6 +37,7 @@ from realtime.atomic import atomic_path
 from realtime.blazeface_torch import NETWORKS, SameConv2d, weights_metadata, weights_path_for
 from realtime.detector import MODELS, BlazeFaceDetector
 from realtime.errors import UserError, exit_status
+from realtime.outpaths import Output, prepare_outputs
 
 ALLOWED_OPS = {"DEQUANTIZE", "CONV_2D", "DEPTHWISE_CONV_2D", "RELU", "ADD", "PAD", "MAX_POOL_2D",
                "RESIZE_BILINEAR", "RESHAPE", "CONCATENATION"}
@@ -220,13 +220,16 @@ def sha256(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.convert_blazeface", description=__doc__.splitlines()[0])
+    from realtime.cliargs import Parser
+
+    p = Parser(prog="python -m train.convert_blazeface", description=__doc__.splitlines()[0])
     p.add_argument("--src", type=Path, default=BLAZEFACE_DIR, help="folder holding the .tflite files")
     p.add_argument("--out", type=Path, default=BLAZEFACE_DIR, help="folder for the .safetensors files")
-    p.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["short", "full"])
-    args = p.parse_args(argv)
+    p.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["short", "full"], help="which models")
 
     def run() -> int:
+        args = p.parse_args(argv)
+        prepare_outputs([Output(args.out, "--out", folder=True)])
         for model in args.models:
             source = args.src / MODELS[model].file_name
             if not source.is_file():

@@ -305,15 +305,16 @@ def label_astronaut(out: Path = ASTRONAUT_PTS) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = ClipSpec()
-    p = argparse.ArgumentParser(prog="python -m train.democlip", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--out", default=str(DEMO_CLIP), help="the H.264 clip")
-    p.add_argument("--truth", help="ground truth JSON (default: demo_truth.json beside --out)")
-    p.add_argument("--seconds", type=float, default=d.seconds)
-    p.add_argument("--fps", type=float, default=d.fps)
-    p.add_argument("--still", type=float, default=d.still_s, help="seconds of still segment at the start")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--crf", type=int, default=24, help="x264 quality (lower: larger file)")
+    from realtime.cliargs import Parser, number
+
+    p = Parser(prog="python -m train.democlip", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default=str(DEMO_CLIP), help="the H.264 clip (.mp4)")
+    p.add_argument("--truth", help="ground truth .json (default: demo_truth.json beside --out)")
+    p.add_argument("--seconds", type=number(float, 0, 600, lo_open=True), default=d.seconds, help="clip length")
+    p.add_argument("--fps", type=number(float, 0, 240, lo_open=True), default=d.fps, help="frame rate (Hz)")
+    p.add_argument("--still", type=number(float, 0, 600), default=d.still_s, help="seconds of still segment at the start")
+    p.add_argument("--seed", type=number(int, 0), default=d.seed, help="seed of the motion")
+    p.add_argument("--crf", type=number(int, 0, 51), default=24, help="x264 quality (lower: larger file)")
     p.add_argument("--preset", default="slow", help="x264 preset")
     p.add_argument("--label-astronaut", action="store_true",
                    help=f"relabel {ASTRONAUT_PTS.name} with the teacher (needs the teacher extra), then stop")
@@ -321,21 +322,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
+    from realtime.errors import run_command
+
+    return run_command(parse_args, run, argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    from realtime.outpaths import Output, prepare_outputs
+
+    if True:
         if args.label_astronaut:
             label_astronaut()
             print(f"wrote {ASTRONAUT_PTS} and {ASTRONAUT_PTS.with_suffix('.teacher.json').name}")
             return 0
-        if args.seconds <= 0 or args.fps <= 0 or args.still < 0:
-            raise UserError("--seconds and --fps must be > 0, --still >= 0")
         spec = ClipSpec(fps=args.fps, seconds=args.seconds, still_s=args.still, seed=args.seed)
         video = Path(args.out)
         truth = Path(args.truth) if args.truth else video.with_name("demo_truth.json")
+        prepare_outputs([Output(video, "--out", (".mp4",)), Output(truth, "--truth", (".json",))])
         build(spec, video, truth, crf=args.crf, preset=args.preset)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     size_kb = video.stat().st_size / 1024
     print(f"wrote {video} ({spec.num_frames} frames, {spec.num_frames / spec.fps:.2f} s, {size_kb:.0f} KiB) and {truth}")
     return 0

@@ -141,28 +141,36 @@ def track_clip(processor, clip: str | Path) -> dict:
             "process_fps": len(counts) / busy_s if busy_s else 0.0}
 
 
-def _floats(text: str, what: str) -> list[float]:
+def _floats(text: str, what: str, valid) -> list[float]:
+    """A comma list of numbers, each finite and inside ``valid`` (a ``realtime.cliargs.Range``)."""
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise UserError(f"{what} must be a comma list of numbers, got {text!r}") from None
+        values = []
+    if not values or not all(valid.contains(v) for v in values):
+        raise UserError(f"{what} must be a comma list of numbers in {valid.text()}, got {text!r}")
+    return values
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from realtime.detector import DEFAULT_DETECTOR, DETECTORS
 
-    p = argparse.ArgumentParser(prog="python -m train.detectscore", description=__doc__.split("\n\n")[0])
+    from realtime.cliargs import Parser
+
+    p = Parser(prog="python -m train.detectscore", description=__doc__.split("\n\n")[0])
     p.add_argument("--detector", action="append", choices=DETECTORS,
                    help=f"BlazeFace model(s) to score, repeatable (default: {DEFAULT_DETECTOR})")
-    p.add_argument("--thresholds", default=None, help="comma list of score thresholds (default: the model's)")
-    p.add_argument("--nms-iou", default=None, help="comma list of NMS IoU thresholds (default: the detector's)")
+    p.add_argument("--thresholds", default=None, help="comma list of score thresholds, each in (0, 1) (default: "
+                   "the model's)")
+    p.add_argument("--nms-iou", default=None, help="comma list of NMS IoU thresholds, each in (0, 1] (default: the "
+                   "detector's)")
     p.add_argument("--clip", action="append", help="video(s) to score, repeatable (default: the bundled clip "
                    "and ../shared/data/video/video_01.mp4 when present)")
     p.add_argument("--faces300w", default=None, help="300-W folder with afw/ and/or helen/trainset/ "
                    "(default: ../shared/data/300w when present; 'none' to skip)")
     p.add_argument("--track", action="store_true", help="also run the whole pipeline (default settings) "
                    "over each clip: track ids, faces per frame")
-    p.add_argument("--json", help="also write every number here")
+    p.add_argument("--json", help="also write every number to this .json file")
     return p.parse_args(argv)
 
 
@@ -182,14 +190,17 @@ def _line(name: str, s: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from realtime.detector import DEFAULT_DETECTOR
+    from realtime.cliargs import Range
+    from realtime.outpaths import Output, prepare_outputs
 
     models = args.detector or [DEFAULT_DETECTOR]
-    thresholds = _floats(args.thresholds, "--thresholds") if args.thresholds else [None]
-    nms_values = _floats(args.nms_iou, "--nms-iou") if args.nms_iou else [None]
+    thresholds = _floats(args.thresholds, "--thresholds", Range(0, 1, True, True)) if args.thresholds else [None]
+    nms_values = _floats(args.nms_iou, "--nms-iou", Range(0, 1, lo_open=True)) if args.nms_iou else [None]
     clips = [Path(c) for c in args.clip] if args.clip else [c for c in DEFAULT_CLIPS if c.is_file()]
     for clip in clips:
         if not clip.is_file():
             raise UserError(f"clip not found: {clip}")
+    prepare_outputs([Output(args.json, "--json", (".json",))], clips)
     faces_root = None if args.faces300w == "none" else Path(args.faces300w or DEFAULT_300W)
     if faces_root is not None and not present_subsets(faces_root, "train"):
         if args.faces300w:

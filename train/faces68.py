@@ -355,13 +355,14 @@ def render(results: dict, command: str, fit_command: str) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m train.faces68", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from realtime.cliargs import Parser, number
+
+    p = Parser(prog="python -m train.faces68", description=__doc__.split("\n\n")[0])
     # defaults relative to the repository root, where the README runs this (the run's config records them as given)
     p.add_argument("--data", default="../shared/data/300w", help="the 300-W folder (afw/, helen/trainset/, ...)")
     p.add_argument("--init", default="assets/rcn68_teacher.safetensors", help="weights to start from ('none': random)")
     p.add_argument("--out", default="runs/faces68_300w", help="the training run directory")
-    p.add_argument("--steps", type=int, default=1500, help="updates of batch 32")
+    p.add_argument("--steps", type=number(int, 1), default=1500, help="updates of batch 32")
     p.add_argument("--device", default="cpu", help="torch device for training (cpu, cuda)")
     p.add_argument("--ship", default=str(DEFAULT_SHIP), help="where the exported weights go")
     p.add_argument("--docs", default="docs", help="where results_faces68.md/.json go")
@@ -377,6 +378,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--init weights not found: {init}")
     if not Path(args.data).is_dir():
         raise UserError(f"300-W folder not found: {args.data} (give --data)")
+    from realtime.outpaths import Output, check_outputs
+
+    check_outputs([Output(args.out, "--out", folder=True), Output(args.ship, "--ship", (".safetensors",)),
+                   Output(args.docs, "--docs", folder=True)], [init])
     cfg = recipe(Path(args.data), Path(args.out), args.steps, init)
     cfg.validate()
     if args.report_only:

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.atomic import write_text_atomic
-from realtime.errors import UserError, exit_status, model_file
+from realtime.errors import UserError, model_file, run_command
 from train.datasets.base import read_image_rgb
 from train.datasets.ibug300w import read_pts
 from train.teacher import Teacher, _import_dlib, default_model_path
@@ -204,18 +204,18 @@ def _replace(new: Path, out: Path) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m train.faceset", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="label, embed, cluster and split the faces of a photo folder",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from realtime.cliargs import Parser, number
+
+    p = Parser(prog="python -m train.faceset", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    b = sub.add_parser("build", help="label, embed, cluster and split the faces of a photo folder")
     b.add_argument("--faces", required=True, help="folder of photos (searched recursively)")
     b.add_argument("-o", "--out", required=True, help="output folder (train/, heldout/, faceset.json)")
     b.add_argument("--astronaut", choices=["heldout", "train", "none"], default="heldout",
                    help="where scikit-image's astronaut goes")
-    b.add_argument("--heldout", type=float, default=0.2, help="least fraction of faces held out (whole people)")
-    b.add_argument("--seed", type=int, default=0, help="order in which identities are held out")
-    b.add_argument("--same-person", type=float, default=0.5, help="descriptor distance that joins two faces")
+    b.add_argument("--heldout", type=number(float, 0, 1, lo_open=True, hi_open=True), default=0.2, help="least fraction of faces held out (whole people)")
+    b.add_argument("--seed", type=number(int, 0), default=0, help="order in which identities are held out")
+    b.add_argument("--same-person", type=number(float, 0, 2, lo_open=True), default=0.5, help="descriptor distance that joins two faces")
     b.add_argument("--mean-face", help="3D mean face for pose (default: assets/mean_face_68.npy)")
     b.add_argument("--model", help="teacher's shape_predictor_68_face_landmarks.dat (default: installed)")
     b.add_argument("--recognition-model", help=f"{RECOGNITION_MODEL} (default: installed)")
@@ -232,8 +232,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    return exit_status(lambda: run(args))
+    return run_command(parse_args, run, argv)
 
 
 if __name__ == "__main__":

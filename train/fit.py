@@ -14,6 +14,7 @@ saved into ``best.safetensors``.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -31,6 +32,8 @@ from realtime.decode import argmax_decode, soft_argmax
 from realtime.denoise import Denoiser, DenoiserConfig, jitter_points, one_hot_maps
 from realtime.errors import UserError
 from realtime.layouts import get_layout
+from realtime.outpaths import Output, check_outputs, make_folders
+from realtime.signals import STOP_SIGNALS, Stopped
 from realtime.model import LandmarkNet, build_model
 from realtime.presets import make_config
 from realtime.weights import save_weights
@@ -71,13 +74,15 @@ def build(cfg: FitConfig, num_points: int, layout: str | None) -> LandmarkNet | 
 
 def init_from(model: LandmarkNet | Denoiser, path: str) -> None:
     """Load ``path``'s weights into ``model`` (a fine-tune); the architectures must agree exactly."""
-    from realtime.weights import load_model
+    from realtime.weights import describe_model, load_model
 
     source = load_model(path)
     if source.config != model.config:
         mine, theirs = model.config.__dict__, source.config.__dict__
         differ = sorted(k for k in mine if mine[k] != theirs.get(k))
-        raise UserError(f"--init {path}: its model differs from this run's ({', '.join(differ)})")
+        raise UserError(f"--init {path} is another architecture: it holds {describe_model(source.config)}, this run "
+                        f"builds {describe_model(model.config)} (differing: {', '.join(differ)}); start from weights of "
+                        "the same preset, width and layout, or from none")
     model.load_state_dict(source.state_dict(), strict=True)
 
 
@@ -226,10 +231,17 @@ def fit(cfg: FitConfig, resume: bool = False, stop_after: int | None = None, pro
     cfg.validate()
     dev = torch_device(device)
     run_dir = Path(cfg.out)
+    missing = check_outputs([Output(run_dir, "--out", folder=True)], inputs=[cfg.init])
     if not resume and (run_dir / "last.pt").exists():
         raise UserError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    trainer, step, state = _prepare(cfg, run_dir, resume, dev)
+    make_folders(missing, quiet=True)
+    try:
+        trainer, step, state = _prepare(cfg, run_dir, resume, dev)
+    except BaseException:  # bad data, a refused checkpoint, Ctrl-C: leave no empty run folder behind
+        for folder in reversed(missing):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty
+        raise
     if cfg.epochs is not None:  # an epoch is one pass over the (post-split) training set
         cfg = replace(cfg, steps=cfg.epochs * len(batch_order(len(trainer.train), cfg.batch_size, cfg.seed, 0)))
         trainer.cfg = cfg
@@ -273,31 +285,37 @@ def fit(cfg: FitConfig, resume: bool = False, stop_after: int | None = None, pro
     finally:
         if bar is not None:
             bar.close()
-    if stop.requested:  # Ctrl-C or SIGTERM: the update in flight finished, state is consistent
+    if stop.requested:  # Ctrl-C, SIGTERM or SIGHUP: the update in flight finished, state is consistent
         _save_last(trainer, run_dir, step, state)
-        raise KeyboardInterrupt
+        stop.interrupt()
     if step % cfg.eval_every and step != cfg.steps:  # stopped between evaluations (stop_after)
         _save_last(trainer, run_dir, step, state)
     return {"step": step, "best_val_nme": state["best"], "best_step": state["best_step"], "seconds": state["seconds"]}
 
 
 class _StopRequest:
-    """While active (main thread only), the first Ctrl-C or SIGTERM asks the loop to stop after
-    the update in flight, so the checkpoint written then is consistent; a second one stops at once
-    (the previous checkpoint stays)."""
+    """While active (main thread only), the first Ctrl-C, SIGTERM or SIGHUP asks the loop to stop
+    after the update in flight, so the checkpoint written then is consistent; a second one stops at
+    once (the previous checkpoint stays). ``interrupt()`` raises the ``KeyboardInterrupt`` (a
+    ``realtime.signals.Stopped`` for SIGTERM/SIGHUP) that carries the signal to the command line."""
 
     def __init__(self) -> None:
         self.requested = False
+        self.signum = int(signal.SIGINT)
         self._previous: dict = {}
 
     def _handle(self, signum, frame) -> None:
         if self.requested:
-            raise KeyboardInterrupt
+            self.interrupt()
         self.requested = True
+        self.signum = signum
+
+    def interrupt(self) -> None:
+        raise KeyboardInterrupt if self.signum == signal.SIGINT else Stopped(self.signum)
 
     def __enter__(self) -> "_StopRequest":
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 

