@@ -49,6 +49,12 @@ class Range:
         return value
 
 
+# Ranges shared by the command lines and the webcam's live panel (``realtime.live.LiveParams``).
+FOCAL_PX = Range(0, lo_open=True)                  # camera focal length, pixels
+HFOV_DEG = Range(0, 180, lo_open=True, hi_open=True)  # horizontal field of view, degrees
+SCORE = Range(0, 1)                                # a detector or landmark score threshold
+
+
 def _fmt(value: float) -> str:
     return f"{value:g}"
 

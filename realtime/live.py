@@ -21,6 +21,7 @@ import threading
 from dataclasses import dataclass, replace
 
 from realtime.capture import CapturedFrame
+from realtime.cliargs import FOCAL_PX, HFOV_DEG, SCORE, Range
 from realtime.detector import DEFAULT_DETECTOR, default_threshold
 from realtime.errors import UserError
 from realtime.packet import FramePacket
@@ -49,16 +50,15 @@ class LiveParams:
     pose_source: str = "pnp"
 
     def __post_init__(self) -> None:
-        if self.min_cutoff <= 0 or self.d_cutoff <= 0 or self.beta < 0:
-            raise UserError(f"smoothing needs min_cutoff > 0, d_cutoff > 0 and beta >= 0, got "
-                            f"{self.min_cutoff}, {self.d_cutoff}, {self.beta}")
-        if not 0.0 <= self.detector_threshold <= 1.0:
-            raise UserError(f"detector threshold must be in [0, 1], got {self.detector_threshold}")
-        if self.redetect_every < 1:
-            raise UserError(f"re-detect interval must be at least 1 frame, got {self.redetect_every}")
-        if (self.focal_px is not None and self.focal_px <= 0) or not 0.0 < self.hfov_deg < 180.0:
-            raise UserError(f"focal length must be positive and the FOV in (0, 180) degrees, got "
-                            f"{self.focal_px} px, {self.hfov_deg} deg")
+        # the command lines' rules (realtime.cliargs): finite, inside the same ranges
+        Range(0, lo_open=True).check(self.min_cutoff, "smoothing min cutoff (Hz)")
+        Range(0, lo_open=True).check(self.d_cutoff, "smoothing d cutoff (Hz)")
+        Range(0).check(self.beta, "smoothing beta")
+        SCORE.check(self.detector_threshold, "detector threshold")
+        Range(1).check(self.redetect_every, "re-detect interval (frames)")
+        if self.focal_px is not None:
+            FOCAL_PX.check(self.focal_px, "focal length (px)")
+        HFOV_DEG.check(self.hfov_deg, "horizontal field of view (degrees)")
         if self.pose_source not in POSE_SOURCES:
             raise UserError(f"unknown pose source {self.pose_source!r}; choose one of {', '.join(POSE_SOURCES)}")
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable
 
 from realtime.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
-from realtime.cliargs import Parser, number, positive
+from realtime.cliargs import FOCAL_PX, HFOV_DEG, SCORE, NumberType, Parser, number
 from realtime.errors import UserError, run_command
 
 
@@ -74,8 +74,8 @@ VIDEO_SUFFIXES = (".mp4",)
 def add_pose_arguments(parser: argparse.ArgumentParser) -> None:
     """``--focal-px``/``--hfov``, ``--face-model``, ``--pose-source``: shared by the video and webcam CLIs."""
     intrinsics = parser.add_mutually_exclusive_group()
-    intrinsics.add_argument("--focal-px", type=positive(float), help="camera focal length in pixels (head pose)")
-    intrinsics.add_argument("--hfov", type=number(float, 0, 180, lo_open=True, hi_open=True), default=60.0,
+    intrinsics.add_argument("--focal-px", type=NumberType(float, FOCAL_PX), help="camera focal length in pixels (head pose)")
+    intrinsics.add_argument("--hfov", type=NumberType(float, HFOV_DEG), default=60.0,
                             help="horizontal field of view in degrees, for head pose when --focal-px is not "
                             "given (default 60, typical of webcams)")
     parser.add_argument("--face-model", help="3D face (K, 3) .npy for head pose, K the model's point count "
@@ -102,7 +102,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="frame rate of the annotated video of a folder of images (Hz); each image is still "
                         "processed on its own")
     add_pose_arguments(parser)
-    parser.add_argument("--min-confidence", type=number(float, 0, 1), default=None,
+    parser.add_argument("--min-confidence", type=NumberType(float, SCORE), default=None,
                         help="re-detect when a track's mean point score (0-1) falls below this (default: the "
                         "threshold stored in the weights)")
     return parser.parse_args(argv)

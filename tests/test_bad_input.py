@@ -381,3 +381,19 @@ def test_fit_stopped_by_sigterm_saves_a_consistent_checkpoint_and_exits_143(tmp_
     from train.checkpoint import load_checkpoint
     assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] >= 5
     assert not list((tmp_path / "run").glob(".*tmp*"))
+
+
+def test_the_live_panel_applies_the_command_line_ranges():
+    """The webcam's live panel (``LiveParams``) refuses what the command lines refuse, NaN included."""
+    from dataclasses import replace
+
+    from realtime.errors import UserError
+    from realtime.live import LiveParams
+
+    base = LiveParams.defaults()
+    for change in ({"focal_px": float("nan")}, {"focal_px": 0.0}, {"hfov_deg": 180.0}, {"hfov_deg": float("inf")},
+                   {"detector_threshold": float("nan")}, {"detector_threshold": 1.5}, {"min_cutoff": float("nan")},
+                   {"beta": -1.0}, {"redetect_every": 0}):
+        with pytest.raises(UserError):
+            replace(base, **change)
+    assert replace(base, focal_px=800.0, hfov_deg=90.0).focal_px == 800.0
