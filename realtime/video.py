@@ -27,6 +27,7 @@ card in ``assets/README.md``).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 from typing import Callable
@@ -127,6 +128,9 @@ def check_paths(args: argparse.Namespace) -> list[Path]:
 
     if not Path(args.input).exists():
         raise UserError(f"input not found: {args.input}")
+    if importlib.util.find_spec("av") is None:
+        raise UserError("the annotated video is written with PyAV, which is not installed: "
+                        "pip install 'rcn-realtime[video]' (or pip install -e '.[video]' in a checkout)")
     for flag, path in (("--weights", args.weights), ("--face-model", args.face_model)):
         if path is not None and not Path(path).is_file():
             raise UserError(f"{flag} file not found: {path}")

@@ -397,3 +397,15 @@ def test_the_live_panel_applies_the_command_line_ranges():
         with pytest.raises(UserError):
             replace(base, **change)
     assert replace(base, focal_px=800.0, hfov_deg=90.0).focal_px == 800.0
+
+
+def test_video_without_pyav_says_what_to_install(work, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "av" else real(name, *a))
+    monkeypatch.chdir(work)
+    before = snapshot(work)
+    assert video_main(["in.mp4", "-o", "o.mp4", "--landmarks", "o.jsonl"]) == 2
+    assert "rcn-realtime[video]" in one_error_line(capsys)
+    assert snapshot(work) == before
