@@ -5,7 +5,10 @@ An interrupted writer leaves either the previous file or nothing, never a half-w
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -41,3 +44,19 @@ def _umask() -> int:
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def json_text(doc: dict) -> str:
+    """Indented JSON with lists of numbers kept on one line (the style of every JSON file we write
+    by hand-readable convention: label sidecars, golden points, reports)."""
+    text = json.dumps(doc, indent=1)
+    return re.sub(r"\[\s*([-0-9.e, \n]+?)\s*\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text) + "\n"
+
+
+def sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, hex (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

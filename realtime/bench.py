@@ -185,7 +185,7 @@ def dlib_run(clip: Path, truth, n: int) -> dict:
         import dlib
     except ImportError:
         return {"skipped": "dlib is not installed (pip install -e '.[teacher]')"}
-    from train.teacher import resolve_model_path  # the model file's lookup lives with the teacher
+    from realtime.dlib_model import resolve_model_path
 
     try:
         predictor = dlib.shape_predictor(str(resolve_model_path(None)))

@@ -30,7 +30,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from realtime.assets import BLAZEFACE_DIR
-from realtime.detector import BlazeFaceBase
+from realtime.blazeface import BlazeFaceBase
 from realtime.errors import UserError
 from realtime.weights import torch_device
 

@@ -18,10 +18,9 @@ from realtime.backends import (
 )
 from realtime.backends import auto, exported, quantized, registry
 from realtime.backends.base import Decoded, bucketed
-from realtime.crops import crop_matrix, face_box_from_points, warp_crop
+from realtime.crops import crop_matrix
 from realtime.errors import UserError
 from realtime.landmarker import Landmarker
-from realtime.layouts import get_layout
 from realtime.presets import make_config
 from realtime.model import build_model
 from realtime.weights import load_model, read_metadata

@@ -16,7 +16,7 @@ if not faces68.GOLDEN.is_file() or not faces68.DEFAULT_SHIP.is_file():
 
 
 def test_shipped_model_lands_on_its_golden_points():
-    from train.teacher_cli import sha256
+    from realtime.atomic import sha256
 
     golden = json.loads(faces68.GOLDEN.read_text())
     assert golden["weights_sha256"] == sha256(faces68.DEFAULT_SHIP), "weights changed: rerun python -m train.faces68"

@@ -21,7 +21,6 @@ conversion fails unless the raw outputs agree. Tensors are written in the source
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 import sys
@@ -33,7 +32,7 @@ import torch
 from safetensors.torch import save
 
 from realtime.assets import BLAZEFACE_DIR
-from realtime.atomic import atomic_path
+from realtime.atomic import atomic_path, sha256
 from realtime.blazeface_torch import NETWORKS, SameConv2d, weights_metadata, weights_path_for
 from realtime.detector import MODELS, BlazeFaceDetector
 from realtime.errors import UserError, exit_status
@@ -213,10 +212,6 @@ def canonical_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, 
     if len(header) > length:
         raise RuntimeError("re-serialised safetensors header grew")
     return data[:8] + header.ljust(length, b" ") + data[8 + length:]
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:

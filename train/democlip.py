@@ -285,7 +285,7 @@ def build(spec: ClipSpec, video: Path, truth: Path, crf: int = 24, preset: str =
 def label_astronaut(out: Path = ASTRONAUT_PTS) -> None:
     """Label the astronaut once with the teacher: ``out`` (.pts) and ``.teacher.json`` beside it."""
     from train.teacher import SUB_DETECTORS, Teacher, pts_text
-    from train.teacher_cli import json_text, sha256
+    from realtime.atomic import json_text, sha256
 
     teacher = Teacher()
     faces = [f for f in teacher(astronaut()) if f.ok]

@@ -71,7 +71,7 @@ def golden_points(weights: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def write_golden(weights: Path, path: Path = GOLDEN) -> None:
     """Store the shipped model's golden points (``tests/test_golden68.py`` checks them)."""
-    from train.teacher_cli import json_text, sha256
+    from realtime.atomic import json_text, sha256
 
     points, _ = golden_points(weights)
     write_text_atomic(path, json_text({

@@ -39,12 +39,12 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.atomic import write_text_atomic
+from realtime.atomic import json_text, sha256, write_text_atomic
 from realtime.errors import UserError, model_file, run_command
 from train.datasets.base import read_image_rgb
 from train.datasets.ibug300w import read_pts
 from train.teacher import Teacher, _import_dlib, default_model_path
-from train.teacher_cli import REPORT_NAME, find_images, json_text, label_one, sha256, summary_line
+from train.teacher_cli import REPORT_NAME, find_images, label_one, summary_line
 
 MANIFEST = "faceset.json"
 SPLITS = ("train", "heldout")

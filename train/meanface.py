@@ -230,7 +230,7 @@ def label_folder(root: Path, model: np.ndarray) -> int:
     """Write yaw/pitch/roll into every face of a folder dataset (module docstring); returns the count."""
     from train.datasets.folder import _annotations, read_json_annotation
     from train.datasets.ibug300w import read_pts
-    from train.teacher_cli import json_text
+    from realtime.atomic import json_text
 
     pairs, _ = _annotations(root)
     if not pairs:

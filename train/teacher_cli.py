@@ -24,9 +24,6 @@ face accepted anywhere) print one ``error: ...`` line on stderr and exit with st
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import re
 import sys
 from collections import Counter
 from dataclasses import asdict
@@ -35,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.atomic import atomic_path, write_text_atomic
+from realtime.atomic import atomic_path, json_text, sha256, write_text_atomic
 from realtime.errors import UserError, run_command
 from train.datasets.base import read_image_rgb
 from train.datasets.ibug300w import IMAGE_SUFFIXES
@@ -86,20 +83,6 @@ def find_images(inputs: list[str], out: Path) -> list[tuple[Path, Path, bool]]:
             raise UserError(f"{image} and {stems[stem]} would write the same labels ({stem}_face*); rename one")
         stems[stem] = image
     return found
-
-
-def json_text(doc: dict) -> str:
-    """Indented JSON with lists of numbers kept on one line."""
-    text = json.dumps(doc, indent=1)
-    return re.sub(r"\[\s*([-0-9.e, \n]+?)\s*\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text) + "\n"
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def crop_origin(face: TeacherFace, shape_hw: tuple[int, int], margin: float) -> tuple[int, int, int, int]:

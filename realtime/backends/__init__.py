@@ -22,7 +22,8 @@ than 0.1 px on the trained models here (bf16 0.17-0.36 px, int8 up to 4.6 px), s
 does not pick them; name them to trade that for speed.
 """
 from realtime.backends.base import PARITY_TOLERANCE_PX, Backend, bucket, cache_dir, example_batch, model_digest
-from realtime.backends.registry import BACKENDS, REDUCED_PRECISION, available_backends, make_backend
+from realtime.backends.build import make_backend
+from realtime.backends.registry import BACKENDS, REDUCED_PRECISION, available_backends
 
 __all__ = [
     "BACKENDS", "PARITY_TOLERANCE_PX", "REDUCED_PRECISION", "Backend", "available_backends", "bucket", "cache_dir",

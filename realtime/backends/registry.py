@@ -1,4 +1,5 @@
-"""The backends by name: which exist on this machine (and why not), and building one."""
+"""The backends by name, and which exist on this machine (and why not); ``realtime.backends.build``
+builds one (``auto`` included)."""
 from __future__ import annotations
 
 import shutil
@@ -8,9 +9,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from realtime.backends import exported, quantized, torch_backends
+import realtime.backends.exported as exported
+import realtime.backends.quantized as quantized
+import realtime.backends.torch_backends as torch_backends
 from realtime.backends.base import Backend, native_bf16
-from realtime.errors import UserError
 from realtime.weights import torch_device
 
 Builder = Callable[[nn.Module, torch.device, str, float, int], Backend]
@@ -74,22 +76,3 @@ def available_backends(device: str | torch.device = "cpu") -> dict[str, str | No
             ort or (None if find_spec("onnx") else f"onnx is not installed ({FAST_EXTRA})")),
         "openvino_int8": openvino or (None if find_spec("nncf") else f"nncf is not installed ({INT8_EXTRA})"),
     }
-
-
-def make_backend(name: str, model: nn.Module, device: str | torch.device = "cpu", *, decoder: str = "softargmax",
-                 beta: float = 1.0, batch_size: int = 1) -> Backend:
-    """Build backend ``name`` ("auto": see ``auto.pick_backend``) for the fp32 ``model`` (on
-    ``device``, in eval mode). ``batch_size`` is the batch the caller expects: compiled backends
-    build for its bucket, and ``auto`` times it. UserError, in one line, for an unknown or
-    unavailable name."""
-    device = torch_device(device, need_available=False)
-    if name == "auto":
-        from realtime.backends.auto import pick_backend
-
-        return pick_backend(model, device, decoder=decoder, beta=beta, batch_size=batch_size)
-    if name not in BUILDERS:
-        raise UserError(f"unknown backend {name!r}; choose auto or one of {', '.join(BACKENDS)}")
-    reason = available_backends(device)[name]
-    if reason is not None:
-        raise UserError(f"backend {name!r} cannot run on {device} here: {reason}")
-    return BUILDERS[name](model, device, decoder, float(beta), max(1, int(batch_size)))

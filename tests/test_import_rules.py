@@ -1,0 +1,107 @@
+"""The import graph's rules, checked by walking every module's imports (``ast``, nothing imported):
+
+- the runtime (``realtime``) imports nothing from ``train`` (training depends on the runtime, never
+  the other way round: an install for live use needs none of the training code);
+- only the GUI modules import Qt (``pyqtgraph``, ``PySide6``);
+- no import cycles between the project's modules.
+
+Imports inside functions count too: a lazy import is still an arrow.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+GUI_MODULES = {"realtime.overlay", "realtime.overlay_items", "realtime.webcam"}
+QT = ("pyqtgraph", "PySide6", "PyQt5", "PyQt6")
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for package in ("realtime", "train"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            name = ".".join(path.relative_to(REPO).with_suffix("").parts)
+            found[name.removesuffix(".__init__")] = path
+    return found
+
+
+def imported_names(path: Path) -> set[str]:
+    """Every dotted name an ``import`` or ``from ... import`` of ``path`` names (absolute imports;
+    ``from a.b import c`` gives both ``a.b`` and ``a.b.c``)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+    return {name: {m for m in imported_names(path) if m in mods and m != name} for name, path in mods.items()}
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index, low, on_stack, stack, found, counter = {}, {}, set(), [], [], [0]
+    for root in edges:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges[root])))]
+        index[root] = low[root] = counter[0]
+        counter[0] += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter[0]
+                    counter[0] += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_the_runtime_imports_nothing_from_train():
+    arrows = sorted((a, b) for a, targets in graph().items() for b in targets
+                    if a.startswith("realtime") and b.split(".")[0] == "train")
+    raw = sorted((name, m) for name, path in modules().items() if name.startswith("realtime")
+                 for m in imported_names(path) if m.split(".")[0] == "train")
+    assert arrows == [] and raw == [], raw
+
+
+def test_only_the_gui_imports_qt():
+    importers = sorted(name for name, path in modules().items()
+                       if any(m.split(".")[0] in QT for m in imported_names(path)))
+    assert set(importers) <= GUI_MODULES, importers
+
+
+def test_no_import_cycles():
+    assert cycles(graph()) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
