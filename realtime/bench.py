@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -41,35 +40,11 @@ import numpy as np
 from realtime.assets import DEMO_CLIP as DEFAULT_CLIP
 from realtime.atomic import atomic_path, write_text_atomic
 from realtime.errors import UserError, run_command
+from realtime.measure import ROOT, _sync, machine, seconds_per_call, shown_path  # noqa: F401  (re-exported)
 
-ROOT = Path(__file__).resolve().parent.parent
 # File mode's arrival-to-result latency is mostly time spent queued behind earlier frames, so part b
 # leaves it out; part d measures latency where it matters.
 STAGES = ("capture_ms", "detect_ms", "track_ms", "landmarks_ms", "smooth_ms", "pose_ms", "process_ms")
-
-
-def machine() -> str:
-    """CPU model, core count, torch version and threads, and the GPU when there is one."""
-    import os
-
-    import torch
-
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
-    return f"{cpu}, {os.cpu_count()} cores{gpu}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
-
-
-def shown_path(path: Path) -> str:
-    """``path`` relative to the repository when inside it (the tables are committed), else as given."""
-    try:
-        return Path(path).resolve().relative_to(ROOT).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -124,26 +99,6 @@ def landmark_throughput(model, device: str, names: list[str] | None, batches: li
     return out
 
 
-def seconds_per_call(backend, x, device: str, seconds: float) -> float:
-    """Mean wall time of ``backend(x)`` over at least 3 calls and ``seconds``, after 3 warm-up calls."""
-    for _ in range(3):
-        backend(x)
-    _sync(device)
-    count, start = 0, time.perf_counter()
-    while count < 3 or time.perf_counter() - start < seconds:
-        backend(x)
-        count += 1
-    _sync(device)
-    return (time.perf_counter() - start) / count
-
-
-def _sync(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 # ---------------------------------------------------------------- b. the file pipeline
 
 def pipeline_run(weights: Path, clip: Path, device: str, backend: str, max_frames: int | None) -> dict:
@@ -192,7 +147,7 @@ def dlib_run(clip: Path, truth, n: int) -> dict:
     except UserError as exc:
         return {"skipped": str(exc)}
     from realtime.capture import VideoFileSource
-    from realtime.clipscore import nearest_face
+    from realtime.cliptruth import nearest_face
 
     detector = dlib.get_frontal_face_detector()
     points, busy = [], 0.0
@@ -210,7 +165,7 @@ def dlib_run(clip: Path, truth, n: int) -> dict:
 
 
 def compare_dlib(weights: Path, clip: Path, device: str, backend: str, n: int | None, ours_fps: float) -> dict:
-    from realtime.clipscore import ClipTruth, score, track_clip
+    from realtime.cliptruth import ClipTruth, score, track_clip
     from realtime.pipeline import FrameProcessor, PipelineConfig
 
     truth = ClipTruth.load(clip.with_name(clip.stem + "_truth.json"))
@@ -243,7 +198,7 @@ def compare_mediapipe(weights: Path, clip: Path, device: str, backend: str, n: i
     """MediaPipe's fps beside ours (``ours_fps``, part b of the same run) and both systems' NME on the
     7 shared points (``realtime.mediapipe_mesh``) against the clip's truth; {"skipped"} without mediapipe."""
     from realtime import mediapipe_mesh as mpm
-    from realtime.clipscore import ClipTruth, track_clip
+    from realtime.cliptruth import ClipTruth, track_clip
     from realtime.pipeline import FrameProcessor, PipelineConfig
 
     reason = mpm.missing_reason()
@@ -399,7 +354,7 @@ def plot(results: dict, path: Path) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.video import DEFAULT_WEIGHTS
+    from realtime.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
 
     from realtime.cliargs import Parser, number
 

@@ -143,7 +143,7 @@ def clip_run(clip: str | Path, truth: np.ndarray, max_frames: int | None = None,
     (per frame the (7, 2) shared points or None)}. The graph is built and warmed up (one blank
     frame) before the clock starts, as our landmarker is."""
     from realtime.capture import VideoFileSource
-    from realtime.clipscore import nearest_face
+    from realtime.cliptruth import nearest_face
 
     points: list[np.ndarray | None] = []
     out = io.StringIO()

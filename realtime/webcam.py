@@ -26,10 +26,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from realtime.cliargs import Parser, number
+from realtime.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
+from realtime.cliargs import Parser, add_engine_arguments, add_pose_arguments, number
 from realtime.errors import UserError, run_command
 from realtime.outpaths import Output, check_outputs, make_folders
-from realtime.video import DEFAULT_WEIGHTS, add_engine_arguments, add_pose_arguments
 
 QT_HELP = ("without a display, set QT_QPA_PLATFORM=offscreen (no window; see --screenshot-after), or start a "
            "virtual display: Xvfb :99 -screen 0 1280x1024x24 & and DISPLAY=:99 (Debian packages in the README)")

@@ -3,7 +3,9 @@
 - the runtime (``realtime``) imports nothing from ``train`` (training depends on the runtime, never
   the other way round: an install for live use needs none of the training code);
 - only the GUI modules import Qt (``pyqtgraph``, ``PySide6``);
-- no import cycles between the project's modules.
+- no import cycles between the project's modules;
+- no runtime module imports a runtime command line (``REALTIME_CLIS``): what they share lives in
+  library modules (``realtime.cliargs``, ``realtime.cliptruth``, ``realtime.measure``).
 
 Imports inside functions count too: a lazy import is still an arrow.
 """
@@ -13,6 +15,7 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+REALTIME_CLIS = {"realtime.video", "realtime.webcam", "realtime.bench", "realtime.clipscore"}
 GUI_MODULES = {"realtime.overlay", "realtime.overlay_items", "realtime.webcam"}
 QT = ("pyqtgraph", "PySide6", "PyQt5", "PyQt6")
 
@@ -96,6 +99,11 @@ def test_only_the_gui_imports_qt():
     importers = sorted(name for name, path in modules().items()
                        if any(m.split(".")[0] in QT for m in imported_names(path)))
     assert set(importers) <= GUI_MODULES, importers
+
+
+def test_no_runtime_module_imports_a_runtime_command_line():
+    arrows = sorted((a, b) for a, targets in graph().items() for b in targets if b in REALTIME_CLIS and a != b)
+    assert arrows == []
 
 
 def test_no_import_cycles():

@@ -46,7 +46,7 @@ def predict(spec: str, weights: Path, detector: str, device: str, backend: str, 
     (N, 68, 2) and mean ms per image. MediaPipe's entry is {"skipped": reason} when it cannot run."""
     from realtime import mediapipe_mesh as mpm
     from realtime.capture import CapturedFrame
-    from realtime.clipscore import nearest_face
+    from realtime.cliptruth import nearest_face
     from realtime.crops import crop_matrix
     from realtime.detector import make_detector
     from realtime.landmarker import Landmarker
@@ -102,7 +102,7 @@ def predict(spec: str, weights: Path, detector: str, device: str, backend: str, 
 
 def summarise(pred: dict) -> dict:
     from realtime import mediapipe_mesh as mpm
-    from realtime.clipscore import OUTER_EYE_CORNERS
+    from realtime.cliptruth import OUTER_EYE_CORNERS
 
     truths, shared = pred["truths"], pred["shared"]
     out: dict = {"faces": len(truths), "systems": {}}
@@ -154,7 +154,7 @@ def render(doc: dict) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from realtime.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
-    from realtime.video import DEFAULT_WEIGHTS
+    from realtime.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
 
     from realtime.cliargs import Parser, number
 
@@ -172,7 +172,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> int:
     from realtime import mediapipe_mesh as mpm
     from realtime.outpaths import Output, check_outputs, make_folders
-    from realtime.bench import machine, shown_path
+    from realtime.measure import machine, shown_path
 
     weights = Path(args.weights)
     if not weights.is_file():

@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
                           f"extra {s['extra']}")
     if args.track:
         from realtime.pipeline import FrameProcessor, PipelineConfig
-        from realtime.video import DEFAULT_WEIGHTS
+        from realtime.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
 
         results["tracking"] = []
         for model in models:

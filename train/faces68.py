@@ -53,7 +53,7 @@ def golden_points(weights: Path) -> tuple[np.ndarray, np.ndarray]:
     """The model's (68, 2) points on frame 0 of the bundled clip, from the crop of the truth's own
     face box (no detector, no tracking: the network alone), and the truth's points."""
     from realtime.capture import VideoFileSource
-    from realtime.clipscore import ClipTruth
+    from realtime.cliptruth import ClipTruth
     from realtime.crops import crop_matrix, face_box_from_points
     from realtime.landmarker import Landmarker
     from realtime.layouts import get_layout
@@ -240,7 +240,7 @@ def speed(weights: Path, spec: str, seconds: float = 1.0) -> dict:
     import torch
 
     from realtime.backends import available_backends, make_backend
-    from realtime.bench import seconds_per_call
+    from realtime.measure import seconds_per_call
     from realtime.layouts import get_layout
     from realtime.weights import load_model
     from train.datasets import open_dataset
@@ -273,14 +273,14 @@ def speed(weights: Path, spec: str, seconds: float = 1.0) -> dict:
 
 
 def measure(args: argparse.Namespace, cfg: FitConfig) -> dict:
-    from realtime import clipscore
+    from realtime import cliptruth
     from realtime.weights import weights_info
     from train.datasets import open_dataset
     from train.datasets.holdout import source_photo
     from train.reproduce import hardware
 
     weights = Path(args.ship)
-    truth = clipscore.ClipTruth.load(DEMO_TRUTH)
+    truth = cliptruth.ClipTruth.load(DEMO_TRUTH)
     last = Path(cfg.out) / "last.pt"
     seconds = None
     if last.is_file():
@@ -295,7 +295,7 @@ def measure(args: argparse.Namespace, cfg: FitConfig) -> dict:
             "heldout": set_nme(weights, holdout), "train": set_nme(weights, fit_set),
             "init_heldout": set_nme(init, holdout) if init and init.is_file() else None,
             "pose_head_mae_deg": weights_info(weights).get("pose_head", {}).get("holdout_mae_deg"),
-            "clip": clipscore.score_clip(weights, DEMO_CLIP, truth),
+            "clip": cliptruth.score_clip(weights, DEMO_CLIP, truth),
             "speed": speed(weights, cfg.val), "fit_config": asdict(cfg)}
 
 
