@@ -7,7 +7,7 @@ from unittest import mock
 import pytest
 
 from train import faces68
-from train.reproduce import command_line
+from train.runs import command_line
 
 
 def test_recipe_is_valid_and_its_printed_command_rebuilds_it(tmp_path):

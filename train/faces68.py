@@ -277,7 +277,7 @@ def measure(args: argparse.Namespace, cfg: FitConfig) -> dict:
     from realtime.weights import weights_info
     from train.datasets import open_dataset
     from train.datasets.holdout import source_photo
-    from train.reproduce import hardware
+    from train.runs import hardware
 
     weights = Path(args.ship)
     truth = cliptruth.ClipTruth.load(DEMO_TRUTH)
@@ -371,7 +371,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    from train.reproduce import command_line, run_or_resume
+    from train.runs import command_line, run_or_resume
 
     init = None if args.init == "none" else Path(args.init)
     if init is not None and not init.is_file():

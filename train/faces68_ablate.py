@@ -107,7 +107,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    from train.reproduce import hardware, run_or_resume
+    from train.runs import hardware, run_or_resume
 
     init = Path(args.init)
     if not init.is_file():

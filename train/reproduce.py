@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import platform
 import sys
 import time
 from dataclasses import replace
@@ -29,8 +28,8 @@ from train.checkpoint import load_checkpoint
 from train.config import FitConfig
 from train.datasets import open_dataset
 from train.evaluate import evaluate_model
-from train.fit import fit
 from train.runlog import save_figure
+from train.runs import command_line, hardware, run_or_resume  # noqa: F401  (command_line: re-exported)
 
 # The talk's table (PAPERS.md §0.5): mask -> (SumNet AFLW, SumNet AFW, RCN AFLW, RCN AFW).
 TALK_MASKS = {
@@ -40,52 +39,6 @@ TALK_MASKS = {
     "0,1,1,1": (7.91, 8.22, 7.62, 7.95), "1,0,0,1": (6.91, 7.51, 6.79, 7.27),
     "1,1,1,1": (6.44, 6.78, 6.37, 6.43),
 }
-
-
-def hardware() -> str:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
-    import torch
-
-    return f"{model or platform.processor()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
-
-
-def command_line(cfg: FitConfig) -> str:
-    """The ``python -m train fit`` command equivalent to ``cfg``."""
-    default = FitConfig(preset=cfg.preset, data=cfg.data, out=cfg.out)
-    parts = ["python -m train fit"]
-    for key, value in cfg.to_dict().items():
-        if value == getattr(default, key) and key not in ("preset", "data", "out"):
-            continue
-        flag = "--" + key.replace("_", "-")
-        if key == "occluder":
-            parts.append("--no-occluder")
-        elif isinstance(value, bool):
-            parts.append(flag)
-        elif key == "branch_mask":
-            parts.append(f"{flag} {','.join(map(str, value))}")
-        else:
-            parts.append(f"{flag} '{value}'" if "?" in str(value) else f"{flag} {value}")
-    return " ".join(parts)
-
-
-def run_or_resume(cfg: FitConfig, device: str = "cpu") -> dict:
-    """Train ``cfg`` to completion on ``device``, resuming a partial run; returns the run's summary."""
-    last = Path(cfg.out) / "last.pt"
-    if last.is_file():
-        ckpt = load_checkpoint(last)
-        if ckpt["step"] >= cfg.steps:
-            return {"seconds": ckpt["state"].get("seconds", 0.0), "skipped": True}
-        return fit(cfg, resume=True, device=device)
-    return fit(cfg, device=device)
 
 
 def evaluate_run(cfg: FitConfig, test_spec: str) -> dict:

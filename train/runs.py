@@ -1,0 +1,49 @@
+"""Training runs as the recipes drive them: run or resume to completion, the equivalent
+``python -m train fit`` command of a config (for the reports), and the hardware in words.
+
+Library code of the recipes (``train.reproduce``, ``train.faces68``, ``train.faces68_ablate``), kept
+out of their command-line modules so that no module imports a command line.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from realtime.measure import machine
+from train.checkpoint import load_checkpoint
+from train.config import FitConfig
+from train.fit import fit
+
+
+def hardware() -> str:
+    """The machine in words, as every report names it (``realtime.measure.machine``)."""
+    return machine()
+
+
+def command_line(cfg: FitConfig) -> str:
+    """The ``python -m train fit`` command equivalent to ``cfg``."""
+    default = FitConfig(preset=cfg.preset, data=cfg.data, out=cfg.out)
+    parts = ["python -m train fit"]
+    for key, value in cfg.to_dict().items():
+        if value == getattr(default, key) and key not in ("preset", "data", "out"):
+            continue
+        flag = "--" + key.replace("_", "-")
+        if key == "occluder":
+            parts.append("--no-occluder")
+        elif isinstance(value, bool):
+            parts.append(flag)
+        elif key == "branch_mask":
+            parts.append(f"{flag} {','.join(map(str, value))}")
+        else:
+            parts.append(f"{flag} '{value}'" if "?" in str(value) else f"{flag} {value}")
+    return " ".join(parts)
+
+
+def run_or_resume(cfg: FitConfig, device: str = "cpu") -> dict:
+    """Train ``cfg`` to completion on ``device``, resuming a partial run; returns the run's summary."""
+    last = Path(cfg.out) / "last.pt"
+    if last.is_file():
+        ckpt = load_checkpoint(last)
+        if ckpt["step"] >= cfg.steps:
+            return {"seconds": ckpt["state"].get("seconds", 0.0), "skipped": True}
+        return fit(cfg, resume=True, device=device)
+    return fit(cfg, device=device)
