@@ -64,12 +64,7 @@ DETECTOR_BACKENDS = ("auto", "opencv", "torch")
 
 def resolve_detector_backend(backend: str, device: str = "cpu") -> str:
     """"auto" -> "torch" on a CUDA device (detection batches on the GPU next to the landmarks),
-    else "opencv", the faster on CPU. Measured on this project's 2-core Xeon while two training
-    jobs shared it (``detect_batch`` on 640x480 clip frames, letterbox + network + decode, median
-    ms per frame, batch 1 / batch 8): one thread, short range OpenCV 2.6 / 2.7 vs torch
-    (channels_last) 4.5 / 3.3, full range 8.1 / 7.9 vs 10.3 / 10.5; two threads, short 4.8 / 4.9
-    vs 13.9 / 84, full 21.6 / 13.4 vs 83 / 61 (torch's thread pool suffers most from the
-    contention)."""
+    else "opencv", the faster on CPU (the timings are in the README, "Detector backends")."""
     if backend not in DETECTOR_BACKENDS:
         raise UserError(f"unknown detector backend {backend!r}; choose one of {', '.join(DETECTOR_BACKENDS)}")
     if backend == "auto":

@@ -9,7 +9,7 @@ training split, and scored on the same hold-out (never trained on) with the live
   pre-training), shortened;
 - ``no_teacher``: the same from random weights (no teacher faces);
 - ``elt``: the recipe plus the 2018 paper's ELT term on every training image (weight ``--elt-weight``;
-  PAPERS.md: on 300-W the paper uses L + ELT, probably no attribute);
+  ../shared/PAPERS.md: on 300-W the paper uses L + ELT, probably no attribute);
 - ``width1``: the full-width network (64 channels), from random weights (compare with ``no_teacher``:
   the teacher model is half width, so it cannot initialise it).
 
