@@ -96,15 +96,17 @@ def track_clip(processor, clip: str | Path, truth: ClipTruth, max_frames: int | 
 
 def score_clip(weights: str | Path, clip: str | Path, truth: ClipTruth, detector: str | None = None) -> dict[str, dict]:
     """``score`` of the whole pipeline on ``clip`` with smoothing off ("raw") and on ("smoothed")."""
-    from realtime.detector import DEFAULT_DETECTOR, make_detector
+    from realtime.detector import DEFAULT_DETECTOR
     from realtime.landmarker import Landmarker
-    from realtime.pipeline import FrameProcessor
+    from realtime.pipeline import FrameProcessor, PipelineConfig
     from realtime.smoothing import SmoothingParams
 
     landmarker = Landmarker(weights)
     if landmarker.num_points != truth.points.shape[1]:
         raise UserError(f"{weights} gives {landmarker.num_points} points but the clip's truth has "
                         f"{truth.points.shape[1]} ({truth.layout}): score a {truth.layout} model")
-    return {name: score(track_clip(FrameProcessor(landmarker, make_detector(detector or DEFAULT_DETECTOR),
-                                                  smoothing=SmoothingParams(enabled=smoothing)), clip, truth), truth)
-            for name, smoothing in (("raw", False), ("smoothed", True))}
+    configs = {name: PipelineConfig(Path(weights), detector or DEFAULT_DETECTOR, face_model_3d=None,
+                                    smoothing=SmoothingParams(enabled=smoothing))
+               for name, smoothing in (("raw", False), ("smoothed", True))}
+    return {name: score(track_clip(FrameProcessor.from_config(config, landmarker), clip, truth), truth)
+            for name, config in configs.items()}

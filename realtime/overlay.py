@@ -310,7 +310,7 @@ def run_window(pipeline: LivePipeline, tuner: LiveTuner, **options: object) -> O
         window.interrupted = signum
         window.close()
 
-    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN}
     # Python's cyclic GC may otherwise run on a pipeline thread and free Qt objects there (a
     # timer firing on a freed object crashed the overlay tests); pyqtgraph's collector turns
     # automatic GC off and collects on a Qt timer, on the GUI thread, while the window runs.

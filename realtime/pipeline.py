@@ -71,8 +71,9 @@ class PipelineConfig:
     pose); ``focal_px`` or ``hfov_deg`` the camera intrinsics; ``pose_source`` "pnp" or "head"
     (module docstring; "head" needs weights with a pose head); ``backend`` the landmark model's
     inference backend (``realtime.backends``: a name or "auto"); ``queue_size`` frames decoded ahead
-    in file mode; ``detector_backend`` "opencv", "torch" or "auto" (torch on a CUDA ``device``,
-    else OpenCV, the faster on CPU: ``detector.resolve_detector_backend``)."""
+    in file mode (``run_file``); ``detector_backend`` "opencv", "torch" or "auto" (torch on a CUDA
+    ``device``, else OpenCV, the faster on CPU: ``detector.resolve_detector_backend``);
+    ``smoothing`` the One Euro parameters (None: ``SmoothingParams()``'s defaults)."""
 
     weights: Path
     detector: str = DEFAULT_DETECTOR
@@ -86,6 +87,7 @@ class PipelineConfig:
     queue_size: int = 8
     backend: str = "eager"
     detector_backend: str = "auto"
+    smoothing: SmoothingParams | None = None
 
 
 @dataclass
@@ -139,11 +141,18 @@ class FrameProcessor:
         self.set_pose_source(pose_source)
 
     @staticmethod
-    def from_config(config: PipelineConfig) -> "FrameProcessor":
-        landmarker = Landmarker(config.weights, config.device, config.decoder, backend=config.backend)
+    def from_config(config: PipelineConfig, landmarker: Landmarker | None = None,
+                    detector: BlazeFaceBase | BlazeFaceBoth | None = None) -> "FrameProcessor":
+        """THE way to assemble the pipeline (every command line and tool builds it here): the
+        landmarker, the detector, the pose head and the 3D face from ``config``. A caller that
+        already holds a ``landmarker`` or ``detector`` for ``config`` (several processors over one
+        model) passes it in instead of loading another."""
+        if landmarker is None:
+            landmarker = Landmarker(config.weights, config.device, config.decoder, backend=config.backend)
+        if detector is None:
+            detector = make_detector(config.detector, config.detector_backend, config.device)
         pose_head = pose_head_of(landmarker, required=config.pose_source == "head")
-        detector = make_detector(config.detector, config.detector_backend, config.device)
-        return FrameProcessor(landmarker, detector, config.tracker,
+        return FrameProcessor(landmarker, detector, config.tracker, smoothing=config.smoothing,
                               face_model_3d=config.face_model_3d, focal_px=config.focal_px, hfov_deg=config.hfov_deg,
                               pose_source=config.pose_source, pose_head=pose_head)
 

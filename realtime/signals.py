@@ -48,14 +48,15 @@ def _raise_stopped(signum: int, frame: object) -> None:
 @contextlib.contextmanager
 def stop_signals() -> Iterator[None]:
     """While inside, SIGTERM and SIGHUP raise ``Stopped`` in the main thread (Ctrl-C keeps raising
-    ``KeyboardInterrupt``). Outside the main thread (where Python cannot install handlers) it does
-    nothing."""
+    ``KeyboardInterrupt``). A signal the process was started with ignored (``nohup`` ignores
+    SIGHUP, a shell's background job SIGINT) stays ignored. Outside the main thread (where Python
+    cannot install handlers) it does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {}
     for sig in STOP_SIGNALS:
-        if sig != signal.SIGINT:
+        if sig != signal.SIGINT and signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's ignored SIGHUP stays so
             previous[sig] = signal.signal(sig, _raise_stopped)
     try:
         yield
@@ -99,7 +100,8 @@ def deferred() -> Iterator[None]:
         yield
         return
     pending: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in STOP_SIGNALS
+                if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         yield
     finally:

@@ -129,11 +129,10 @@ def run(args: argparse.Namespace) -> int:
     if args.min_confidence is not None:
         tracker = replace(tracker, min_confidence=args.min_confidence)
     face_model = "auto" if args.face_model is None else load_face_model(args.face_model)
-    processor = FrameProcessor.from_config(PipelineConfig(Path(args.weights), args.detector, args.device,
-                                                          tracker=tracker, face_model_3d=face_model,
-                                                          focal_px=args.focal_px, hfov_deg=args.hfov,
-                                                          pose_source=args.pose_source, backend=args.backend,
-                                                          detector_backend=args.detector_backend))
+    config = PipelineConfig(Path(args.weights), args.detector, args.device, tracker=tracker, face_model_3d=face_model,
+                            focal_px=args.focal_px, hfov_deg=args.hfov, pose_source=args.pose_source,
+                            backend=args.backend, detector_backend=args.detector_backend)
+    processor = FrameProcessor.from_config(config)
     source = open_source(args.input, rate_hz=args.rate)
     is_video = isinstance(source, VideoFileSource)
     total = (source.declared_frames or None) if is_video else len(getattr(source, "files", [0]))
@@ -161,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         step()
 
     try:
-        stats = run_file(source, processor, on_packet)
+        stats = run_file(source, processor, on_packet, queue_size=config.queue_size)
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: keep what is done, both files valid
         close_bar()
         video.close()

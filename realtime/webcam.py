@@ -77,23 +77,6 @@ def check_qt() -> None:
         raise UserError(f"Qt cannot open a window (QT_QPA_PLATFORM={platform}: {reason}); {QT_HELP}")
 
 
-def face_model(path: str | None, layout: object):
-    """The (K, 3) 3D face for head pose: ``path`` (a .npy), else the shipped mean face's points
-    for the model's ``layout`` (``realtime/meanface.py``), else None (no pose drawn)."""
-    import numpy as np
-
-    if path:
-        try:
-            return np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read the 3D face model {path}: {exc}") from None
-    try:
-        from realtime.meanface import face_model_for
-    except ImportError:  # no mean face shipped yet
-        return None
-    return face_model_for(layout)
-
-
 def run(args: argparse.Namespace) -> int:
     for flag, path in (("--weights", args.weights), ("--face-model", args.face_model)):
         if path is not None and not Path(path).is_file():
@@ -103,21 +86,20 @@ def run(args: argparse.Namespace) -> int:
     import cv2
 
     from realtime.capture import open_source
-    from realtime.detector import make_detector
-    from realtime.landmarker import Landmarker
     from realtime.live import LiveTuner
-    from realtime.pipeline import FrameProcessor, LivePipeline
-    from realtime.pose_head import pose_head_of
+    from realtime.meanface import load_face_model
+    from realtime.pipeline import FrameProcessor, LivePipeline, PipelineConfig
 
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own error says it in one line
     source = open_source(args.source, as_live=True, width=args.width, height=args.height, fps=args.fps)
     try:
         check_qt()
-        landmarker = Landmarker(Path(args.weights), args.device, backend=args.backend)
-        tuner = LiveTuner(FrameProcessor(landmarker, make_detector(args.detector, args.detector_backend, args.device),
-                                         face_model_3d=face_model(args.face_model, landmarker.layout),
-                                         focal_px=args.focal_px, hfov_deg=args.hfov, pose_source=args.pose_source,
-                                         pose_head=pose_head_of(landmarker, required=args.pose_source == "head")))
+        face_model = "auto" if args.face_model is None else load_face_model(args.face_model)
+        processor = FrameProcessor.from_config(PipelineConfig(
+            Path(args.weights), args.detector, args.device, face_model_3d=face_model, focal_px=args.focal_px,
+            hfov_deg=args.hfov, pose_source=args.pose_source, backend=args.backend,
+            detector_backend=args.detector_backend))
+        landmarker, tuner = processor.landmarker, LiveTuner(processor)
     except BaseException:
         source.close()
         raise

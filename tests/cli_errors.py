@@ -9,3 +9,13 @@ def one_error_line(capsys) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     return lines[0]
+
+
+def default_signals() -> None:
+    """``preexec_fn`` for a CLI started as a process whose stop signals a test sends: Ctrl-C,
+    SIGTERM and SIGHUP back at their defaults. CI may run the tests as a background job (SIGINT
+    ignored) or under nohup (SIGHUP ignored), and the commands keep an ignored signal ignored."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)

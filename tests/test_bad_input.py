@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cli_errors import one_error_line
+from cli_errors import default_signals, one_error_line
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -318,9 +318,12 @@ def test_train_help_lists_every_command(capsys):
 # ------------------------------------------------------------------ signals
 
 def _start(argv: list[str], cwd: Path) -> subprocess.Popen:
+    """The command as a process with the stop signals at their defaults: CI may run the tests as a
+    background job (SIGINT ignored) or under nohup (SIGHUP ignored), and an ignored signal stays
+    ignored by design."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, *argv], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])

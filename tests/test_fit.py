@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from cli_errors import default_signals
+
 from realtime.weights import load_model
 from train.checkpoint import load_checkpoint
 from train.config import FitConfig
@@ -131,7 +133,8 @@ def test_ctrl_c_saves_a_consistent_checkpoint_and_resume_finishes(tmp_path):
     args = [sys.executable, "-m", "train", "fit", "--preset", "rcn_mtfl", "--data", "synth:train?n=64",
             "--val", "synth:val?n=16", "--out", str(tmp_path / "run"), "--steps", "100000", "--eval-every", "1000",
             "--batch-size", "8", "--branches", "4", "--width-mult", "0.25", "--optimizer", "adam", "--quiet"]
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_signals)
     log = tmp_path / "run" / "log.csv"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (log.is_file() and len(log.read_text().splitlines()) > 2):

@@ -113,3 +113,14 @@ def test_no_import_cycles():
 def test_the_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_pipeline_is_assembled_in_one_place():
+    """Every caller builds the frame pipeline through ``FrameProcessor.from_config``: the class is
+    called directly only in ``realtime.pipeline`` (and in tests, which assemble stand-ins)."""
+    direct = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "FrameProcessor":
+                direct.append(f"{name}:{node.lineno}")
+    assert all(d.startswith("realtime.pipeline:") for d in direct), direct

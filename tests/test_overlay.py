@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import torch
 
+from cli_errors import default_signals
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before the QApplication exists
 pytest.importorskip("PySide6")
 pg = pytest.importorskip("pyqtgraph")
@@ -251,7 +253,8 @@ def test_webcam_cli_ctrl_c_closes_the_window_and_exits_130(tmp_path):
     clip, shots = make_clip(tmp_path / "clip.mp4", frames=250, fps=25), tmp_path / "shots"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "OMP_NUM_THREADS": "1"}
     cli = subprocess.Popen([sys.executable, "-m", "realtime.webcam", "--source", str(clip), "--screenshot-dir",
-                            str(shots), "--screenshot-after", "3"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+                            str(shots), "--screenshot-after", "3"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=default_signals)
     try:
         assert wait_for(lambda: any(shots.glob("*.png")) or cli.poll() is not None, 60.0) and cli.poll() is None
         cli.send_signal(signal.SIGINT)

@@ -75,12 +75,9 @@ def crops_from_footage(weights: Path, source_spec: str, cfg: AdaptConfig) -> np.
     """(N, S, S, C) uint8 face crops of a video or image folder, cropped as the live pipeline
     crops them (detector, then tracking from the model's own landmarks)."""
     from realtime.capture import open_source
-    from realtime.detector import BlazeFaceDetector
-    from realtime.landmarker import Landmarker
-    from realtime.pipeline import FrameProcessor
+    from realtime.pipeline import FrameProcessor, PipelineConfig
 
-    landmarker = Landmarker(weights)
-    processor = FrameProcessor(landmarker, BlazeFaceDetector(cfg.detector))
+    processor = FrameProcessor.from_config(PipelineConfig(Path(weights), cfg.detector, face_model_3d=None))
     crops: list[np.ndarray] = []
     with open_source(source_spec) as source:
         for i, frame in enumerate(source):
@@ -89,7 +86,7 @@ def crops_from_footage(weights: Path, source_spec: str, cfg: AdaptConfig) -> np.
             processor(frame)
             matrices = [roi.matrix for roi in processor.last_rois]
             if matrices:
-                crops.extend(landmarker.warp(frame.image, matrices))
+                crops.extend(processor.landmarker.warp(frame.image, matrices))
             if len(crops) >= cfg.max_crops:
                 break
     if not crops:

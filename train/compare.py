@@ -50,7 +50,7 @@ def predict(spec: str, weights: Path, detector: str, device: str, backend: str, 
     from realtime.crops import crop_matrix
     from realtime.detector import make_detector
     from realtime.landmarker import Landmarker
-    from realtime.pipeline import FrameProcessor
+    from realtime.pipeline import FrameProcessor, PipelineConfig
     from realtime.tracker import box_from_landmarks
     from train.datasets import open_dataset
     from train.datasets.base import sample_image
@@ -63,6 +63,7 @@ def predict(spec: str, weights: Path, detector: str, device: str, backend: str, 
     if landmarker.num_points != 68:
         raise UserError(f"{weights} gives {landmarker.num_points} points; the comparison needs a 68-point model")
     det = make_detector(detector, "auto", device)
+    config = PipelineConfig(Path(weights), detector, device, face_model_3d=None, backend=backend)
     reason = mpm.missing_reason()
     mesh = mpm.MediaPipeMesh(video=False) if reason is None else None
     landmarker.warmup()  # first calls (backend set-up, detector) stay out of the timings, for both systems
@@ -77,7 +78,7 @@ def predict(spec: str, weights: Path, detector: str, device: str, backend: str, 
         if not np.linalg.norm(truth[36] - truth[45]) > 0:
             raise UserError(f"{sample.ident or sample.image_path}: its true outer eye corners (iBUG 36, 45) coincide")
         truths.append(truth)
-        processor = FrameProcessor(landmarker, det)  # a fresh start per image: no tracks, no smoothing state
+        processor = FrameProcessor.from_config(config, landmarker, det)  # a fresh start per image: no tracks, no smoothing
         start = time.perf_counter()
         packet = processor(CapturedFrame(0, 0.0, rgb))
         busy["ours"] += time.perf_counter() - start
