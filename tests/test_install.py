@@ -62,6 +62,11 @@ def test_the_wheel_holds_every_module_and_every_shipped_file(wheel):
     assert not missing, f"assets/ files not in the wheel (pyproject.toml package-data): {missing}"
     assert not [n for n in names if n.startswith(("assets/", "tests/"))]  # no stray top-level folders
     assert wheel.stat().st_size < 12e6, f"the wheel is {wheel.stat().st_size / 1e6:.1f} MB"
+    (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
+    for line in ("rcn-video = realtime.video:main", "rcn-webcam = realtime.webcam:main",
+                 "rcn-bench = realtime.bench:main", "rcn-train = train.__main__:main"):
+        assert line in scripts, scripts
 
 
 def test_video_runs_from_an_installed_wheel_outside_the_repository(wheel, tmp_path, clip_frames):
@@ -90,6 +95,8 @@ def test_video_runs_from_an_installed_wheel_outside_the_repository(wheel, tmp_pa
     (record,) = [json.loads(line) for line in (work / "out.jsonl").read_text().splitlines()]
     assert len(record["faces"]) == 1 and len(record["faces"][0]["points"]) == 68
     assert (work / "out.mp4").stat().st_size > 0
+    console = python("-c", "import sys; from realtime.video import main; sys.argv = ['rcn-video', '--help']; main()")
+    assert console.returncode == 0 and "usage:" in console.stdout  # what the rcn-video script calls
 
 
 def test_a_checkout_reads_its_own_assets_folder():
