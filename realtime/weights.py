@@ -8,17 +8,20 @@ size and channels, normalisation, decoder), plus free-form ``info`` JSON (traini
 A landmark file may also carry an attribute head (semi-supervised training, ``realtime.attributes``):
 its configuration under the metadata key ``attribute_head`` and its tensors under the prefix
 ``attribute_head.``. ``load_model`` leaves those aside; ``load_attribute_head`` rebuilds the head
-(strictly) or returns None for a file without one.
+(strictly) or returns None for a file without one. ``read_weights`` reads a file once for all three
+(and ``weights_info``).
 """
 from __future__ import annotations
 
+import functools
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from safetensors import safe_open
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save_file
 
 from realtime.atomic import atomic_path
 from realtime.attributes import AttributeConfig, AttributeNet
@@ -57,23 +60,49 @@ def save_weights(model: LandmarkNet | Denoiser, path: str | Path, info: dict | N
         save_file(tensors, str(tmp), metadata=metadata)
 
 
-def read_metadata(path: str | Path) -> dict[str, str]:
+@dataclass(frozen=True)
+class WeightsFile:
+    """One weights file read once: its metadata (strings) and its tensors."""
+    metadata: dict[str, str]
+    tensors: dict[str, torch.Tensor]
+
+
+def read_weights(path: str | Path) -> WeightsFile:
+    """The whole file in one read (``load_model``, ``load_attribute_head`` and ``weights_info`` of
+    one file share it: a start opens the file once). Checked: it exists, is a safetensors file, and
+    is one of ours. Kept for the file's current modification time and size only."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"weights file not found: {path}")
+    stat = path.stat()
+    return _read_weights(str(path.resolve()), stat.st_mtime_ns, stat.st_size, str(path))
+
+
+@functools.lru_cache(maxsize=4)
+def _read_weights(resolved: str, mtime_ns: int, size: int, shown: str) -> WeightsFile:
     try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"not a valid safetensors weights file: {path} ({exc})") from None
+        data = Path(resolved).read_bytes()
+        header_len = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + header_len]) if 0 < header_len <= len(data) - 8 else None
+        if not isinstance(header, dict):
+            raise ValueError("no safetensors header")
+        tensors = load_bytes(data)
+    except (SafetensorError, OSError, ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"not a valid safetensors weights file: {shown} ({exc})") from None
+    metadata = header.get("__metadata__") or {}
     if metadata.get("format") != FORMAT:
-        raise UserError(f"{path} is a safetensors file but not one of ours (no '{FORMAT}' metadata)")
-    return metadata
+        raise UserError(f"{shown} is a safetensors file but not one of ours (no '{FORMAT}' metadata)")
+    return WeightsFile(metadata, tensors)
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    return read_weights(path).metadata
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LandmarkNet | Denoiser:
     """Rebuild the model described by the file's metadata and load its tensors strictly."""
-    metadata = read_metadata(path)
+    stored = read_weights(path)
+    metadata = stored.metadata
     try:
         if metadata.get("kind") == "denoiser":
             model: LandmarkNet | Denoiser = Denoiser(DenoiserConfig.from_json(metadata["config"]))
@@ -81,7 +110,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Landmark
             model = build_model(ModelConfig.from_json(metadata["config"]))
     except (KeyError, json.JSONDecodeError, TypeError) as exc:
         raise UserError(f"{path}: malformed model configuration in metadata ({exc})") from None
-    tensors = _read_tensors(path)
+    tensors = stored.tensors
     if HEAD_KEY in metadata:
         tensors = {k: v for k, v in tensors.items() if not k.startswith(HEAD_PREFIX)}
     _load_strict(model, tensors, f"{path}: tensors do not match the stored configuration")
@@ -119,23 +148,17 @@ def _load_strict(module: torch.nn.Module, tensors: dict[str, torch.Tensor], mess
     module.load_state_dict(tensors, strict=True)
 
 
-def _read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError) as exc:
-        raise UserError(f"cannot read tensors from {path} ({exc})") from None
-
-
 def load_attribute_head(path: str | Path, device: str | torch.device = "cpu") -> AttributeNet | None:
     """The attribute head stored with a landmark model, loaded strictly; None if it has none."""
-    metadata = read_metadata(path)
+    stored = read_weights(path)
+    metadata = stored.metadata
     if HEAD_KEY not in metadata:
         return None
     try:
         head = AttributeNet(AttributeConfig.from_json(metadata[HEAD_KEY]))
     except (json.JSONDecodeError, TypeError) as exc:
         raise UserError(f"{path}: malformed attribute head configuration in metadata ({exc})") from None
-    tensors = {k[len(HEAD_PREFIX):]: v for k, v in _read_tensors(path).items() if k.startswith(HEAD_PREFIX)}
+    tensors = {k[len(HEAD_PREFIX):]: v for k, v in stored.tensors.items() if k.startswith(HEAD_PREFIX)}
     _load_strict(head, tensors, f"{path}: attribute head tensors do not match its configuration")
     return head.to(device).eval()
 

@@ -99,3 +99,23 @@ def test_device_names_are_checked_once_for_every_torch_user():
         with pytest.raises(UserError, match="no CUDA device"):
             Landmarker(WEIGHTS, device="cuda")
         assert torch_device("cuda", need_available=False).type == "cuda"  # the registry reports, not raises
+
+
+def test_a_start_reads_the_weights_file_once(tmp_path):
+    """The landmarker, its re-detect threshold and its pose head come from one read of the file
+    (``realtime.weights.read_weights``); a rewritten file is read again."""
+    import shutil
+
+    from realtime.assets import LANDMARKS_68
+    from realtime.pose_head import pose_head_of
+    from realtime.weights import _read_weights, save_weights, weights_info
+
+    path = tmp_path / "w.safetensors"
+    shutil.copy(LANDMARKS_68, path)
+    _read_weights.cache_clear()
+    landmarker = Landmarker(path)
+    pose_head_of(landmarker, required=False)
+    weights_info(path)
+    assert _read_weights.cache_info().misses == 1
+    save_weights(landmarker.model, path, {"note": "rewritten"})
+    assert weights_info(path) == {"note": "rewritten"} and _read_weights.cache_info().misses == 2
