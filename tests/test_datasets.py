@@ -438,3 +438,50 @@ def test_make_fixtures_regenerates_the_same_annotations(tmp_path):
         for a, b in zip(new.samples, old.samples):
             np.testing.assert_array_equal(a.points, b.points)
             np.testing.assert_array_equal(a.visible, b.visible)
+
+
+# ---------------------------------------------------------------- AFW with MTFL's 5 points, NME as the 2016 paper
+
+def test_300w_subset_and_the_5_points_derived_from_68():
+    """``300w:ROOT:train?subset=afw&layout=mtfl5``: only AFW's faces, each with MTFL's 5 points taken
+    from its 68 (eye centres = mean of each eye's 6 contour points, nose tip 30, mouth corners 48, 54),
+    checked against the fixture's .pts by hand."""
+    from train.datasets import open_dataset
+    from train.datasets.ibug300w import read_pts
+
+    data = open_dataset(f"300w:{FIX / '300w'}:train?subset=afw&layout=mtfl5")
+    assert data.layout == "mtfl5" and len(data) == 2 and {s.subset for s in data.samples} == {"afw"}
+    for sample in data.samples:
+        pts68 = read_pts(Path(sample.image_path).with_suffix(".pts"))
+        expected = [pts68[36:42].mean(0), pts68[42:48].mean(0), pts68[30], pts68[48], pts68[54]]
+        np.testing.assert_allclose(sample.points, expected, atol=1e-5)
+    with pytest.raises(UserError, match="has no folder ibug"):
+        open_dataset(f"300w:{FIX / '300w'}:train?subset=ibug")
+    with pytest.raises(UserError, match="layout must be ibug68 or mtfl5"):
+        open_dataset(f"300w:{FIX / '300w'}:train?layout=aflw19")
+
+
+def test_nme_on_mtfl_by_the_eye_centre_distance_is_the_hand_computed_one():
+    """The 2016 paper's measure on MTFL: mean point error over the inter-ocular (eye-centre) distance.
+    Every prediction moved by (3, 4) px is 5 px off; the fixture's first face has its eyes 9.75 px apart."""
+    from realtime.layouts import get_layout
+    from train.datasets import open_dataset
+    from train.metrics import nme, normalising_distance
+
+    data = open_dataset(f"mtfl:{FIX / 'mtfl'}:train")
+    gt = np.stack([s.points for s in data.samples]).astype(np.float64)
+    mask = np.stack([s.visible for s in data.samples])
+    errors = nme(gt + [3.0, 4.0], gt, mask, normalising_distance(gt, mask, get_layout("mtfl5"), "eye_centres"))
+    eyes = np.linalg.norm(gt[:, 1] - gt[:, 0], axis=1)
+    np.testing.assert_allclose(errors, 5.0 / eyes)
+    assert errors[0] == pytest.approx(5.0 / 9.75)
+
+
+def test_the_derived_points_follow_mtfls_order_on_real_faces(shared_300w, shared_data):
+    """On the real AFW faces and the real MTFL ones alike, the first point (MTFL's "left eye") is the
+    image-left eye in nearly every face, and the 4th the image-left mouth corner."""
+    from train.datasets import open_dataset
+
+    for spec in (f"300w:{shared_300w}:train?subset=afw&layout=mtfl5", f"mtfl:{shared_data / 'mtfl'}:train"):
+        pts = np.stack([s.points for s in open_dataset(spec).samples])
+        assert np.mean(pts[:, 0, 0] < pts[:, 1, 0]) > 0.95 and np.mean(pts[:, 3, 0] < pts[:, 4, 0]) > 0.95, spec

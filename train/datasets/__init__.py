@@ -30,7 +30,11 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {
-    "300w": Kind("300w:ROOT[:SPLIT]", ("train", "common", "challenging", "full"), {},
+    "300w": Kind("300w:ROOT[:SPLIT][?subset=afw&layout=mtfl5]", ("train", "common", "challenging", "full"),
+                 {"subset": "read only these folders of the split, comma list (e.g. afw: the 337 AFW faces of "
+                            "300-W's re-annotation, not TCDCN's 377)",
+                  "layout": "ibug68 (default) or mtfl5: the 5 MTFL points derived from the 68 (eye centres = "
+                            "mean of each eye's 6 contour points, nose tip 30, mouth corners 48 and 54)"},
                  "300-W folder with afw/, helen/, lfpw/, ibug/ and .pts files (68 points)"),
     "aflw": Kind("aflw:aflw.sqlite[?points=19|21&images=DIR]", ("all",),
                  {"points": "19 or 21 (default 21)",
@@ -148,8 +152,13 @@ def _open(spec: DatasetSpec) -> LandmarkSet:
         raise UserError(f"dataset path not found: {path}")
     images = Path(opts["images"]).expanduser() if "images" in opts else None
     if spec.kind == "300w":
-        from train.datasets.ibug300w import load_300w
-        return load_300w(path, spec.split)
+        from train.datasets.ibug300w import load_300w, to_mtfl5
+        subsets = [s.strip() for s in opts["subset"].split(",") if s.strip()] if "subset" in opts else None
+        data = load_300w(path, spec.split, subsets)
+        layout = opts.get("layout", "ibug68")
+        if layout not in ("ibug68", "mtfl5"):
+            raise UserError(f"300w layout must be ibug68 or mtfl5, got {layout!r}")
+        return to_mtfl5(data) if layout == "mtfl5" else data
     if spec.kind == "aflw":
         from train.datasets.aflw import load_aflw_sqlite
         points = opts.get("points", "21")

@@ -18,6 +18,7 @@ Format facts, and where they were confirmed:
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -131,21 +132,23 @@ def present_subsets(root: Path, split: str) -> list[str]:
     return [sub for sub in SPLITS[split] if (root / sub).is_dir()]
 
 
-def describe_counts(split: str, counts: dict[str, int]) -> str:
+def describe_counts(split: str, counts: dict[str, int], only: list[str] | None = None) -> str:
     """One line: which subsets of ``split`` were found, with their face counts against the
-    official ones, and which are missing."""
+    official ones, and which are missing (of ``only`` when the reader was asked for some)."""
     found = ", ".join(f"{sub} {n}" + ("" if n == OFFICIAL_COUNTS[sub] else f" of {OFFICIAL_COUNTS[sub]}")
                       for sub, n in counts.items())
-    missing = [sub for sub in SPLITS[split] if sub not in counts]
-    return (f"300W {split}: {sum(counts.values())} faces from {found}"
+    missing = [sub for sub in (only or SPLITS[split]) if sub not in counts]
+    return (f"300W {split}{' (' + ', '.join(only) + ' only)' if only else ''}: {sum(counts.values())} faces from {found}"
             + (f" (missing: {', '.join(missing)})" if missing else ""))
 
 
-def load_300w(root: str | Path, split: str = "train") -> LandmarkSet:
+def load_300w(root: str | Path, split: str = "train", only: list[str] | None = None) -> LandmarkSet:
     """Read one split of 300-W from its root folder (see the module docstring for the splits).
 
     A split is read from whichever of its folders exist (one line on stderr names them and their
     counts); a split none of whose folders exist is an error that lists what was looked for.
+    ``only`` keeps those of the split's folders (e.g. ``["afw"]``); naming a folder that is not in
+    the split, or not there, is an error.
     """
     root = Path(root)
     if not root.is_dir():
@@ -153,6 +156,14 @@ def load_300w(root: str | Path, split: str = "train") -> LandmarkSet:
     if split not in SPLITS:
         raise UserError(f"unknown 300W split {split!r}; choose one of {', '.join(SPLITS)}")
     subsets = present_subsets(root, split)
+    if only is not None:
+        unknown = [s for s in only if s not in SPLITS[split]]
+        if unknown:
+            raise UserError(f"300W {split} has no folder {', '.join(unknown)}; its folders: {', '.join(SPLITS[split])}")
+        absent = [s for s in only if s not in subsets]
+        if absent:
+            raise UserError(f"300W folder {root} lacks {', '.join(s + '/' for s in absent)}")
+        subsets = [s for s in subsets if s in only]
     if not subsets:
         raise UserError(f"300W folder {root} has none of the {split} split's folders "
                         f"({', '.join(s + '/' for s in SPLITS[split])})")
@@ -168,6 +179,28 @@ def load_300w(root: str | Path, split: str = "train") -> LandmarkSet:
         if off:
             log.warning("300W at %s looks complete but its counts differ from the official ones: %s",
                         root, "; ".join(off))
-    print(describe_counts(split, counts), file=sys.stderr, flush=True)
+    print(describe_counts(split, counts, only), file=sys.stderr, flush=True)
     log.info("300W %s: %d faces from %s", split, len(samples), root)
-    return LandmarkSet(name=f"300w:{split}", layout="ibug68", samples=samples)
+    name = f"300w:{split}" + (f"?subset={','.join(only)}" if only else "")
+    return LandmarkSet(name=name, layout="ibug68", samples=samples)
+
+
+# iBUG-68 (0-based) -> MTFL's 5 points, in MTFL's order (image left first, as MTFL's training.txt):
+# left eye = centre of the image-left eye's six contour points (iBUG 36-41, the subject's right eye),
+# right eye = centre of 42-47, nose tip 30, mouth corners 48 (image left) and 54.
+MTFL5_FROM_IBUG68 = ((36, 37, 38, 39, 40, 41), (42, 43, 44, 45, 46, 47), (30,), (48,), (54,))
+
+
+def to_mtfl5(data: LandmarkSet) -> LandmarkSet:
+    """The same faces with the 5 MTFL points derived from their 68 (``MTFL5_FROM_IBUG68``): how the
+    2016 paper's AFW test set is scored here (300-W's re-annotation of AFW, 337 faces; the paper used
+    TCDCN's 377 with their own 5 points). A derived point is visible when all its sources are."""
+    if data.layout != "ibug68":
+        raise UserError(f"5 MTFL points can be derived from ibug68 faces only, not {data.layout}")
+    samples = []
+    for sample in data.samples:
+        pts = np.stack([sample.points[list(group)].mean(axis=0) for group in MTFL5_FROM_IBUG68]).astype(np.float32)
+        vis = np.array([sample.visible[list(group)].all() for group in MTFL5_FROM_IBUG68])
+        samples.append(dataclasses.replace(sample, points=pts, visible=vis, layout="mtfl5"))
+    return LandmarkSet(name=data.name + ("&" if "?" in data.name else "?") + "layout=mtfl5", layout="mtfl5", samples=samples,
+                       attribute_kinds=dict(data.attribute_kinds))
