@@ -40,6 +40,14 @@ def test_the_anchor_holds_the_weights_near_the_start(tmp_path):
 
 
 def test_an_interrupted_adaptation_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    """Ctrl-C in the middle of update 5 (a real SIGINT, through the training loop's stop path,
+    ``train.loop``): the update finishes, the checkpoint is written in the loop's format, and a
+    resumed run ends with exactly the weights of an uninterrupted one."""
+    import os
+    import signal
+
+    from train.checkpoint import load_checkpoint
+
     cfg = AdaptConfig(steps=8, batch_size=4)
     adapt(WEIGHTS, FRAMES, tmp_path / "a.safetensors", cfg, log=lambda *_: None)
     calls = {"n": 0}
@@ -48,18 +56,21 @@ def test_an_interrupted_adaptation_resumes_to_the_same_weights(tmp_path, monkeyp
     def interrupting_step(self, *a, **k):
         calls["n"] += 1
         if calls["n"] == 5:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)
         return real_step(self, *a, **k)
 
     monkeypatch.setattr(torch.optim.Adam, "step", interrupting_step)
     with pytest.raises(KeyboardInterrupt):
         adapt(WEIGHTS, FRAMES, tmp_path / "b.safetensors", cfg, log=lambda *_: None)
-    assert (tmp_path / "b.safetensors.resume.pt").is_file() and not (tmp_path / "b.safetensors").exists()
+    resume = tmp_path / "b.safetensors.resume.pt"
+    assert resume.is_file() and (tmp_path / "b.safetensors.resume.crops.npy").is_file()
+    assert not (tmp_path / "b.safetensors").exists() and load_checkpoint(resume)["step"] == 5
     monkeypatch.setattr(torch.optim.Adam, "step", real_step)
     adapt(WEIGHTS, FRAMES, tmp_path / "b.safetensors", cfg, resume=True, log=lambda *_: None)
     a, b = load_model(tmp_path / "a.safetensors"), load_model(tmp_path / "b.safetensors")
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(x, y), name
+    assert not resume.exists() and not (tmp_path / "b.safetensors.resume.crops.npy").exists()
 
 
 def test_footage_crops_come_from_the_detector_and_tracker(tmp_path):

@@ -14,7 +14,9 @@ Both loss terms are in crop pixels squared, so the weights read the same for any
 Before and after, it measures the equivariance error on held-out crops (every 10th, never trained
 on) and, when ``--check SPEC`` names a labelled set, the NME there. The result is a weights file
 (the attribute head, if any, carried over unchanged), written atomically; an interrupted run
-resumes from ``OUT.resume.pt`` (which holds the crops, so the video is not decoded again).
+resumes from ``OUT.resume.pt`` (the training loop's checkpoint, ``train.loop``, the same format and
+stop-signal path as ``train fit``) and ``OUT.resume.crops.npy`` (the crops, so the video is not
+decoded again).
 """
 from __future__ import annotations
 
@@ -32,7 +34,8 @@ from realtime.decode import soft_argmax
 from realtime.errors import UserError
 from realtime.weights import load_attribute_head, load_model, save_weights, weights_info
 from train.augment import AugmentConfig
-from train.checkpoint import read_torch_file
+from train.checkpoint import load_checkpoint, save_checkpoint
+from train.loop import run_updates
 from train.elt import EltConfig, elt_loss, elt_residuals
 from train.losses import softargmax_l2
 
@@ -196,15 +199,17 @@ def adapt(weights: str | Path, frames: str, out: str | Path, cfg: AdaptConfig, c
     start_state = {k: v.detach().clone() for k, v in model.named_parameters()}
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     step, before = 0, None
+    crops_path = state_path.with_name(state_path.name[:-len(".pt")] + ".crops.npy")
     if resume and state_path.is_file():
-        state = read_torch_file(state_path, "adaptation resume file", f"delete {state_path} or drop --resume")
-        if not isinstance(state, dict) or not {"config", "weights", "frames", "model", "optimizer"} <= state.keys():
+        ckpt = load_checkpoint(state_path)
+        saved = ckpt["fit_config"]
+        if not ckpt["state"].get("adapt") or not crops_path.is_file():
             raise UserError(f"{state_path} is not an adaptation resume file; delete it or drop --resume")
-        if state["config"] != asdict(cfg) or state["weights"] != str(weights) or state["frames"] != frames:
+        if saved != {"adapt_config": asdict(cfg), "weights": str(weights), "frames": frames}:
             raise UserError(f"{state_path} belongs to a run with other settings; delete it or drop --resume")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        crops, step, before = state["crops"].numpy(), int(state["step"]), state["before"]
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        crops, step, before = np.load(crops_path, allow_pickle=False), int(ckpt["step"]), ckpt["state"]["before"]
         log(f"resuming at update {step} of {cfg.steps}")
     else:
         t0 = time.monotonic()
@@ -223,32 +228,40 @@ def adapt(weights: str | Path, frames: str, out: str | Path, cfg: AdaptConfig, c
     model.train()
     predict, elt, t0 = points_fn(model), cfg.elt(), time.monotonic()
 
-    def save_state() -> None:
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                 "crops": torch.from_numpy(crops), "before": before, "config": asdict(cfg), "weights": str(weights),
-                 "frames": frames}
-        with atomic_path(state_path) as tmp:
-            torch.save(state, tmp)
+    def save(step: int) -> None:
+        """The training loop's checkpoint format (``train.checkpoint``), the crops beside it (so
+        the footage is not decoded again)."""
+        if not crops_path.is_file():
+            with atomic_path(crops_path) as tmp:
+                np.save(tmp, crops, allow_pickle=False)
+        save_checkpoint(state_path, model, optimizer, step,
+                        {"adapt_config": asdict(cfg), "weights": str(weights), "frames": frames},
+                        {"adapt": True, "before": before})
 
-    try:
-        while step < cfg.steps:
-            rng = np.random.default_rng([cfg.seed, step])  # per update: a resumed run draws the same batches and transforms
+    def batches(step: int):
+        """(0, batch) for update ``step`` on, drawn by update number: a resumed run draws the same
+        crops and transforms."""
+        while True:
+            rng = np.random.default_rng([cfg.seed, step])
             x = to_tensor(train[rng.integers(0, len(train), cfg.batch_size)])
             transforms = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
-            loss = elt_loss(predict, x, elt, generator=transforms) * size ** 2 + cfg.anchor_weight * relative_drift(model, start_state)
-            if labelled is not None:
-                batch = next(labelled)
-                logits = model(batch["image"]).float()
-                loss = loss + cfg.labelled_weight * size ** 2 * softargmax_l2(logits, batch["points"], batch["mask"], model.config.beta)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            yield 0, (x, transforms, next(labelled) if labelled is not None else None)
             step += 1
-            if step % SAVE_EVERY == 0 and step < cfg.steps:
-                save_state()
-    except KeyboardInterrupt:
-        save_state()
-        raise
+
+    def loss_fn(batch) -> torch.Tensor:
+        x, transforms, labelled_batch = batch
+        loss = elt_loss(predict, x, elt, generator=transforms) * size ** 2 + cfg.anchor_weight * relative_drift(model, start_state)
+        if labelled_batch is not None:
+            logits = model(labelled_batch["image"]).float()
+            loss = loss + cfg.labelled_weight * size ** 2 * softargmax_l2(logits, labelled_batch["points"],
+                                                                            labelled_batch["mask"], model.config.beta)
+        return loss
+
+    def after_update(step: int, epoch: int, loss: torch.Tensor) -> None:
+        if step % SAVE_EVERY == 0 and step < cfg.steps:
+            save(step)
+
+    run_updates(step, cfg.steps, batches(step), loss_fn, optimizer, after_update, save)
     after = {"equivariance_px": equivariance_error_px(model, held, elt), "check_nme": check_nme(model, check)}
     with torch.no_grad():
         drift = float(relative_drift(model, start_state))
@@ -256,6 +269,7 @@ def adapt(weights: str | Path, frames: str, out: str | Path, cfg: AdaptConfig, c
             "adapt_frames": frames, "adapt_config": asdict(cfg), "adapt_crops": int(len(crops))}
     save_weights(model, out, info=info, attribute_head=load_attribute_head(weights))
     state_path.unlink(missing_ok=True)
+    crops_path.unlink(missing_ok=True)
     report = {"crops": int(len(crops)), "held_out": int(len(held)), "steps": cfg.steps, "seconds": time.monotonic() - t0,
               "before": before, "after": after, "relative_drift": drift, "out": str(out)}
     log(format_report(report, check))

@@ -18,8 +18,6 @@ import contextlib
 import json
 import logging
 import math
-import signal
-import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,12 +31,12 @@ from realtime.denoise import Denoiser, DenoiserConfig, jitter_points, one_hot_ma
 from realtime.errors import UserError
 from realtime.layouts import get_layout
 from realtime.outpaths import Output, check_outputs, make_folders
-from realtime.signals import STOP_SIGNALS, Stopped
 from realtime.model import LandmarkNet, build_model
 from realtime.presets import make_config
 from realtime.weights import save_weights
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.config import FitConfig
+from train.loop import run_updates
 from train.datasets import open_dataset
 from train.datasets.base import LandmarkSet
 from train.loader import LandmarkDataset
@@ -253,76 +251,32 @@ def fit(cfg: FitConfig, resume: bool = False, stop_after: int | None = None, pro
     trainer.model.train()
     if trainer.attribute_head is not None:
         trainer.attribute_head.train()
-    batches = _batches(trainer, step)
-    stop = _StopRequest()
+
+    def after_update(step: int, epoch: int, loss: torch.Tensor) -> None:
+        state["seconds"] = time.monotonic() - t0
+        row = dict(step=step, epoch=epoch, train_loss=f"{loss.item():.6g}", seconds=f"{state['seconds']:.1f}")
+        if trainer.semi is not None:
+            row.update({name: f"{value:.6g}" for name, value in trainer.semi.last_terms.items()})
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            _evaluate_and_save(trainer, run_dir, step, state, row)
+        elif step % 10 == 0:
+            runlog.add(**row)
+        if "val_nme" in row:
+            runlog.add(**row)
+            runlog.plot(run_dir / "curves.png", f"{cfg.preset} on {cfg.data}")
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4g}", best=f"{100 * state['best']:.2f}%")
+
     try:
-        with stop:
-            while step < end and not stop.requested:
-                epoch, batch = next(batches)
-                for group in trainer.optimizer.param_groups:
-                    group["lr"] = cfg.lr_at(step)
-                loss = trainer.loss(batch)
-                if not torch.isfinite(loss):
-                    raise UserError(f"training diverged at update {step} (loss {loss.item()}); lower the learning rate")
-                trainer.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                trainer.optimizer.step()
-                step += 1
-                state["seconds"] = time.monotonic() - t0
-                row = dict(step=step, epoch=epoch, train_loss=f"{loss.item():.6g}", seconds=f"{state['seconds']:.1f}")
-                if trainer.semi is not None:
-                    row.update({name: f"{value:.6g}" for name, value in trainer.semi.last_terms.items()})
-                if step % cfg.eval_every == 0 or step == cfg.steps:
-                    _evaluate_and_save(trainer, run_dir, step, state, row)
-                elif step % 10 == 0:
-                    runlog.add(**row)
-                if "val_nme" in row:
-                    runlog.add(**row)
-                    runlog.plot(run_dir / "curves.png", f"{cfg.preset} on {cfg.data}")
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss.item():.4g}", best=f"{100 * state['best']:.2f}%")
+        step = run_updates(step, end, _batches(trainer, step), trainer.loss, trainer.optimizer, after_update,
+                           save=lambda step: _save_last(trainer, run_dir, step, state), lr_at=cfg.lr_at)
     finally:
         if bar is not None:
             bar.close()
-    if stop.requested:  # Ctrl-C, SIGTERM or SIGHUP: the update in flight finished, state is consistent
-        _save_last(trainer, run_dir, step, state)
-        stop.interrupt()
     if step % cfg.eval_every and step != cfg.steps:  # stopped between evaluations (stop_after)
         _save_last(trainer, run_dir, step, state)
     return {"step": step, "best_val_nme": state["best"], "best_step": state["best_step"], "seconds": state["seconds"]}
-
-
-class _StopRequest:
-    """While active (main thread only), the first Ctrl-C, SIGTERM or SIGHUP asks the loop to stop
-    after the update in flight, so the checkpoint written then is consistent; a second one stops at
-    once (the previous checkpoint stays). ``interrupt()`` raises the ``KeyboardInterrupt`` (a
-    ``realtime.signals.Stopped`` for SIGTERM/SIGHUP) that carries the signal to the command line."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.signum = int(signal.SIGINT)
-        self._previous: dict = {}
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            self.interrupt()
-        self.requested = True
-        self.signum = signum
-
-    def interrupt(self) -> None:
-        raise KeyboardInterrupt if self.signum == signal.SIGINT else Stopped(self.signum)
-
-    def __enter__(self) -> "_StopRequest":
-        if threading.current_thread() is threading.main_thread():
-            for sig in STOP_SIGNALS:
-                if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup / a background job: stays ignored
-                    self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def _batches(trainer: Trainer, step: int):
