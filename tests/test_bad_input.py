@@ -412,3 +412,19 @@ def test_video_without_pyav_says_what_to_install(work, capsys, monkeypatch):
     assert video_main(["in.mp4", "-o", "o.mp4", "--landmarks", "o.jsonl"]) == 2
     assert "rcn-realtime[video]" in one_error_line(capsys)
     assert snapshot(work) == before
+
+
+def test_resuming_from_a_pickle_is_refused_in_plain_words(work, capsys, monkeypatch):
+    """``train fit --resume`` whose ``last.pt`` holds Python objects: refused without running them,
+    in one line that never suggests turning ``weights_only`` off; the run folder is left as it was."""
+    import torch
+
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("RCN_CACHE", str(work.parent / f"{work.name}-cache"))
+    (work / "run").mkdir()
+    torch.save({"format": "rcn-checkpoint/1", "payload": np.dtype("float32").type}, work / "run" / "last.pt")
+    before = snapshot(work)
+    assert train_main(["fit", "--preset", "rcn_mtfl", "--data", "synth:train?n=8", "--out", "run", "--resume"]) == 2
+    line = one_error_line(capsys)
+    assert "refused" in line and "weights_only" not in line
+    assert snapshot(work) == before
