@@ -354,18 +354,31 @@ def render(results: dict, command: str, fit_command: str) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.cliargs import Parser, number
+def add_recipe_arguments(p: argparse.ArgumentParser, out: str, steps: int, docs_help: str) -> None:
+    """The options of the recipe's command lines (this one and ``train.faces68_ablate``)."""
+    from realtime.cliargs import number
 
-    p = Parser(prog="python -m train.faces68", description=__doc__.split("\n\n")[0])
     # defaults relative to the repository root, where the README runs this (the run's config records them as given)
     p.add_argument("--data", default="../shared/data/300w", help="the 300-W folder (afw/, helen/trainset/, ...)")
     p.add_argument("--init", default="assets/rcn68_teacher.safetensors", help="weights to start from ('none': random)")
-    p.add_argument("--out", default="runs/faces68_300w", help="the training run directory")
-    p.add_argument("--steps", type=number(int, 1), default=1500, help="updates of batch 32")
+    p.add_argument("--out", default=out, help="the training run directory")
+    p.add_argument("--steps", type=number(int, 1), default=steps, help="updates of batch 32")
     p.add_argument("--device", default="cpu", help="torch device for training (cpu, cuda)")
+    p.add_argument("--docs", default="docs", help=docs_help)
+
+
+def recipe_inputs(args: argparse.Namespace) -> Path | None:
+    """``--init`` as a path (None for 'none'), after checking it and ``--data`` exist."""
+    init = recipe_inputs(args)
+    return init
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from realtime.cliargs import Parser
+
+    p = Parser(prog="python -m train.faces68", description=__doc__.split("\n\n")[0])
+    add_recipe_arguments(p, "runs/faces68_300w", 1500, "where results_faces68.md/.json go")
     p.add_argument("--ship", default=str(DEFAULT_SHIP), help="where the exported weights go")
-    p.add_argument("--docs", default="docs", help="where results_faces68.md/.json go")
     p.add_argument("--report-only", action="store_true", help="measure --ship as it is: no training")
     return p.parse_args(argv)
 
@@ -373,11 +386,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> int:
     from train.runs import command_line, run_or_resume
 
-    init = None if args.init == "none" else Path(args.init)
-    if init is not None and not init.is_file():
-        raise UserError(f"--init weights not found: {init}")
-    if not Path(args.data).is_dir():
-        raise UserError(f"300-W folder not found: {args.data} (give --data)")
+    init = recipe_inputs(args)
     from realtime.outpaths import Output, check_outputs
 
     check_outputs([Output(args.out, "--out", folder=True), Output(args.ship, "--ship", (".safetensors",)),

@@ -30,7 +30,7 @@ from pathlib import Path
 from realtime.atomic import write_text_atomic
 from realtime.errors import UserError, run_command
 from train.config import FitConfig
-from train.faces68 import recipe, set_nme
+from train.faces68 import add_recipe_arguments, recipe, recipe_inputs, set_nme
 
 VARIANTS = ("recipe", "no_teacher", "elt", "width1")
 
@@ -95,25 +95,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from realtime.cliargs import Parser, number
 
     p = Parser(prog="python -m train.faces68_ablate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="../shared/data/300w", help="the 300-W folder (afw/, helen/trainset/, ...)")
-    p.add_argument("--init", default="assets/rcn68_teacher.safetensors", help="the teacher-trained starting point")
-    p.add_argument("--out", default="runs/faces68_ablate", help="parent of the runs (one folder per variant)")
-    p.add_argument("--steps", type=number(int, 1), default=400, help="updates of batch 32 per variant")
+    add_recipe_arguments(p, "runs/faces68_ablate", 400, "where ablations_faces68.md/.json go")
     p.add_argument("--elt-weight", type=number(float, 0, lo_open=True), default=5000.0, help="weight of the ELT term in the 'elt' variant (> 0); the ELT term is in squared crop fractions and the 2016 cross-entropy sums over points, so 5000 makes ELT about a tenth of the loss at the start")
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ", ".join(VARIANTS))
-    p.add_argument("--device", default="cpu", help="torch device for training (cpu, cuda)")
-    p.add_argument("--docs", default="docs", help="where ablations_faces68.md/.json go")
     return p.parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> int:
     from train.runs import hardware, run_or_resume
 
-    init = Path(args.init)
-    if not init.is_file():
-        raise UserError(f"--init weights not found: {init}")
-    if not Path(args.data).is_dir():
-        raise UserError(f"300-W folder not found: {args.data} (give --data)")
+    init = recipe_inputs(args)
     from realtime.outpaths import Output, check_outputs
 
     check_outputs([Output(args.out, "--out", folder=True), Output(args.docs, "--docs", folder=True)], [init])
