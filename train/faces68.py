@@ -369,7 +369,11 @@ def add_recipe_arguments(p: argparse.ArgumentParser, out: str, steps: int, docs_
 
 def recipe_inputs(args: argparse.Namespace) -> Path | None:
     """``--init`` as a path (None for 'none'), after checking it and ``--data`` exist."""
-    init = recipe_inputs(args)
+    init = None if args.init == "none" else Path(args.init)
+    if init is not None and not init.is_file():
+        raise UserError(f"--init weights not found: {init}")
+    if not Path(args.data).is_dir():
+        raise UserError(f"300-W folder not found: {args.data} (give --data)")
     return init
 
 
