@@ -5,12 +5,14 @@ import argparse
 import logging
 import sys
 import time
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 from realtime.cliargs import Parser, fraction, number, positive
 from realtime.errors import UserError
 from realtime.outpaths import Output, prepare_outputs
 from realtime.signals import exit_code, interrupted_line, stop_signals
+from train.config import FitConfig
 
 
 def _mask(text: str) -> tuple[int, ...]:
@@ -25,31 +27,31 @@ def _add_fit(sub) -> None:
     p.add_argument("--preset", required=True, help="rcn_mtfl, rcn_300w, sumnet_mtfl, sumnet_300w, rcnplus, denoiser")
     p.add_argument("--data", required=True, help="training set spec, e.g. synth:train or 300w:/data/300W:train")
     p.add_argument("--val", help="validation set spec (default: hold out --val-fraction of --data)")
-    p.add_argument("--val-fraction", type=number(float, 0, 1, hi_open=True), default=0.1,
+    p.add_argument("--val-fraction", type=number(float, 0, 1, hi_open=True),
                    help="share of --data held out for validation when --val is not given (0: validate on the training set)")
     p.add_argument("--out", required=True, help="run directory (made if missing; an existing run needs --resume)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
-    p.add_argument("--loss", choices=["ce", "softargmax"], default="ce",
+    p.add_argument("--loss", choices=["ce", "softargmax"],
                    help="ce: 2016 spatial cross-entropy + trunk/branch L2; softargmax: 2018 coordinate L2")
-    p.add_argument("--optimizer", choices=["adadelta", "adam"], default="adadelta",
+    p.add_argument("--optimizer", choices=["adadelta", "adam"],
                    help="adadelta: the 2016 recipe (rho 0.95, no learning rate to tune); adam")
     p.add_argument("--lr", type=number(float, 0, 10, lo_open=True), help="learning rate (default 1.0 for AdaDelta, "
                    "1e-3 for Adam)")
-    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
+    p.add_argument("--lr-schedule", choices=["constant", "cosine"],
                    help="cosine: from --lr down to --lr/100 over the run's updates")
     p.add_argument("--init", help="start from these weights (.safetensors of the same architecture): a fine-tune")
     p.add_argument("--device", default="cpu", help="torch device for the model: cpu, cuda, cuda:N "
                    "(augmentation stays on the CPU; --bf16 autocasts on that device)")
-    p.add_argument("--batch-size", type=positive(int), default=64, help="images per update")
+    p.add_argument("--batch-size", type=positive(int), help="images per update")
     p.add_argument("--steps", type=positive(int), help="total updates (default 1000 unless --epochs)")
     p.add_argument("--epochs", type=positive(int), help="total epochs (ceil(N / batch) updates each)")
-    p.add_argument("--eval-every", type=positive(int), default=100, help="updates between validations")
+    p.add_argument("--eval-every", type=positive(int), help="updates between validations")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (AMX on CPU)")
-    p.add_argument("--seed", type=number(int, 0), default=54621, help="seed of data order, augmentation and init")
+    p.add_argument("--seed", type=number(int, 0), help="seed of data order, augmentation and init")
     for name in ("l2-trunk", "l2-branch", "l2-out"):
         p.add_argument(f"--{name}", type=number(float, 0), help="L2 coefficient (default: the paper's, per preset)")
     p.add_argument("--branches", type=number(int, 2, 7), help="branch count (default 5)")
-    p.add_argument("--width-mult", type=number(float, 0, 8, lo_open=True), default=1.0,
+    p.add_argument("--width-mult", type=number(float, 0, 8, lo_open=True),
                    help="channel multiplier of the preset's widths")
     p.add_argument("--branch-kernel", type=number(int, 1, 15), help="convolution kernel of the branches "
                    "(default: the preset's)")
@@ -57,19 +59,21 @@ def _add_fit(sub) -> None:
     p.add_argument("--upsample", choices=["nearest", "learned"], help="branch upsampling (default: the preset's)")
     p.add_argument("--normalise", choices=["zscore", "lcn", "none"], help="input normalisation (default: the preset's)")
     p.add_argument("--branch-mask", type=_mask, help="train with these branches only, coarse -> fine, e.g. 1,0,0,1")
-    p.add_argument("--beta", type=positive(float), default=1.0, help="soft-argmax inverse temperature")
+    p.add_argument("--beta", type=positive(float), help="soft-argmax inverse temperature")
     p.add_argument("--decoder", choices=["argmax", "softargmax"], help="decoder stored with the weights "
                    "(default: the preset's)")
-    p.add_argument("--augment", choices=["2016", "heavy"], default="2016",
+    p.add_argument("--augment", choices=["2016", "heavy"],
                    help="2016: the paper's jitter; heavy: + perspective, random occluder fill, colour, "
                         "exposure, blur, noise, JPEG (for small sets)")
-    p.add_argument("--rotation", type=number(int, 0, 180), default=40, help="max rotation jitter, degrees")
+    p.add_argument("--rotation", type=number(int, 0, 180), help="max rotation jitter, degrees")
     p.add_argument("--no-occluder", action="store_true", help="heavy augmentation without the random occluder")
-    p.add_argument("--mirror", type=fraction(), default=0.0, help="mirror probability (keypoints permuted)")
-    p.add_argument("--denoiser-kernel", type=number(int, 1, 199), default=45,
+    p.add_argument("--mirror", type=fraction(), help="mirror probability (keypoints permuted)")
+    p.add_argument("--denoiser-kernel", type=number(int, 1, 199),
                    help="kernel of the 2016 denoiser (preset denoiser only)")
     _add_semi_supervised(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    # the defaults are FitConfig's (one source): every flag named as a field takes that field's default
+    p.set_defaults(**{f.name: f.default for f in fields(FitConfig) if f.default is not MISSING and f.name != "steps"})
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -84,24 +88,24 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 def _add_semi_supervised(p) -> None:
     g = p.add_argument_group("semi-supervised training (2018): label regimes, attribute loss, ELT")
-    g.add_argument("--landmark-fraction", type=fraction(), default=1.0,
+    g.add_argument("--landmark-fraction", type=fraction(),
                    help="fraction of training images whose landmark labels are used (S/N)")
-    g.add_argument("--attribute-fraction", type=fraction(), default=1.0,
+    g.add_argument("--attribute-fraction", type=fraction(),
                    help="fraction whose attribute labels are used (M/N); contains the landmark subset")
-    g.add_argument("--subset-seed", type=number(int, 0), default=0, help="seed of the labelled subsets (subsets.json)")
-    g.add_argument("--attribute-weight", type=number(float, 0), default=0.0,
+    g.add_argument("--subset-seed", type=number(int, 0), help="seed of the labelled subsets (subsets.json)")
+    g.add_argument("--attribute-weight", type=number(float, 0),
                    help="weight of the attribute loss through the landmarks (sequential multitasking)")
-    g.add_argument("--attr-hidden", type=_sizes, default=(256, 256), help="attribute MLP hidden sizes")
-    g.add_argument("--attr-dropout", type=number(float, 0, 1, hi_open=True), default=0.25,
+    g.add_argument("--attr-hidden", type=_sizes, help="attribute MLP hidden sizes")
+    g.add_argument("--attr-dropout", type=number(float, 0, 1, hi_open=True),
                    help="dropout of the attribute MLP")
-    g.add_argument("--attr-inputs", choices=["centred", "crop"], default="centred",
+    g.add_argument("--attr-inputs", choices=["centred", "crop"],
                    help="landmarks centred and scaled (default), or in crop coordinates")
-    g.add_argument("--elt-weight", type=number(float, 0), default=0.0, help="weight of the ELT loss on all images")
-    g.add_argument("--elt-rotation", type=number(float, 0, 180), default=20.0, help="ELT rotation range, +- degrees")
-    g.add_argument("--elt-translate", type=number(float, 0, 0.5), default=0.125, help="ELT shift range, +- fraction of the crop")
-    g.add_argument("--elt-zoom", type=number(float, 0, 1, hi_open=True), default=0.2, help="ELT zoom in [1 - z, 1 + z]")
-    g.add_argument("--elt-mirror", type=fraction(), default=0.0, help="ELT mirror probability (keypoints permuted)")
-    g.add_argument("--elt-target", choices=["detached", "both"], default="detached",
+    g.add_argument("--elt-weight", type=number(float, 0), help="weight of the ELT loss on all images")
+    g.add_argument("--elt-rotation", type=number(float, 0, 180), help="ELT rotation range, +- degrees")
+    g.add_argument("--elt-translate", type=number(float, 0, 0.5), help="ELT shift range, +- fraction of the crop")
+    g.add_argument("--elt-zoom", type=number(float, 0, 1, hi_open=True), help="ELT zoom in [1 - z, 1 + z]")
+    g.add_argument("--elt-mirror", type=fraction(), help="ELT mirror probability (keypoints permuted)")
+    g.add_argument("--elt-target", choices=["detached", "both"],
                    help="detached: T(L(I)) is a fixed target (default); both: gradient through both sides")
 
 
@@ -177,10 +181,6 @@ def _cmd_adapt(args) -> None:
         write_report_json(report, args.json)
 
 
-SEMI_SUPERVISED_FLAGS = (
-    "landmark_fraction", "attribute_fraction", "subset_seed", "attribute_weight", "attr_hidden", "attr_dropout",
-    "attr_inputs", "elt_weight", "elt_rotation", "elt_translate", "elt_zoom", "elt_mirror", "elt_target",
-)
 
 
 def _cmd_fit(args) -> None:
@@ -189,18 +189,11 @@ def _cmd_fit(args) -> None:
 
     if args.steps and args.epochs:
         raise UserError("give --steps or --epochs, not both")
-    cfg = FitConfig(
-        preset=args.preset, data=args.data, val=args.val, val_fraction=args.val_fraction, out=args.out,
-        loss=args.loss, optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule, init=args.init, batch_size=args.batch_size, steps=args.steps or 1000,
-        epochs=args.epochs,
-        eval_every=args.eval_every, bf16=args.bf16, seed=args.seed, l2_trunk=args.l2_trunk,
-        l2_branch=args.l2_branch, l2_out=args.l2_out, branches=args.branches, width_mult=args.width_mult,
-        branch_kernel=args.branch_kernel, rgb=args.rgb, upsample=args.upsample, normalise=args.normalise,
-        branch_mask=args.branch_mask, beta=args.beta, decoder=args.decoder, augment=args.augment,
-        rotation=args.rotation, occluder=not args.no_occluder, mirror=args.mirror,
-        denoiser_kernel=args.denoiser_kernel,
-        **{name: getattr(args, name) for name in SEMI_SUPERVISED_FLAGS},
-    )
+    values = {f.name: getattr(args, f.name) for f in fields(FitConfig) if hasattr(args, f.name)}
+    values["occluder"] = not args.no_occluder
+    if values["steps"] is None:  # FitConfig's default (1000) unless --epochs decides
+        del values["steps"]
+    cfg = FitConfig(**values)
     summary = fit(cfg, resume=args.resume, progress=not args.quiet, device=args.device)
     print(f"done: {summary['step']} updates in {summary['seconds']:.0f} s; best validation NME "
           f"{100 * summary['best_val_nme']:.2f}% at update {summary['best_step']}; weights {args.out}/best.safetensors")
