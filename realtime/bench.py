@@ -62,10 +62,10 @@ def bench_model(weights: Path, preset: str | None, device: str):
     """The network of part a: the weights file's, or a preset's with random weights (speed only)."""
     from realtime.model import build_model
     from realtime.presets import make_config
-    from realtime.weights import load_model
+    from realtime.weights import load_landmark_model
 
     if preset is None:
-        return load_model(weights, device).eval()
+        return load_landmark_model(weights, device).eval()
     return build_model(make_config(preset)).to(device).eval()
 
 

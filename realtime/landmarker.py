@@ -28,7 +28,7 @@ from realtime.device_crops import device_crops
 from realtime.errors import UserError
 from realtime.layouts import Layout, get_layout, layout_for_count
 from realtime.tracker import FaceRoi
-from realtime.weights import load_model, torch_device, weights_info
+from realtime.weights import load_landmark_model, torch_device, weights_info
 
 Roi = Union[FaceRoi, np.ndarray]
 DECODERS = ("softargmax", "argmax")
@@ -73,9 +73,7 @@ class Landmarker:
         if self.decoder not in DECODERS:
             raise UserError(f"unknown decoder {decoder!r}; choose one of {DECODERS}")
         self.weights_path = Path(weights_path)
-        self.model = load_model(self.weights_path, self.device)
-        if not hasattr(self.model.config, "num_points"):
-            raise UserError(f"{self.weights_path} holds a denoiser, not a landmark model")
+        self.model = load_landmark_model(self.weights_path, self.device)
         self.config = self.model.config
         # the re-detect threshold calibrated for this model's score scale, when its file has one
         self.track_min_confidence: float | None = weights_info(self.weights_path).get("track_min_confidence")

@@ -117,6 +117,22 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Landmark
     return model.to(device).eval()
 
 
+def load_landmark_model(path: str | Path, device: str | torch.device = "cpu") -> LandmarkNet:
+    """``load_model`` for callers that need a landmark model: a denoiser file is a UserError."""
+    model = load_model(path, device)
+    if not isinstance(model, LandmarkNet):
+        raise UserError(f"{path} holds a denoiser, not a landmark model")
+    return model
+
+
+def load_denoiser(path: str | Path, device: str | torch.device = "cpu") -> Denoiser:
+    """``load_model`` for callers that need the 2016 denoiser: a landmark model file is a UserError."""
+    model = load_model(path, device)
+    if not isinstance(model, Denoiser):
+        raise UserError(f"{path} is not a denoiser weights file")
+    return model
+
+
 def describe_model(config) -> str:
     """A model in a few words for messages: preset, points, layout, input size, channels, widths."""
     parts = [getattr(config, "preset", None) or type(config).__name__.replace("Config", "").lower()]

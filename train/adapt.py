@@ -32,7 +32,7 @@ import torch
 from realtime.atomic import atomic_path, write_text_atomic
 from realtime.decode import soft_argmax
 from realtime.errors import UserError
-from realtime.weights import load_attribute_head, load_model, save_weights, weights_info
+from realtime.weights import load_attribute_head, load_landmark_model, save_weights, weights_info
 from train.augment import AugmentConfig
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.loop import run_updates
@@ -192,9 +192,7 @@ def adapt(weights: str | Path, frames: str, out: str | Path, cfg: AdaptConfig, c
     cfg.validate()
     weights, out = Path(weights), Path(out)
     state_path = out.with_name(out.name + ".resume.pt")
-    model = load_model(weights)
-    if not hasattr(model.config, "num_points"):
-        raise UserError(f"{weights} holds a denoiser, not a landmark model")
+    model = load_landmark_model(weights)
     size, grey = int(model.config.input_size), int(model.config.in_channels) == 1
     start_state = {k: v.detach().clone() for k, v in model.named_parameters()}
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)

@@ -18,7 +18,7 @@ from realtime.denoise import Denoiser
 from realtime.errors import UserError
 from realtime.layouts import get_layout
 from realtime.model import LandmarkNet
-from realtime.weights import load_model
+from realtime.weights import load_denoiser, load_model
 from train.datasets import open_dataset
 from train.datasets.base import LandmarkSet
 from train.loader import LandmarkDataset
@@ -124,9 +124,7 @@ def run_evaluate(weights: list[str], data_specs: list[str], norms: list[str], de
         if not isinstance(model, LandmarkNet):
             raise UserError(f"{path} holds a denoiser; pass it with --denoiser next to a landmark model")
         models.append((path, model))
-    denoiser = load_model(denoiser_path) if denoiser_path else None
-    if denoiser is not None and not isinstance(denoiser, Denoiser):
-        raise UserError(f"{denoiser_path} is not a denoiser weights file")
+    denoiser = load_denoiser(denoiser_path) if denoiser_path else None
     datasets = [open_dataset(spec) for spec in data_specs]
     out, table_rows, curves, dump = [], [], {}, {}
     for path, model in models:

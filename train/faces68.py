@@ -153,12 +153,12 @@ def fit_pose_head(model, train_spec: str, val_spec: str, steps: int = 2000, seed
 def ship(run: Path, out: Path, train_spec: str, val_spec: str) -> None:
     """Export the last checkpoint with the calibrated re-detect threshold and the pose head (and its
     hold-out error) in its file, and its ONNX copy."""
-    from realtime.weights import load_model, save_weights, weights_info
+    from realtime.weights import load_landmark_model, save_weights, weights_info
     from train.export import export
 
     export(run / "last.pt", out)
     calibration = calibrate_min_confidence(out, train_spec)
-    model = load_model(out)
+    model = load_landmark_model(out)
     head, pose_error = fit_pose_head(model, train_spec, val_spec)
     info = {**weights_info(out), "track_min_confidence": round(calibration["threshold"], 4),
             "track_min_confidence_from": {k: round(v, 4) for k, v in calibration.items()},
