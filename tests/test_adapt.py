@@ -60,8 +60,12 @@ def test_an_interrupted_adaptation_resumes_to_the_same_weights(tmp_path, monkeyp
         return real_step(self, *a, **k)
 
     monkeypatch.setattr(torch.optim.Adam, "step", interrupting_step)
-    with pytest.raises(KeyboardInterrupt):
-        adapt(WEIGHTS, FRAMES, tmp_path / "b.safetensors", cfg, log=lambda *_: None)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # CI may start us with SIGINT ignored
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            adapt(WEIGHTS, FRAMES, tmp_path / "b.safetensors", cfg, log=lambda *_: None)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     resume = tmp_path / "b.safetensors.resume.pt"
     assert resume.is_file() and (tmp_path / "b.safetensors.resume.crops.npy").is_file()
     assert not (tmp_path / "b.safetensors").exists() and load_checkpoint(resume)["step"] == 5
