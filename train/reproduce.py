@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import shlex
 import json
 import sys
 import time
@@ -256,7 +257,7 @@ PUBLISHED_TABLE_A = ("Published (2016 paper, Table A, eye-centre NME in %, AFLW 
 def render_report(sections, commands, args, plot_name: str = "rcn_vs_sumnet.png") -> str:
     synthetic = args.train.startswith("synth")
     tests = ", ".join(f"`{t}`" for t in args.test)
-    command = " ".join(["python -m train.reproduce", *getattr(args, "argv", [])]) if getattr(args, "argv", None) else (
+    command = " ".join(["python -m train.reproduce", *map(shlex.quote, args.argv)]) if getattr(args, "argv", None) else (
         f"python -m train.reproduce rcn2016 --out {args.out} --docs {args.docs} --parts {args.parts} "
         f"--compare-steps {args.compare_steps} --mask-steps {args.mask_steps} --batch-size {args.batch_size} "
         f"--mask-batch-size {args.mask_batch_size}")
