@@ -350,7 +350,9 @@ def render(results: dict, command: str, fit_command: str) -> str:
         mean_shift = f"{row['mean_dev_px']:.3f} px" if "mean_dev_px" in row else "-"
         lines.append(f"| {name} | {row['b1']:.2f} | {row['b8']:.2f} | {row['nme_pct']:.2f}% | {row['max_dev_px']:.3f} px "
                      f"| {mean_shift} |")
-    lines += ["", "## Training command", "", "```bash", fit_command, "```", ""]
+    lines += ["", "## Training command", "", "```bash", fit_command, "```", "",
+              "Ablations of this recipe (teacher init, ELT, width) at an equal short budget: "
+              "[ablations_faces68.md](ablations_faces68.md) (`python -m train.faces68_ablate`).", ""]
     return "\n".join(lines)
 
 
