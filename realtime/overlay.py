@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import collections
 import gc
-import signal
 import sys
 import time
 from dataclasses import replace
@@ -38,7 +37,7 @@ from realtime.mailbox import MailboxClosed
 from realtime.overlay_items import ANGLES, DisplayOptions, FaceLayers, PosePlot
 from realtime.packet import FramePacket
 from realtime.pipeline import LivePipeline, RunStats
-from realtime.signals import STOP_SIGNALS
+from realtime.signals import handling
 from realtime.pose import CameraIntrinsics
 
 
@@ -310,18 +309,16 @@ def run_window(pipeline: LivePipeline, tuner: LiveTuner, **options: object) -> O
         window.interrupted = signum
         window.close()
 
-    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN}
     # Python's cyclic GC may otherwise run on a pipeline thread and free Qt objects there (a
     # timer firing on a freed object crashed the overlay tests); pyqtgraph's collector turns
     # automatic GC off and collects on a Qt timer, on the GUI thread, while the window runs.
     collector = GarbageCollector(interval=1.0)
     try:
-        window.show()
-        pipeline.start()
-        app.exec()
+        with handling(interrupt):
+            window.show()
+            pipeline.start()
+            app.exec()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         window.shutdown()
         collector.timer.stop()
         gc.enable()

@@ -17,7 +17,7 @@ import contextlib
 import signal
 import sys
 import threading
-from typing import Iterator
+from typing import Callable, Iterator
 
 STOP_SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
                      if s is not None)
@@ -46,23 +46,26 @@ def _raise_stopped(signum: int, frame: object) -> None:
 
 
 @contextlib.contextmanager
-def stop_signals() -> Iterator[None]:
-    """While inside, SIGTERM and SIGHUP raise ``Stopped`` in the main thread (Ctrl-C keeps raising
-    ``KeyboardInterrupt``). A signal the process was started with ignored (``nohup`` ignores
-    SIGHUP, a shell's background job SIGINT) stays ignored. Outside the main thread (where Python
-    cannot install handlers) it does nothing."""
+def handling(handler: Callable[[int, object], None], signals: tuple[int, ...] = STOP_SIGNALS) -> Iterator[None]:
+    """While inside, ``handler`` handles ``signals`` (the stop signals by default), the previous
+    handlers coming back on the way out. A signal the process was started with ignored (``nohup``
+    ignores SIGHUP, a shell's background job SIGINT) stays ignored. Outside the main thread (where
+    Python cannot install handlers) it does nothing. Every stop-signal path here goes through it."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {}
-    for sig in STOP_SIGNALS:
-        if sig != signal.SIGINT and signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's ignored SIGHUP stays so
-            previous[sig] = signal.signal(sig, _raise_stopped)
+    previous = {sig: signal.signal(sig, handler) for sig in signals if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def stop_signals() -> contextlib.AbstractContextManager:
+    """While inside, SIGTERM and SIGHUP raise ``Stopped`` in the main thread (Ctrl-C keeps raising
+    ``KeyboardInterrupt``), ignored ones staying ignored (``handling``)."""
+    return handling(_raise_stopped, tuple(s for s in STOP_SIGNALS if s != signal.SIGINT))
 
 
 def interrupted_line(exc: BaseException, what: str = "") -> str:
@@ -96,17 +99,9 @@ def deferred() -> Iterator[None]:
     would have been (``KeyboardInterrupt`` for Ctrl-C, ``Stopped`` for the others). Used around a
     frame's writes so an interrupt never lands inside the video encoder (which would leave an
     unreadable file) or between a frame's video and its landmarks record."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     pending: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in STOP_SIGNALS
-                if signal.getsignal(sig) is not signal.SIG_IGN}
-    try:
+    with handling(lambda signum, frame: pending.append(signum)):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     if pending:
         if pending[0] == signal.SIGINT:
             raise KeyboardInterrupt

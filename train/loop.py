@@ -12,13 +12,12 @@ continues exactly as if it had never stopped.
 from __future__ import annotations
 
 import signal
-import threading
 from typing import Any, Callable, Iterator
 
 import torch
 
 from realtime.errors import UserError
-from realtime.signals import STOP_SIGNALS, Stopped
+from realtime.signals import Stopped, handling
 
 
 class StopRequest:
@@ -30,9 +29,9 @@ class StopRequest:
     def __init__(self) -> None:
         self.requested = False
         self.signum = int(signal.SIGINT)
-        self._previous: dict = {}
 
-    def _handle(self, signum, frame) -> None:
+    def handle(self, signum, frame) -> None:
+        """The signal handler (installed by ``run_updates`` through ``realtime.signals.handling``)."""
         if self.requested:
             self.interrupt()
         self.requested = True
@@ -41,16 +40,6 @@ class StopRequest:
     def interrupt(self) -> None:
         raise KeyboardInterrupt if self.signum == signal.SIGINT else Stopped(self.signum)
 
-    def __enter__(self) -> "StopRequest":
-        if threading.current_thread() is threading.main_thread():
-            for sig in STOP_SIGNALS:
-                if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup / a background job: stays ignored
-                    self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def run_updates(step: int, end: int, batches: Iterator[tuple[int, Any]], loss_fn: Callable[[Any], torch.Tensor],
@@ -61,7 +50,7 @@ def run_updates(step: int, end: int, batches: Iterator[tuple[int, Any]], loss_fn
     evaluation, periodic checkpoints); on a stop signal ``save(step)`` writes the checkpoint of the
     finished updates and the interrupt is re-raised (module docstring)."""
     stop = StopRequest()
-    with stop:
+    with handling(stop.handle):
         while step < end and not stop.requested:
             epoch, batch = next(batches)
             if lr_at is not None:
