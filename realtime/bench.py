@@ -40,7 +40,7 @@ import numpy as np
 from realtime.assets import DEMO_CLIP as DEFAULT_CLIP
 from realtime.atomic import atomic_path, write_text_atomic
 from realtime.errors import UserError, run_command
-from realtime.measure import ROOT, _sync, machine, seconds_per_call, shown_path  # noqa: F401  (re-exported)
+from realtime.measure import machine, seconds_per_call, shown_path
 
 # File mode's arrival-to-result latency is mostly time spent queued behind earlier frames, so part b
 # leaves it out; part d measures latency where it matters.

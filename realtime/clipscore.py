@@ -30,7 +30,7 @@ from realtime.atomic import write_text_atomic
 from realtime.cliptruth import (  # noqa: F401  (re-exported for the command line's users)
     OUTER_EYE_CORNERS, ClipTruth, nearest_face, score, score_clip, track_clip,
 )
-from realtime.errors import UserError, run_command
+from realtime.errors import UserError, require_files, run_command
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from realtime.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
@@ -54,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
     clip = Path(args.clip)
     if not clip.is_file():
         raise UserError(f"clip not found: {clip}")
-    if not Path(args.weights).is_file():
-        raise UserError(f"--weights file not found: {args.weights}")
+    require_files(("--weights", args.weights))
     prepare_outputs([Output(args.json, "--json", (".json",))], [clip, args.weights, args.truth])
     truth = ClipTruth.load(args.truth or clip.with_name(clip.stem + "_truth.json"))
     scores = score_clip(args.weights, clip, truth, args.detector)

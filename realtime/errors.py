@@ -16,11 +16,12 @@ class UserError(Exception):
     """
 
 
-def exit_status(run: Callable[[], int]) -> int:
+def exit_status(run: Callable[[], int], kept: Callable[[], str] = lambda: "") -> int:
     """Call a command line's ``run``; a ``UserError`` becomes ``error: <message>`` on stderr and
-    exit status 2 (never a traceback), and so does an ``OSError`` that escapes (a full disk). SIGTERM and SIGHUP act as Ctrl-C while it runs
-    (``realtime.signals``); an interrupt that ``run`` did not handle itself prints one line and
-    exits with 128 + the signal's number."""
+    exit status 2 (never a traceback), and so does an ``OSError`` that escapes (a full disk).
+    SIGTERM and SIGHUP act as Ctrl-C while it runs (``realtime.signals``); an interrupt that
+    ``run`` did not handle itself prints one line (with ``kept()``: what was kept, when the command
+    says) and exits with 128 + the signal's number."""
     try:
         with stop_signals():
             return run()
@@ -28,7 +29,7 @@ def exit_status(run: Callable[[], int]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        print(interrupted_line(exc), file=sys.stderr)
+        print(interrupted_line(exc, kept()), file=sys.stderr)
         return exit_code(exc)
     except OSError as exc:  # the last guard: a full disk, a file vanished mid-run; paths are checked up front
         where = f": {exc.filename}" if exc.filename else ""
@@ -45,6 +46,14 @@ def run_command(parse_args: Callable, run: Callable, argv: list[str] | None) -> 
         args.argv = sys.argv[1:] if argv is None else list(argv)
         return run(args)
     return exit_status(parse_and_run)
+
+
+def require_files(*named: tuple[str, str | Path | None]) -> None:
+    """UserError ``<what> file not found: <path>`` for the first named input file that is given
+    (not None) but missing or a folder: every command line's check of its input files."""
+    for what, path in named:
+        if path is not None and not Path(path).is_file():
+            raise UserError(f"{what} file not found: {path}")
 
 
 def model_file(path: str | Path | None, default: Callable[[], Path | None], no_default: str, what: str) -> Path:

@@ -34,7 +34,7 @@ from typing import Callable
 
 from realtime.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
 from realtime.cliargs import SCORE, NumberType, Parser, add_engine_arguments, add_pose_arguments, number  # noqa: F401  (add_*: re-exported)
-from realtime.errors import UserError, run_command
+from realtime.errors import UserError, require_files, run_command
 
 
 
@@ -103,9 +103,7 @@ def check_paths(args: argparse.Namespace) -> list[Path]:
     if importlib.util.find_spec("av") is None:
         raise UserError("the annotated video is written with PyAV, which is not installed: "
                         "pip install 'rcn-realtime[video]' (or pip install -e '.[video]' in a checkout)")
-    for flag, path in (("--weights", args.weights), ("--face-model", args.face_model)):
-        if path is not None and not Path(path).is_file():
-            raise UserError(f"{flag} file not found: {path}")
+    require_files(("--weights", args.weights), ("--face-model", args.face_model))
     missing = check_outputs([Output(args.output, "-o", VIDEO_SUFFIXES), Output(args.landmarks, "--landmarks")],
                             inputs=[args.input, args.weights, args.face_model])
     args.format = landmarks_format(args.landmarks, args.csv)

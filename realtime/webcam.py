@@ -28,7 +28,7 @@ from pathlib import Path
 
 from realtime.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
 from realtime.cliargs import Parser, add_engine_arguments, add_pose_arguments, number
-from realtime.errors import UserError, run_command
+from realtime.errors import UserError, require_files, run_command
 from realtime.outpaths import Output, check_outputs, make_folders
 
 QT_HELP = ("without a display, set QT_QPA_PLATFORM=offscreen (no window; see --screenshot-after), or start a "
@@ -78,9 +78,7 @@ def check_qt() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    for flag, path in (("--weights", args.weights), ("--face-model", args.face_model)):
-        if path is not None and not Path(path).is_file():
-            raise UserError(f"{flag} file not found: {path}")
+    require_files(("--weights", args.weights), ("--face-model", args.face_model))
     missing = check_outputs([Output(args.screenshot_dir, "--screenshot-dir", folder=True)],
                             [args.source, args.weights, args.face_model])
     import cv2

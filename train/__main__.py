@@ -6,12 +6,10 @@ import logging
 import sys
 import time
 from dataclasses import MISSING, fields
-from pathlib import Path
 
 from realtime.cliargs import Parser, fraction, number, positive
-from realtime.errors import UserError
+from realtime.errors import UserError, exit_status, require_files
 from realtime.outpaths import Output, prepare_outputs
-from realtime.signals import exit_code, interrupted_line, stop_signals
 from train.config import FitConfig
 
 
@@ -160,17 +158,10 @@ def _add_adapt(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT.resume.pt")
 
 
-def _require_files(*named: tuple[str, str | None]) -> None:
-    """UserError for the first named input file that is given but missing (or a folder)."""
-    for what, path in named:
-        if path is not None and not Path(path).is_file():
-            raise UserError(f"{what} file not found: {path}")
-
-
 def _cmd_adapt(args) -> None:
     from train.adapt import AdaptConfig, adapt, write_report_json
 
-    _require_files(("weights", args.weights))
+    require_files(("weights", args.weights))
     prepare_outputs([Output(args.out, "-o", (".safetensors",)), Output(args.json, "--json", (".json",))],
                     [args.weights, args.frames])
     cfg = AdaptConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, anchor_weight=args.anchor_weight,
@@ -203,7 +194,7 @@ def _cmd_evaluate(args) -> None:
     from train.evaluate import run_evaluate
 
     norms = [n.strip() for n in args.norm.split(",") if n.strip()]
-    _require_files(*(("weights", w) for w in args.weights), ("--denoiser", args.denoiser))
+    require_files(*(("weights", w) for w in args.weights), ("--denoiser", args.denoiser))
     prepare_outputs([Output(args.ced, "--ced", (".png", ".pdf", ".svg")), Output(args.json, "--json", (".json",))],
                     [*args.weights, args.denoiser])
     print(run_evaluate(args.weights, args.data, norms, args.decoder, args.beta, args.denoiser,
@@ -213,7 +204,7 @@ def _cmd_evaluate(args) -> None:
 def _cmd_export(args) -> None:
     from train.export import export
 
-    _require_files(("checkpoint", args.checkpoint))
+    require_files(("checkpoint", args.checkpoint))
     prepare_outputs([Output(args.out, "-o", (".safetensors",))], [args.checkpoint])
     print(export(args.checkpoint, args.out))
 
@@ -241,24 +232,17 @@ def build_parser() -> Parser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     commands = {"fit": _cmd_fit, "evaluate": _cmd_evaluate, "export": _cmd_export, "synth": _cmd_synth, "adapt": _cmd_adapt}
-    command = None
-    try:
-        with stop_signals():
-            args = build_parser().parse_args(argv)
-            command = args.command
-            commands[command](args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP
-        kept = {"fit": "the last consistent checkpoint is saved: run the same command with --resume to continue",
-                "adapt": "progress so far is saved: run the same command with --resume to continue"}
-        print(interrupted_line(exc, kept.get(command, "nothing was written")), file=sys.stderr)
-        return exit_code(exc)
-    except OSError as exc:
-        print(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
-        return 2
-    return 0
+    kept = {"fit": "the last consistent checkpoint is saved: run the same command with --resume to continue",
+            "adapt": "progress so far is saved: run the same command with --resume to continue"}
+    chosen: list[str] = []
+
+    def parse_and_run() -> int:
+        args = build_parser().parse_args(argv)
+        chosen.append(args.command)
+        commands[args.command](args)
+        return 0
+
+    return exit_status(parse_and_run, lambda: kept.get(chosen[0] if chosen else "", "nothing was written"))
 
 
 if __name__ == "__main__":

@@ -53,13 +53,12 @@ def read_torch_file(path: str | Path, what: str, remedy: str) -> Any:
     names the file's role and ``remedy`` says what to do."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "unsupported global" in str(exc).lower():  # weights_only refused an object: the payload never ran
+    except Exception as exc:  # torch.load raises many types (pickle, zip, EOF, OS) for damaged or foreign files
+        if isinstance(exc, pickle.UnpicklingError) and "unsupported global" in str(exc).lower():
+            # weights_only refused an object: the payload never ran
             raise UserError(f"{path} was refused: it holds Python objects, not only tensors and numbers, and "
                             f"loading those could run code; this project reads only the {what}s it writes itself "
                             f"({remedy}, or check where the file came from)") from None
-        raise UserError(f"{path} is not a readable {what} (damaged, truncated or another format); {remedy}") from None
-    except Exception:  # torch.load raises many types (zip, EOF, OS) for damaged or foreign files
         raise UserError(f"{path} is not a readable {what} (damaged, truncated or another format); {remedy}") from None
 
 

@@ -379,6 +379,14 @@ def recipe_inputs(args: argparse.Namespace) -> Path | None:
     return init
 
 
+def write_report(docs: Path, stem: str, numbers: dict, report: str) -> None:
+    """``docs/STEM.json`` (every number) and ``docs/STEM.md`` (the report), atomically; the report
+    printed too (this recipe's and its ablations' reports)."""
+    write_text_atomic(docs / f"{stem}.json", json.dumps(numbers, indent=1, default=float) + "\n")
+    write_text_atomic(docs / f"{stem}.md", report)
+    print(report)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from realtime.cliargs import Parser
 
@@ -409,11 +417,7 @@ def run(args: argparse.Namespace) -> int:
             write_golden(DEFAULT_SHIP)
     results = measure(args, cfg)
     command = " ".join(["python -m train.faces68", *args.argv])
-    docs = Path(args.docs)
-    write_text_atomic(docs / "results_faces68.json", json.dumps(results, indent=1, default=float) + "\n")
-    report = render(results, command, command_line(cfg))
-    write_text_atomic(docs / "results_faces68.md", report)
-    print(report)
+    write_report(Path(args.docs), "results_faces68", results, render(results, command, command_line(cfg)))
     return 0
 
 

@@ -21,16 +21,14 @@ variant is skipped), so the command can be re-run after an interruption; results
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from realtime.atomic import write_text_atomic
 from realtime.errors import UserError, run_command
 from train.config import FitConfig
-from train.faces68 import add_recipe_arguments, recipe, recipe_inputs, set_nme
+from train.faces68 import add_recipe_arguments, recipe, recipe_inputs, set_nme, write_report
 
 VARIANTS = ("recipe", "no_teacher", "elt", "width1")
 
@@ -123,13 +121,10 @@ def run(args: argparse.Namespace) -> int:
         o = results[name]["heldout"]["outer_eye"]
         print(f"[ablate] {name}: hold-out NME {o['mean_pct']:.2f}% ({time.perf_counter() - started:.0f} s)", flush=True)
     command = " ".join(["python -m train.faces68_ablate", *args.argv])
-    docs = Path(args.docs)
-    write_text_atomic(docs / "ablations_faces68.json", json.dumps(
-        {"command": command, "hardware": hardware(), "steps": args.steps, "results": results}, indent=1,
-        default=float) + "\n")
-    report = render(results, command, hardware(), args.steps)
-    write_text_atomic(docs / "ablations_faces68.md", report)
-    print(report)
+    machine = hardware()
+    write_report(Path(args.docs), "ablations_faces68",
+                 {"command": command, "hardware": machine, "steps": args.steps, "results": results},
+                 render(results, command, machine, args.steps))
     return 0
 
 
