@@ -54,3 +54,21 @@ def test_evaluate_cli_writes_ced_and_json(tmp_path, monkeypatch):
                            None, str(tmp_path / "ced.png"), str(tmp_path / "r.json"), True)
     assert "NME eye_centres" in text and "Branch masking" in text
     assert (tmp_path / "ced.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "r.json").is_file()
+
+
+def test_attribute_accuracy_on_mtfl_fixture_is_hand_computed(monkeypatch):
+    """MTFL's four attributes (gender, smile, glasses, 5-way pose) are read for every face, and the
+    accuracy and majority-class floor are the plain fractions over the labelled faces."""
+    from realtime.attributes import AttributeConfig, AttributeNet
+
+    data = open_dataset(f"mtfl:{FIXTURES / 'mtfl'}:train")  # 2 faces (training.txt; the AFLW line is the test set)
+    # fixture codes -> labels: gender (0, 1), smile (1, 0), glasses (1, 0), pose (2, 4)
+    head = AttributeNet(AttributeConfig(num_points=5, input_size=80, names=("gender", "smile", "glasses", "pose"),
+                                        kinds=("class:2", "class:2", "class:2", "class:5")))
+    answers = {"gender": [0, 0], "smile": [1, 0], "glasses": [0, 1], "pose": [2, 4]}
+    monkeypatch.setattr(head, "predict", lambda points: {k: torch.tensor(v, dtype=torch.float32) for k, v in answers.items()})
+    acc = ev.attribute_accuracy(build_model(make_config("rcn_mtfl", width_mult=0.25)), head, data)
+    assert set(acc) == {"gender", "smile", "glasses", "pose"}
+    assert acc["gender"] == {"accuracy": 0.5, "majority": 0.5, "n": 2}
+    assert acc["smile"]["accuracy"] == 1.0 and acc["glasses"]["accuracy"] == 0.0
+    assert acc["pose"]["accuracy"] == 1.0 and acc["pose"]["majority"] == 0.5

@@ -1,6 +1,7 @@
 """The reproduction commands end to end on tiny data: every run trains, resumes/skips, and the
 report and plot are written (the numbers themselves are meaningless at this size)."""
 import json
+from pathlib import Path
 
 from train.reproduce import main
 
@@ -43,3 +44,47 @@ def test_report_only_lists_finished_runs_and_trains_nothing(tmp_path):
     report = (tmp_path / "docs" / "results_2018.md").read_text()
     assert report.count("not run yet") == 4 and "needs runs that are not finished" in report
     assert not (tmp_path / "runs" / "semisup2018" / "f0.05_L").exists()
+
+
+def test_mask_table_takes_the_test_sets_column_and_ranks_against_the_talk():
+    from train.config import FitConfig
+    from train.reproduce import TALK_MASKS, mask_grid, mask_section, talk_columns
+
+    assert talk_columns("300w:x:train?subset=afw&layout=mtfl5")[2] == "AFW"
+    assert talk_columns("mtfl:x:test")[2] == "AFLW"
+    grid = mask_grid(Path("runs"), FitConfig(preset="rcn_mtfl", data="d", out=""), 10, 4)
+    # ours = the talk's AFW numbers, except SumNet with two masks swapped (one transposition of 9)
+    results = []
+    for cfg in grid:
+        mask = ",".join(map(str, cfg.branch_mask))
+        arch = cfg.preset.split("_")[0]
+        value = TALK_MASKS[mask][1 if arch == "sumnet" else 3]
+        if arch == "sumnet" and mask in ("1,0,0,0", "0,1,0,0"):
+            value = TALK_MASKS["0,1,0,0" if mask == "1,0,0,0" else "1,0,0,0"][1]
+        results.append({"argmax": {"mean": value / 100}, "softargmax": {"mean": value / 100}})
+    text = mask_section(grid, results, "300w:x:train?subset=afw")
+    assert "SumNet AFW (talk)" in text and "| 1,1,1,1 | 6.78 | 6.43 |" in text
+    # Spearman of 9 ranks with one adjacent swap: 1 - 6 * 2 / (9 * 80) = 0.9833
+    assert "SumNet: Spearman rank correlation with the talk's AFW column **0.98**" in text
+    assert "RCN: Spearman rank correlation with the talk's AFW column **1.00** (target >= 0.8: met); best mask 1,1,1,1 (the full model)" in text
+
+
+def test_semisup_grid_on_mtfl_fixture_sweeps_weights_and_reports_attribute_accuracy(tmp_path):
+    """Real attributes (MTFL's four) through the whole 2018 grid: the validation sweep picks the
+    weights the grid then uses, and the runs with an attribute head report accuracy per attribute."""
+    fixture = Path(__file__).parent / "fixtures" / "mtfl"
+    args = ["semisup2018", "--out", str(tmp_path / "runs"), "--docs", str(tmp_path / "docs"), "--steps", "2",
+            "--batch-size", "2", "--eval-every", "2", "--fractions", "0.05,1", "--train", f"mtfl:{fixture}:train",
+            "--val", f"mtfl:{fixture}:train", "--test", f"mtfl:{fixture}:test", "--report", "results_mtfl2018.md",
+            "--sweep-attribute-weights", "0.3,1", "--sweep-elt-weights", "30", "--sweep-steps", "2"]
+    assert main(args) == 0
+    report = (tmp_path / "docs" / "results_mtfl2018.md").read_text()
+    assert report.startswith("# The 2018 semi-supervised grid, measured on real faces")
+    assert (tmp_path / "docs" / "results_mtfl2018_grid.png").is_file()
+    assert "| labels | variant | gender | glasses | pose | smile |" in report and "| - | majority class |" in report
+    sweep = tmp_path / "runs" / "semisup2018" / "sweep"
+    assert sorted(p.name for p in sweep.iterdir()) == ["f0.05_a0.3_e30", "f0.05_a1_e30"]
+    chosen = 0.3 if "| 0.3 | 30 |" in report.split("(chosen)")[0].splitlines()[-1] else 1.0
+    cfg = json.loads((tmp_path / "runs" / "semisup2018" / "f1_L-ELT-A" / "config.json").read_text())
+    assert cfg["attribute_weight"] == chosen and cfg["elt_weight"] == 30 and cfg["bf16"] is False
+    assert main(args) == 0  # resumes: everything finished, the same report

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from realtime.atomic import write_text_atomic
+from realtime.attributes import AttributeNet
 from realtime.denoise import Denoiser
 from realtime.errors import UserError
 from realtime.layouts import get_layout
@@ -21,7 +23,7 @@ from realtime.model import LandmarkNet
 from realtime.weights import load_denoiser, load_model
 from train.datasets import open_dataset
 from train.datasets.base import LandmarkSet
-from train.loader import LandmarkDataset
+from train.loader import LandmarkDataset, attribute_table
 from train.metrics import ced_curve, nme, normalising_distance, plot_ced, summarise
 from train.predict import predict_dataset
 
@@ -69,6 +71,27 @@ def evaluate_model(model: LandmarkNet, data: LandmarkSet, norms: list[str], deco
     for gname, idx in group_indices(data).items():
         report.groups[gname] = {k: summarise(e[idx], thresholds) | {"n": int(len(idx))} for k, e in errors.items()}
     return report
+
+
+def attribute_accuracy(model: LandmarkNet, head: AttributeNet, data: LandmarkSet, batch_size: int = 64) -> dict[str, dict]:
+    """Sequential multitasking at test time: the head classifies each image's soft-argmax
+    landmarks (the plain evaluation crop, as in training). Per class attribute of the head that the
+    data labels: ``accuracy`` over the labelled images, ``majority`` (the accuracy of always saying
+    the test set's most common class, the floor a useful head must beat) and ``n``."""
+    dataset = LandmarkDataset(data, out_size=model.config.input_size, grey=model.config.in_channels == 1)
+    p = predict_dataset(model, dataset, batch_size, decoder="softargmax")
+    predicted = head.predict(torch.from_numpy(p.pred).float())
+    labels = attribute_table(data, list(head.config.names))
+    out = {}
+    for j, (name, kind) in enumerate(zip(head.config.names, head.config.kinds)):
+        known = ~np.isnan(labels[:, j])
+        if not kind.startswith("class") or not known.any():
+            continue
+        truth = labels[known, j].astype(int)
+        guess = predicted[name].numpy()[known].astype(int)
+        out[name] = {"accuracy": float((guess == truth).mean()),
+                     "majority": float(np.bincount(truth).max() / len(truth)), "n": int(known.sum())}
+    return out
 
 
 def format_report(label: str, report: Report, norms: list[str]) -> str:

@@ -25,11 +25,11 @@ import numpy as np
 
 from realtime.atomic import write_text_atomic
 from realtime.errors import UserError
-from realtime.weights import load_model
+from realtime.weights import load_attribute_head, load_model
 from train.checkpoint import load_checkpoint
 from train.config import FitConfig
 from train.datasets import open_dataset
-from train.evaluate import evaluate_model
+from train.evaluate import attribute_accuracy, evaluate_model
 from train.runlog import save_figure
 from train.runs import command_line, hardware, run_or_resume  # noqa: F401  (command_line: re-exported)
 
@@ -43,21 +43,27 @@ TALK_MASKS = {
 }
 
 
+EVAL_VERSION = 2  # 2: attribute accuracy of runs with an attribute head
+
+
 def evaluate_run(cfg: FitConfig, test_spec: str) -> dict:
     """Test NME (eye-centre normaliser) with both decoders; cached in the run directory, one file
     per test set (``test-<digest of the spec>.json``)."""
     cache = Path(cfg.out) / f"test-{hashlib.sha1(test_spec.encode()).hexdigest()[:10]}.json"
     if cache.is_file():
         cached = json.loads(cache.read_text())
-        if cached.get("test") == test_spec:
+        if cached.get("test") == test_spec and cached.get("version") == EVAL_VERSION:
             return cached
     model = load_model(Path(cfg.out) / "best.safetensors")
     data = open_dataset(test_spec)
-    out = {"test": test_spec}
+    out = {"test": test_spec, "version": EVAL_VERSION}
     for decoder in ("argmax", "softargmax"):
         report = evaluate_model(model, data, ["eye_centres"], decoder=decoder)
         summary = report.groups["all"]["eye_centres"]
         out[decoder] = {k: summary[k] for k in ("mean", "median", "failure@0.1", "auc@0.1")}
+    head = load_attribute_head(Path(cfg.out) / "best.safetensors")
+    if head is not None:
+        out["attributes"] = attribute_accuracy(model, head, data)
     ckpt = load_checkpoint(Path(cfg.out) / "last.pt")
     out["seconds"] = ckpt["state"].get("seconds", 0.0)
     out["best_step"] = ckpt["state"].get("best_step")
@@ -132,17 +138,46 @@ def compare_section(grid: list[FitConfig], results: list[dict], docs: Path, plot
     return "\n".join(lines)
 
 
-def mask_section(grid: list[FitConfig], results: list[dict]) -> str:
+def talk_columns(test_spec: str) -> tuple[int, int, str]:
+    """Which of the talk's columns a test set is compared with: (SumNet index, RCN index, name).
+    AFW specs (``...subset=afw...``, ``afw`` in the path) take the AFW columns, every other set
+    (MTFL's AFLW test, the synthetic benchmark) the AFLW ones."""
+    return (1, 3, "AFW") if "afw" in test_spec.lower() else (0, 2, "AFLW")
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman rank correlation of two orderings (ties get their mean rank)."""
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic)
+
+
+def mask_section(grid: list[FitConfig], results: list[dict], test_spec: str = "synth:test") -> str:
+    """The talk's branch-masking table in its own layout (one row per mask, coarse -> fine), our
+    argmax and soft-argmax NME beside the published column for this test set, then per
+    architecture the Spearman rank correlation of our ordering of the nine masks with the
+    published one and whether the full model is the best."""
     ours = {}
     for cfg, res in zip(grid, results):
         mask = ",".join(map(str, cfg.branch_mask))
         ours[(mask, cfg.preset.split("_")[0])] = res
-    lines = ["| mask (coarse -> fine) | SumNet (ours) | RCN (ours) | SumNet, soft-argmax | RCN, soft-argmax | SumNet AFLW (talk) | RCN AFLW (talk) |",
+    si, ri, name = talk_columns(test_spec)
+    lines = [f"| mask (coarse -> fine) | SumNet (ours) | RCN (ours) | SumNet, soft-argmax | RCN, soft-argmax | "
+             f"SumNet {name} (talk) | RCN {name} (talk) |",
              "|---|---|---|---|---|---|---|"]
     for mask, talk in TALK_MASKS.items():
         s, r = ours[(mask, "sumnet")], ours[(mask, "rcn")]
         lines.append(f"| {mask} | {100 * s['argmax']['mean']:.2f} | {100 * r['argmax']['mean']:.2f} | "
-                     f"{100 * s['softargmax']['mean']:.2f} | {100 * r['softargmax']['mean']:.2f} | {talk[0]:.2f} | {talk[2]:.2f} |")
+                     f"{100 * s['softargmax']['mean']:.2f} | {100 * r['softargmax']['mean']:.2f} | {talk[si]:.2f} | {talk[ri]:.2f} |")
+    lines.append("")
+    for arch, label, column in (("sumnet", "SumNet", si), ("rcn", "RCN", ri)):
+        published = [talk[column] for talk in TALK_MASKS.values()]
+        mine = [ours[(mask, arch)]["argmax"]["mean"] for mask in TALK_MASKS]
+        best = min(TALK_MASKS, key=lambda m: ours[(m, arch)]["argmax"]["mean"])
+        rho = spearman(mine, published)
+        lines.append(f"- {label}: Spearman rank correlation with the talk's {name} column **{rho:.2f}** "
+                     f"(target >= 0.8: {'met' if rho >= 0.8 else 'not met'}); best mask {best} "
+                     f"({'the full model' if best == '1,1,1,1' else 'not the full model'}).")
     return "\n".join(lines)
 
 
@@ -172,7 +207,8 @@ def _parse(argv: list[str] | None, Parser, number) -> argparse.Namespace:
                    "on where the device computes bf16 natively (AMX/AVX512-BF16 CPUs, CUDA), else off (8x slower "
                    "emulated on an AVX2 CPU)")
     p.add_argument("--device", default="cpu", help="torch device of the runs (cpu, cuda)")
-    p.add_argument("--report", default="results_2016.md", help="rcn2016: the report's file name in --docs")
+    p.add_argument("--report", default="results_2016.md", help="the report's file name in --docs (semisup2018: "
+                   "results_2018.md unless given)")
     g = p.add_argument_group("semisup2018")
     g.add_argument("--steps", type=number(int, 1), default=1500, help="updates per run")
     g.add_argument("--preset", default="rcn_mtfl", help="model preset of the runs")
@@ -181,6 +217,10 @@ def _parse(argv: list[str] | None, Parser, number) -> argparse.Namespace:
     g.add_argument("--elt-weight", type=number(float, 0), default=300.0, help="weight of the ELT loss")
     g.add_argument("--fractions", default="0.01,0.05,1", help="comma list of landmark-labelled fractions")
     g.add_argument("--report-only", action="store_true", help="train nothing: report the finished runs")
+    g.add_argument("--sweep-attribute-weights", default="", help="semisup2018: comma list of attribute weights "
+                   "for the validation sweep (with --sweep-elt-weights); empty: no sweep, use --attribute-weight")
+    g.add_argument("--sweep-elt-weights", default="", help="semisup2018: comma list of ELT weights for the sweep")
+    g.add_argument("--sweep-steps", type=number(int, 1), default=300, help="semisup2018: updates of each sweep run")
     return p.parse_args(argv)
 
 
@@ -223,7 +263,7 @@ def _run(args) -> int:
             commands.append(command_line(cfg))
         tables = []
         for test, per_run in results.items():
-            table = compare_section(grid, per_run, docs, plot_name) if part == "compare" else mask_section(grid, per_run)
+            table = compare_section(grid, per_run, docs, plot_name) if part == "compare" else mask_section(grid, per_run, test)
             tables.append(f"Test set `{test}`:\n\n{table}" if len(results) > 1 else table)
         first = next(iter(results.values()))
         sections.append((part, "\n\n".join(tables), sum(r["seconds"] for r in first)))
@@ -234,17 +274,32 @@ def _run(args) -> int:
     return 0
 
 
+def number_list(flag: str, text: str) -> tuple[float, ...]:
+    """A comma list of non-negative numbers ("" -> ()); anything else is a one-line error."""
+    try:
+        values = tuple(float(f) for f in text.split(",")) if text.strip() else ()
+    except ValueError:
+        raise UserError(f"{flag} must be a comma list of numbers, got {text!r}") from None
+    if any(not v >= 0 for v in values):
+        raise UserError(f"{flag} must be a comma list of numbers >= 0, got {text!r}")
+    return values
+
+
 def _run_semisup(args) -> int:
     from train.reproduce_semisup import GridSettings, run_grid
 
-    try:
-        fractions = tuple(float(f) for f in args.fractions.split(","))
-    except ValueError:
-        raise UserError(f"--fractions must be a comma list of numbers, got {args.fractions!r}") from None
+    fractions = number_list("--fractions", args.fractions)
+    sweep_a, sweep_e = number_list("--sweep-attribute-weights", args.sweep_attribute_weights), number_list(
+        "--sweep-elt-weights", args.sweep_elt_weights)
+    if bool(sweep_a) != bool(sweep_e):
+        raise UserError("the weight sweep needs both --sweep-attribute-weights and --sweep-elt-weights")
     settings = GridSettings(out=Path(args.out) / "semisup2018", docs=Path(args.docs), steps=args.steps,
                             batch_size=args.batch_size, attribute_weight=args.attribute_weight,
                             elt_weight=args.elt_weight, preset=args.preset, loss=args.loss, train=args.train,
-                            val=args.val, test=args.test, eval_every=args.eval_every, fractions=fractions)
+                            val=args.val, test=args.test, eval_every=args.eval_every, fractions=fractions,
+                            bf16=resolve_bf16(args.bf16, args.device), device=args.device,
+                            report="results_2018.md" if args.report == "results_2016.md" else args.report,
+                            sweep_attribute=sweep_a, sweep_elt=sweep_e, sweep_steps=args.sweep_steps)
     print(run_grid(settings, run_or_resume, evaluate_run, command_line, hardware, train=not args.report_only))
     return 0
 
