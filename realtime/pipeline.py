@@ -14,7 +14,7 @@ switchable between frames with ``set_pose_source``), both smoothed per track by 
   turn (the eye-line levelling) is then composed back (``pose.crop_pose_to_image``), so roll is
   in the image's frame with pnp's sign.
 
-Two ways to drive it:
+Three ways to drive it:
 
 - ``run_file`` (lossless, in order): a capture thread decodes into a bounded blocking queue; the
   caller's thread processes every frame in order and hands each packet to ``on_packet``. Nothing
@@ -26,6 +26,12 @@ Two ways to drive it:
   waiting), so frames are dropped only at the entrance and the result slot never overwrites.
   Consumers must therefore take results through ``LivePipeline.get`` (or iterate it), which
   releases the worker.
+
+- ``run_streams`` (several inputs at once, each lossless and in order): a capture thread per input;
+  each step processes the next frame of every input together (``process_together``), so the
+  detector and the landmark network see one batch across the inputs (what keeps a GPU busy when
+  one stream cannot). Each input keeps its own ``FrameProcessor`` (tracks, filters); the records
+  equal those of processing each input alone.
 
 File mode runs the landmarker one frame at a time even though ``Landmarker.batch`` can batch
 across frames: with tracking, frame t + 1's crops come from frame t's landmarks.
@@ -41,7 +47,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Generator, Iterator, Sequence
 
 import numpy as np
 
@@ -61,6 +67,22 @@ from realtime.smoothing import SmoothingParams, TrackSmoother
 from realtime.tracker import FaceRoi, FaceTracker, TrackerConfig
 
 POSE_SOURCES = ("pnp", "head")
+
+
+@dataclass(frozen=True)
+class DetectRequest:
+    """``FrameProcessor.steps`` asks for the faces of ``image`` (answer: ``Detections``)."""
+
+    image: np.ndarray
+
+
+@dataclass(frozen=True)
+class LandmarkRequest:
+    """``FrameProcessor.steps`` asks for the landmarks of ``rois`` in ``image`` (answer: image-pixel
+    points (F, K, 2) and scores (F, K))."""
+
+    image: np.ndarray
+    rois: Sequence[FaceRoi]
 
 
 @dataclass(frozen=True)
@@ -186,6 +208,22 @@ class FrameProcessor:
     def __call__(self, frame: CapturedFrame) -> FramePacket:
         """One frame's packet; a ``still`` frame (an image, a folder's image) is processed on its
         own, after ``reset``, so a folder of N photos gives the points of N single-image runs."""
+        steps = self.steps(frame)
+        request = next(steps)
+        while True:
+            answer = (self.detector(request.image) if isinstance(request, DetectRequest)
+                      else self.landmarker(request.image, request.rois))
+            try:
+                request = steps.send(answer)
+            except StopIteration as done:
+                return done.value
+
+    def steps(self, frame: CapturedFrame) -> Generator[DetectRequest | LandmarkRequest, object, FramePacket]:
+        """The per-frame chain with its two model calls handed out: yields a ``DetectRequest``
+        (answer: ``Detections``) when the tracker asks for detection, then one or two
+        ``LandmarkRequest``s (answer: (points, scores) in image pixels), and returns the packet.
+        ``__call__`` answers each request at once; ``process_together`` answers the requests of
+        many streams with one batched call, which is what keeps a GPU busy."""
         frame_id, t, image = frame.frame_id, frame.t_capture, frame.image
         if frame.still:
             self.reset()
@@ -197,14 +235,14 @@ class FrameProcessor:
             now = time.perf_counter()
             timings[name], clock = (now - clock) * 1e3, now
 
-        detections = self.detector(image) if self.tracker.needs_detection() else None
+        detections = (yield DetectRequest(image)) if self.tracker.needs_detection() else None
         lap("detect_ms")
         rois = self.tracker.rois(detections)
         lap("track_ms")
-        points, scores = self.landmarker(image, rois)
+        points, scores = yield LandmarkRequest(image, rois)
         if any(roi.source == "detection" for roi in rois):  # new framings: crop again from their landmarks
             rois = self.tracker.refine(rois, {roi.track_id: (p, s) for roi, p, s in zip(rois, points, scores)})
-            points, scores = self.landmarker(image, rois)
+            points, scores = yield LandmarkRequest(image, rois)
         self.last_rois = rois
         lap("landmarks_ms")
         smoothed = self.smoother.smooth_frame(t, {roi.track_id: (p, roi.box[2]) for roi, p in zip(rois, points)})
@@ -268,6 +306,53 @@ class FrameProcessor:
         return estimates
 
 
+def pools_landmarks(landmarker: Landmarker) -> bool:
+    """Whether ``run_streams`` batches the landmarks of all streams by default: on a GPU, where
+    one big batch is what keeps it busy; not on a CPU, where a network's result depends (by ~1e-4
+    px) on the batch it ran in, so records would no longer equal a single-input run's, and where
+    a bigger batch buys little."""
+    return getattr(getattr(landmarker, "device", None), "type", "cpu") == "cuda"
+
+
+def process_together(processors: Sequence[FrameProcessor], frames: Sequence[CapturedFrame],
+                     batch_landmarks: bool = True) -> list[FramePacket]:
+    """One frame of each stream (``frames[i]`` for ``processors[i]``, each keeping its own tracks
+    and filters) with ONE batched detector call over the frames that need detection, then ONE
+    batched landmark call over all their faces (and one more over the faces that were just
+    detected, for their refined crops). The processors must share one landmarker and one detector
+    (``FrameProcessor.from_config(config, landmarker, detector)``). It is the same chain as calling
+    each processor on its own frame; only the model calls are pooled.
+
+    ``batch_landmarks`` False answers each stream's landmark request with its own call (one batch
+    per frame, as a single-input run does), so the packets are bit-for-bit those of single runs
+    (the detector's letterboxed batch is exact either way: every image has the same canvas)."""
+    if not processors:
+        return []
+    landmarker, detector = processors[0].landmarker, processors[0].detector
+    if any(p.landmarker is not landmarker or p.detector is not detector for p in processors):
+        raise ValueError("process_together needs processors that share one landmarker and one detector")
+    chains = [p.steps(f) for p, f in zip(processors, frames)]
+    pending = {i: next(chain) for i, chain in enumerate(chains)}
+    packets: list[FramePacket | None] = [None] * len(chains)
+    while pending:
+        # every detection first, so that all first landmark requests meet in one batch
+        kind = DetectRequest if any(isinstance(r, DetectRequest) for r in pending.values()) else LandmarkRequest
+        ready = [i for i, r in pending.items() if isinstance(r, kind)]
+        if kind is DetectRequest:
+            answers = detector.detect_batch([pending[i].image for i in ready])
+        elif batch_landmarks:
+            answers = landmarker.batch([(pending[i].image, pending[i].rois) for i in ready])
+        else:
+            answers = [landmarker.batch([(pending[i].image, pending[i].rois)])[0] for i in ready]
+        for i, answer in zip(ready, answers):
+            try:
+                pending[i] = chains[i].send(answer)
+            except StopIteration as done:
+                packets[i] = done.value
+                del pending[i]
+    return packets  # type: ignore[return-value]
+
+
 def _finish(packet: FramePacket, t_arrival: float, capture_ms: float, t_start: float, dropped: int) -> FramePacket:
     packet.timings = {"capture_ms": capture_ms, "wait_ms": (t_start - t_arrival) * 1e3, **packet.timings,
                       "latency_ms": (time.monotonic() - t_arrival) * 1e3}
@@ -315,6 +400,38 @@ class _BoundedQueue:
             self._cond.notify_all()
 
 
+class _Capture:
+    """A capture thread decoding ``source`` into a bounded blocking queue (lossless). ``get`` ->
+    (frame, t_arrival, capture_ms), or None at the end; a source error is kept in ``error`` for
+    the caller's thread. ``close`` stops the source, joins the thread and closes the source."""
+
+    def __init__(self, source: Source, queue_size: int, stats: RunStats) -> None:
+        self.source, self.stats, self.error = source, stats, None
+        self.queue = _BoundedQueue(queue_size)
+        self.thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            for item in _timed(self.source):
+                if not self.queue.put(item):
+                    return
+                self.stats.decoded += 1
+        except BaseException as exc:  # handed to the caller's thread
+            self.error = exc
+        finally:
+            self.queue.close()
+
+    def get(self) -> tuple[CapturedFrame, float, float] | None:
+        return self.queue.get()  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self.source.stop()
+        self.queue.close()
+        self.thread.join()
+        self.source.close()
+
+
 def run_file(source: Source, process: Callable[[CapturedFrame], FramePacket],
              on_packet: Callable[[FramePacket], None], queue_size: int = 8) -> RunStats:
     """Process every frame of ``source`` in order (module docstring); returns the counts.
@@ -322,24 +439,11 @@ def run_file(source: Source, process: Callable[[CapturedFrame], FramePacket],
     The source is stopped, its thread joined and the source closed on return, on error and on
     KeyboardInterrupt alike. A source error is re-raised after the frames before it.
     """
-    queue, stats, errors = _BoundedQueue(queue_size), RunStats(), []
+    stats = RunStats()
     start = time.monotonic()
-
-    def capture() -> None:
-        try:
-            for item in _timed(source):
-                if not queue.put(item):
-                    return
-                stats.decoded += 1
-        except BaseException as exc:  # handed to the caller's thread
-            errors.append(exc)
-        finally:
-            queue.close()
-
-    thread = threading.Thread(target=capture, name="capture", daemon=True)
-    thread.start()
+    capture = _Capture(source, queue_size, stats)
     try:
-        while (item := queue.get()) is not None:
+        while (item := capture.get()) is not None:
             frame, t_arrival, capture_ms = item
             t_start = time.monotonic()
             packet = _finish(process(frame), t_arrival, capture_ms, t_start, 0)
@@ -347,11 +451,68 @@ def run_file(source: Source, process: Callable[[CapturedFrame], FramePacket],
             on_packet(packet)
             stats.processed += 1
     finally:
-        source.stop()
-        queue.close()
-        thread.join()
-        source.close()
+        capture.close()
         stats.wall_s = time.monotonic() - start
+    if capture.error is not None:
+        raise capture.error
+    return stats
+
+
+def run_streams(sources: Sequence[Source], processors: Sequence[FrameProcessor],
+                on_packet: Callable[[int, FramePacket], None],
+                on_end: Callable[[int, BaseException | None], None] | None = None,
+                queue_size: int = 8, batch_landmarks: bool | None = None) -> list[RunStats]:
+    """Several inputs at once, each lossless and in order (``run_file``'s guarantees per stream):
+    one capture thread per source; each step takes the next frame of every stream that still has
+    one and processes them together (``process_together``: one batched detector call, one batched
+    landmark call), then hands packet by packet to ``on_packet(stream index, packet)``.
+    ``processors[i]`` keeps stream i's tracks and filters; they share one landmarker and detector.
+
+    A stream that ends calls ``on_end(i, None)``; one whose source fails (a truncated file) ends
+    there with ``on_end(i, error)`` while the others go on, and the first such error is raised
+    after every stream has ended. Every source is closed on return, error and KeyboardInterrupt.
+    ``batch_landmarks`` (``process_together``) defaults to ``pools_landmarks``: on a GPU.
+    """
+    if batch_landmarks is None:
+        batch_landmarks = bool(processors) and pools_landmarks(processors[0].landmarker)
+    if len(sources) != len(processors):
+        raise ValueError("run_streams needs one processor per source")
+    stats = [RunStats() for _ in sources]
+    start = time.monotonic()
+    captures: list[_Capture] = []
+    errors: list[BaseException] = []
+    try:
+        for source, st in zip(sources, stats):
+            captures.append(_Capture(source, queue_size, st))
+        active = list(range(len(captures)))
+        while active:
+            batch = []
+            for i in list(active):
+                item = captures[i].get()
+                if item is None:
+                    active.remove(i)
+                    stats[i].wall_s = time.monotonic() - start
+                    if captures[i].error is not None:
+                        errors.append(captures[i].error)
+                    if on_end is not None:
+                        on_end(i, captures[i].error)
+                    continue
+                batch.append((i, item))
+            if not batch:
+                continue
+            t_start = time.monotonic()
+            packets = process_together([processors[i] for i, _ in batch], [item[0] for _, item in batch],
+                                       batch_landmarks)
+            for (i, (_, t_arrival, capture_ms)), packet in zip(batch, packets):
+                packet = _finish(packet, t_arrival, capture_ms, t_start, 0)
+                stats[i].latencies_ms.append(packet.timings["latency_ms"])
+                on_packet(i, packet)
+                stats[i].processed += 1
+    finally:
+        for capture in captures:
+            capture.close()
+        for st in stats:
+            st.wall_s = st.wall_s or time.monotonic() - start
     if errors:
         raise errors[0]
     return stats

@@ -1,6 +1,7 @@
 """Landmarks for a recorded video, an image or a folder of images, headless.
 
     python -m realtime.video INPUT -o OUT.mp4 --landmarks OUT.jsonl [--csv] [--weights W]
+    python -m realtime.video A.mp4 B.mp4 ... -o OUTDIR [--csv]        (several inputs at once)
                              [--detector both|short|full] [--detector-backend auto|opencv|torch]
                              [--focal-px F | --hfov DEG] [--face-model F.npy] [--pose-source pnp|head]
                              [--backend auto|eager|onnxruntime|openvino|...]
@@ -23,6 +24,14 @@ read-only place, a wrong extension). Ctrl-C, SIGTERM or SIGHUP finishes both out
 done so far and exits with 128 + the signal (130 for Ctrl-C). The default weights are the bundled
 68-point real-face model ``assets/rcn68_faces.safetensors`` (``python -m train.faces68``; model
 card in ``assets/README.md``).
+
+Several inputs are processed at once (``realtime.pipeline.run_streams``): ``-o`` is then a folder
+that receives ``NAME.mp4`` and ``NAME.jsonl`` (``NAME.csv`` with ``--csv``) for each input
+``NAME.ext``; each input keeps its own tracks and filters, each step detects on every input that
+needs it in one batch and (on a GPU) runs one landmark batch over the faces of all inputs. On a
+CPU the landmarks are computed per input, so every record equals the one a single-input run
+writes. An input that turns out bad (a truncated file) leaves no output of its own; the others are
+finished, and the command then reports the error (exit 2).
 """
 from __future__ import annotations
 
@@ -62,10 +71,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from realtime.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
 
     parser = Parser(prog="python -m realtime.video", description=__doc__.split("\n\n")[0])
-    parser.add_argument("input", help="a video file, an image, or a folder of images")
-    parser.add_argument("-o", "--output", required=True, help="annotated H.264 video (.mp4)")
-    parser.add_argument("--landmarks", required=True, help="landmarks file: .jsonl (JSON lines), or .csv (one row "
-                        "per face; the format follows the extension)")
+    parser.add_argument("input", nargs="+", help="a video file, an image, or a folder of images; several: "
+                        "processed at once, -o is then a folder")
+    parser.add_argument("-o", "--output", required=True, help="annotated H.264 video (.mp4); with several "
+                        "inputs, the folder for NAME.mp4 and NAME.jsonl (or .csv) of each input NAME.ext")
+    parser.add_argument("--landmarks", help="landmarks file: .jsonl (JSON lines), or .csv (one row per face; the "
+                        "format follows the extension); required with one input, not allowed with several")
     parser.add_argument("--csv", action="store_true", help="write the landmarks as CSV (the --landmarks name must "
                         "then end in .csv; a .csv name alone is enough)")
     parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="landmark model (.safetensors)")
@@ -78,7 +89,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--min-confidence", type=NumberType(float, SCORE), default=None,
                         help="re-detect when a track's mean point score (0-1) falls below this (default: the "
                         "threshold stored in the weights)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if len(args.input) == 1:
+        if args.landmarks is None:
+            parser.error("the following arguments are required: --landmarks")
+        args.input = args.input[0]
+    elif args.landmarks is not None:
+        parser.error("--landmarks names one file: with several inputs, each input's records go to -o "
+                     "FOLDER/NAME.jsonl (or .csv with --csv)")
+    return args
 
 
 def landmarks_format(path: str, csv: bool) -> str:
@@ -93,17 +112,40 @@ def landmarks_format(path: str, csv: bool) -> str:
     return LANDMARK_FORMATS[suffix]
 
 
+def stream_outputs(inputs: list[str], folder: str, csv: bool) -> list[tuple[Path, Path]]:
+    """(video, landmarks) of each input in ``folder``: ``NAME.mp4`` and ``NAME.jsonl`` (``.csv``)
+    for an input ``NAME.ext``; two inputs with one NAME are refused (``UserError``)."""
+    names: dict[str, str] = {}
+    out = []
+    for given in inputs:
+        name = Path(given.rstrip("/\\")).stem or Path(given).name
+        if name in names:
+            raise UserError(f"inputs {names[name]} and {given} would both write {name}.mp4 in {folder}: "
+                            "rename one, or run them separately")
+        names[name] = given
+        out.append((Path(folder) / f"{name}.mp4", Path(folder) / f"{name}.{'csv' if csv else 'jsonl'}"))
+    return out
+
+
 def check_paths(args: argparse.Namespace) -> list[Path]:
     """Every path of the command checked before any work (``realtime.outpaths``); returns the
     output folders still to create."""
     from realtime.outpaths import Output, check_outputs
 
-    if not Path(args.input).exists():
-        raise UserError(f"input not found: {args.input}")
+    inputs = args.input if isinstance(args.input, list) else [args.input]
+    for given in inputs:
+        if not Path(given).exists():
+            raise UserError(f"input not found: {given}")
     if importlib.util.find_spec("av") is None:
         raise UserError("the annotated video is written with PyAV, which is not installed: "
                         "pip install 'rcn-realtime[video]' (or pip install -e '.[video]' in a checkout)")
     require_files(("--weights", args.weights), ("--face-model", args.face_model))
+    if isinstance(args.input, list):  # several inputs: -o is a folder
+        args.streams = stream_outputs(args.input, args.output, args.csv)
+        args.format = "csv" if args.csv else "jsonl"
+        outputs = [Output(args.output, "-o", folder=True)]
+        outputs += [Output(path, "-o", suffix) for pair in args.streams for path, suffix in zip(pair, (VIDEO_SUFFIXES, ()))]
+        return check_outputs(outputs, inputs=[*inputs, args.weights, args.face_model])
     missing = check_outputs([Output(args.output, "-o", VIDEO_SUFFIXES), Output(args.landmarks, "--landmarks")],
                             inputs=[args.input, args.weights, args.face_model])
     args.format = landmarks_format(args.landmarks, args.csv)
@@ -113,14 +155,14 @@ def check_paths(args: argparse.Namespace) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from realtime.capture import VideoFileSource, open_source
+    from realtime.capture import open_source
     from realtime.meanface import load_face_model
     from realtime.packet import FramePacket
     from realtime.pipeline import FrameProcessor, PipelineConfig, run_file
     from realtime.tracker import TrackerConfig
     from realtime.outpaths import make_folders
     from realtime.signals import deferred, exit_code, interrupted_line
-    from realtime.video_out import LandmarksWriter, VideoWriter, draw_overlay
+    from realtime.video_out import draw_overlay
 
     missing = check_paths(args)
     tracker = TrackerConfig()
@@ -130,21 +172,17 @@ def run(args: argparse.Namespace) -> int:
     config = PipelineConfig(Path(args.weights), args.detector, args.device, tracker=tracker, face_model_3d=face_model,
                             focal_px=args.focal_px, hfov_deg=args.hfov, pose_source=args.pose_source,
                             backend=args.backend, detector_backend=args.detector_backend)
+    if isinstance(args.input, list):
+        return run_many(args, config, missing)
     processor = FrameProcessor.from_config(config)
     source = open_source(args.input, rate_hz=args.rate)
-    is_video = isinstance(source, VideoFileSource)
-    total = (source.declared_frames or None) if is_video else len(getattr(source, "files", [0]))
-    outputs: list = []
+    total = _declared_frames(source)
     try:
         make_folders(missing)
-        outputs.append(VideoWriter(args.output, rate_hz=source.rate_hz if is_video else args.rate,
-                                   audio_from=args.input if is_video else None))
-        outputs.append(LandmarksWriter(args.landmarks, args.format,
-                                       processor.landmarker.num_points))
+        outputs = _open_outputs(source, args.output, args.landmarks, args.format, processor.landmarker.num_points,
+                                args.input, args.rate)
     except BaseException:
         source.close()
-        for output in outputs:
-            output.abort()
         raise
     video, landmarks = outputs
     print(f"landmark backend: {processor.landmarker.backend.name}", file=sys.stderr)
@@ -175,6 +213,101 @@ def run(args: argparse.Namespace) -> int:
     landmarks.close()
     print(f"{stats.processed} frames in {stats.wall_s:.1f} s ({stats.fps:.1f} fps): "
           f"{args.output}, {args.landmarks}", file=sys.stderr)
+    return 0
+
+
+def _open_outputs(source, video_path, landmarks_path, fmt: str, num_points: int, input_path: str, rate: float) -> list:
+    """The (video, landmarks) writers of one input; what was opened is aborted if one fails."""
+    from realtime.capture import VideoFileSource
+    from realtime.video_out import LandmarksWriter, VideoWriter
+
+    is_video = isinstance(source, VideoFileSource)
+    outputs: list = []
+    try:
+        outputs.append(VideoWriter(video_path, rate_hz=source.rate_hz if is_video else rate,
+                                   audio_from=input_path if is_video else None))
+        outputs.append(LandmarksWriter(landmarks_path, fmt, num_points))
+    except BaseException:
+        for output in outputs:
+            output.abort()
+        raise
+    return outputs
+
+
+def _declared_frames(source) -> int | None:
+    from realtime.capture import VideoFileSource
+
+    return (source.declared_frames or None) if isinstance(source, VideoFileSource) else len(getattr(source, "files", [0]))
+
+
+def run_many(args: argparse.Namespace, config, missing: list[Path]) -> int:
+    """Several inputs at once (module docstring): one processor per input over one shared
+    landmarker and detector, ``run_streams`` driving them, one pair of outputs per input."""
+    from realtime.capture import open_source
+    from realtime.outpaths import make_folders
+    from realtime.pipeline import FrameProcessor, run_streams
+    from realtime.signals import deferred, exit_code, interrupted_line
+    from realtime.video_out import draw_overlay
+
+    first = FrameProcessor.from_config(config)
+    processors = [first] + [FrameProcessor.from_config(config, first.landmarker, first.detector)
+                            for _ in args.input[1:]]
+    sources: list = []
+    writers: list[list] = []
+    open_ = [True] * len(args.input)
+    try:
+        for path in args.input:
+            sources.append(open_source(path, rate_hz=args.rate))
+        make_folders(missing)
+        for source, path, (video_path, landmarks_path) in zip(sources, args.input, args.streams):
+            writers.append(_open_outputs(source, video_path, landmarks_path, args.format,
+                                         first.landmarker.num_points, path, args.rate))
+    except BaseException:
+        for source in sources:
+            source.close()
+        for pair in writers:
+            for output in pair:
+                output.abort()
+        raise
+    print(f"landmark backend: {first.landmarker.backend.name}; {len(sources)} inputs at once", file=sys.stderr)
+    totals = [_declared_frames(s) for s in sources]
+    step, close_bar = _progress(None if None in totals else sum(totals))
+
+    def on_packet(i: int, packet) -> None:
+        image = draw_overlay(packet.image, packet)
+        video, landmarks = writers[i]
+        with deferred():
+            video.write(image, packet.t_capture)
+            landmarks.write(packet)
+        step()
+
+    def on_end(i: int, error: BaseException | None) -> None:
+        open_[i] = False
+        for output in writers[i]:  # a failed input leaves nothing; the error is reported at the end
+            output.close() if error is None else output.abort()
+
+    def finish(keep: bool) -> None:
+        close_bar()
+        for i, pair in enumerate(writers):
+            if open_[i]:
+                open_[i] = False
+                for output in pair:
+                    output.close() if keep else output.abort()
+
+    try:
+        stats = run_streams(sources, processors, on_packet, on_end, queue_size=config.queue_size)
+    except KeyboardInterrupt as exc:  # keep what is done: every unfinished output closed valid
+        finish(keep=True)
+        print(interrupted_line(exc, "wrote the frames done so far of every input"), file=sys.stderr)
+        return exit_code(exc)
+    except BaseException:
+        finish(keep=False)
+        raise
+    finish(keep=True)
+    frames = sum(st.processed for st in stats)
+    wall = max(st.wall_s for st in stats)
+    print(f"{frames} frames of {len(stats)} inputs in {wall:.1f} s ({frames / wall if wall else 0:.1f} fps "
+          f"in all): {args.output}", file=sys.stderr)
     return 0
 
 
