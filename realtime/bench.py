@@ -3,8 +3,9 @@
     python -m realtime.bench [--weights W] [--clip assets/demo.mp4] [--device cpu|cuda]
                              [--backends all|NAME,...] [--batches 1,8,32] [--no-dlib] [--quick]
                              [--parts landmarks,pipeline,dlib,mediapipe,live] [-o bench_out]
+    python -m realtime.bench --parts streams [--streams 1,4,16] [--pool auto|on|off]
 
-Five parts, each printed as it finishes and all written to ``OUT/bench.json``, ``OUT/bench.md``
+Six parts (``streams`` only when asked), each printed as it finishes and all written to ``OUT/bench.json``, ``OUT/bench.md``
 and ``OUT/bench.png`` (throughput against batch size, one line per backend):
 
 a. **landmarks**: the network alone on ready crops, faces/s and ms/face against batch size for
@@ -22,7 +23,10 @@ e. **mediapipe**: the same clip through MediaPipe's face mesh (its own detector 
    tracking mode, decode and a JSON line per frame included; ``realtime.mediapipe_mesh``, optional,
    skipped with the reason when missing): fps, the ratio ours/MediaPipe, and both systems' NME on
    the 7 points the two layouts share (eye and mouth corners, nose tip). Its accuracy on 300-W faces
-   is ``python -m train.compare``.
+   is ``python -m train.compare``;
+f. **streams**: N copies of the clip processed at once (``realtime.pipeline.run_streams``: one
+   detector batch per step, and on a GPU one landmark batch over all streams): fps in all, fps
+   per stream and latency, for each N of ``--streams``.
 
 ``--quick`` (CI) cuts every part short: a few repeats, 60 frames, 3 s of live play. Speeds are
 printed, never asserted: they depend on the machine and on what else runs on it.
@@ -129,6 +133,43 @@ def pipeline_run(weights: Path, clip: Path, device: str, backend: str, max_frame
            "stages_ms": {k: percentiles(v) for k, v in timings.items()}}
     print(f"[pipeline] {stats.processed} frames at {stats.fps:.1f} fps; per frame: " +
           ", ".join(f"{k[:-3]} {out['stages_ms'][k]['mean']:.2f} ms" for k in STAGES if timings[k]), flush=True)
+    return out
+
+
+def streams_run(weights: Path, clip: Path, device: str, backend: str, counts: list[int], max_frames: int | None,
+                pool: str = "auto") -> dict:
+    """Aggregate fps of N copies of the clip processed at once (``realtime.pipeline.run_streams``,
+    records serialised as ``--landmarks`` writes them, no video encode), for each N in ``counts``.
+    ``pool`` "auto" batches the landmarks of all streams on a GPU only (``pools_landmarks``);
+    "on"/"off" force it."""
+    from realtime.capture import VideoFileSource
+    from realtime.packet import packet_to_json
+    from realtime.pipeline import FrameProcessor, PipelineConfig, pools_landmarks, run_streams
+
+    config = PipelineConfig(weights, device=device, backend=backend)
+    first = FrameProcessor.from_config(config)
+    first.landmarker.warmup()
+    batched = pools_landmarks(first.landmarker) if pool == "auto" else pool == "on"
+    out: dict = {"pool_landmarks": batched, "runs": {}}
+    for n in counts:
+        processors = [first] + [FrameProcessor.from_config(config, first.landmarker, first.detector) for _ in range(n - 1)]
+        for p in processors:
+            p.reset()
+        sources = [VideoFileSource(clip) for _ in range(n)]
+        done = [0] * n
+
+        def on_packet(i: int, packet, sources=sources, done=done) -> None:
+            packet_to_json(packet)
+            done[i] += 1
+            if max_frames is not None and done[i] >= max_frames:
+                sources[i].stop()
+
+        stats = run_streams(sources, processors, on_packet, batch_landmarks=batched)
+        frames, wall = sum(st.processed for st in stats), max(st.wall_s for st in stats)
+        latencies = [v for st in stats for v in st.latencies_ms]
+        out["runs"][n] = {"streams": n, "frames": frames, "wall_s": wall, "fps": frames / wall if wall else 0.0,
+                          "per_stream_fps": frames / wall / n if wall else 0.0, "latency_ms": percentiles(latencies)}
+        print(f"[streams] {n} at once: {frames} frames in {wall:.1f} s = {frames / wall:.1f} fps in all", flush=True)
     return out
 
 
@@ -298,6 +339,15 @@ def render(results: dict) -> str:
                   "shows how well dlib agrees with itself under the clip's motion, and ours is the distance from "
                   "dlib's labels: it is not a contest of accuracy against human labels."]
         lines.append("")
+    st = results.get("streams")
+    if st:
+        pooled = "one landmark batch over all streams" if st["pool_landmarks"] else "landmarks per stream (exact)"
+        lines += [f"## f. Several streams at once: N copies of the clip ({pooled}; one detector batch per step)", "",
+                  "| streams | frames | fps in all | fps per stream | latency p50 ms | p95 ms |", "|---|---|---|---|---|---|"]
+        for r in st["runs"].values():
+            lines.append(f"| {r['streams']} | {r['frames']} | {r['fps']:.1f} | {r['per_stream_fps']:.1f} | "
+                         f"{r['latency_ms'].get('p50', 0):.1f} | {r['latency_ms'].get('p95', 0):.1f} |")
+        lines.append("")
     lines += render_mediapipe(results.get("mediapipe"))
     live = results.get("live")
     if live:
@@ -369,11 +419,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "1,...,1024 on CUDA; 1,8 with --quick)")
     p.add_argument("--parts", default="landmarks,pipeline,dlib,mediapipe,live", help="comma list of the parts to run")
     p.add_argument("--no-dlib", action="store_true", help="skip part c")
+    p.add_argument("--streams", default=None, help="part streams (not in the default parts): comma list of stream "
+                   "counts (default 1,4 on CPU, 1,4,16 on CUDA)")
+    p.add_argument("--pool", choices=("auto", "on", "off"), default="auto", help="part streams: one landmark batch "
+                   "over all streams (auto: on a GPU only)")
     p.add_argument("--mediapipe-faces", type=number(int, 1, 64), default=1, help="part e: MediaPipe's max_num_faces (its default 1; "
                    "in tracking mode its detector runs while fewer faces than this are tracked)")
     p.add_argument("--quick", action="store_true", help="short runs (CI): numbers are rough")
     p.add_argument("-o", "--out", default="bench_out", help="folder for bench.json, bench.md, bench.png")
     return p.parse_args(argv)
+
+
+def whole_numbers(flag: str, text: str, lo: int, hi: int) -> list[int]:
+    """A comma list of whole numbers in [lo, hi], or a one-line error."""
+    try:
+        values = [int(b) for b in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < lo or max(values) > hi:
+        raise UserError(f"{flag} must be a comma list of whole numbers in [{lo}, {hi}], got {text!r}")
+    return values
 
 
 def run(args: argparse.Namespace) -> int:
@@ -385,17 +450,14 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{what} not found: {path}")
     missing = check_outputs([Output(args.out, "-o", folder=True)], [weights, clip])
     parts = {s.strip() for s in args.parts.split(",") if s.strip()} - ({"dlib"} if args.no_dlib else set())
-    unknown = parts - {"landmarks", "pipeline", "dlib", "mediapipe", "live"}
+    unknown = parts - {"landmarks", "pipeline", "dlib", "mediapipe", "live", "streams"}
     if unknown:
         raise UserError(f"unknown part(s) {', '.join(sorted(unknown))}: choose from landmarks, pipeline, dlib, "
-                        "mediapipe, live")
+                        "mediapipe, live, streams")
+    counts = whole_numbers("--streams", args.streams, 1, 256) if args.streams else (
+        [1, 4, 16] if args.device.startswith("cuda") else [1, 4])
     if args.batches:
-        try:
-            batches = [int(b) for b in args.batches.split(",")]
-        except ValueError:
-            batches = []
-        if not batches or min(batches) < 1 or max(batches) > 65536:
-            raise UserError(f"--batches must be a comma list of whole numbers in [1, 65536], got {args.batches!r}")
+        batches = whole_numbers("--batches", args.batches, 1, 65536)
     else:
         top = 1024 if args.device.startswith("cuda") else 64
         batches = [1, 8] if args.quick else [2 ** i for i in range(top.bit_length()) if 2 ** i <= top]
@@ -414,6 +476,8 @@ def run(args: argparse.Namespace) -> int:
     if "mediapipe" in parts:
         results["mediapipe"] = compare_mediapipe(weights, clip, args.device, args.backend, frames,
                                                  results["pipeline"]["fps"], args.mediapipe_faces)
+    if "streams" in parts:
+        results["streams"] = streams_run(weights, clip, args.device, args.backend, counts, frames, args.pool)
     if "live" in parts:
         results["live"] = live_run(weights, clip, args.device, args.backend, 3.0 if args.quick else None)
     out = Path(args.out)

@@ -55,10 +55,22 @@ def test_preset_times_a_random_network_of_that_preset(tmp_path):
     assert "pipeline" not in results
 
 
+def test_streams_part_times_n_copies_of_the_clip_at_once(tmp_path):
+    out = tmp_path / "b"
+    assert bench.main(["--quick", "--backend", "eager", "--parts", "streams", "--streams", "1,2", "--pool", "on",
+                       "-o", str(out)]) == 0
+    streams = json.loads((out / "bench.json").read_text())["streams"]
+    assert streams["pool_landmarks"] is True and set(streams["runs"]) == {"1", "2"}
+    two = streams["runs"]["2"]
+    assert two["streams"] == 2 and two["frames"] >= 2 * 60 and two["fps"] > 0 and two["latency_ms"]["p50"] > 0
+    assert "## f. Several streams at once" in (out / "bench.md").read_text()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--weights", "nope.safetensors"], "weights not found"),
     (["--parts", "landmarks,warp"], "unknown part"),
     (["--batches", "1,x"], "--batches"),
+    (["--parts", "streams", "--streams", "0"], "--streams"),
 ])
 def test_bad_arguments_are_one_line_errors(argv, message, tmp_path, capsys):
     assert bench.main([*argv, "-o", str(tmp_path / "b")]) == 2

@@ -18,6 +18,7 @@ def test_the_report_renders_every_step_from_the_dry_runs_numbers():
     for step in gpu_check.STEPS[1:]:
         assert f"| {step} |" in text
     assert "faces/s" in text and "fps" in text and "updates/s" in text and "Live mode" in text
+    assert "Several streams at once" in text and "Same pipeline on this machine" in text
 
 
 def test_the_environment_names_the_machine_and_the_optional_packages():

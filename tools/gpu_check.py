@@ -11,7 +11,10 @@ recorded with the end of its output, and the check goes on):
    device offers, batch 1 to 4096 on CUDA (1 to 64 on CPU);
 4. ``pipeline``: ``python -m realtime.bench --parts pipeline,live`` on the device (file pipeline and
    live mode on the bundled clip; the bench compares with nothing else here);
-5. ``streams``: many streams batched together (issue 16, item 2): not built yet, recorded as such;
+5. ``streams``: ``python -m realtime.bench --parts streams``: 1, 4 and 16 copies of the clip at once
+   (one detector batch per step, one landmark batch over all streams on CUDA), fps in all;
+   then ``cpu_pipeline``: the file pipeline on this machine's CPU cores, the comparator of the
+   device's pipeline in the same check;
 6. ``train``: a training-throughput probe, ``python -m train fit`` of the bundled model's preset
    (``rcnplus``, width 0.5) on synthetic faces, batch 64, bf16 autocast on CUDA: updates per second.
 
@@ -43,7 +46,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OPTIONAL = ("av", "cv2", "onnxruntime", "openvino", "torch_tensorrt", "PySide6", "mediapipe")
-STEPS = ("env", "tests", "landmarks", "pipeline", "streams", "train")
+STEPS = ("env", "tests", "landmarks", "pipeline", "streams", "cpu_pipeline", "train")
 
 
 def run_step(name: str, command: list[str], timeout_s: float, log: list[str]) -> tuple[str, float, str]:
@@ -155,7 +158,19 @@ def render(report: dict) -> str:
     if "updates_per_s" in train:
         lines += ["", f"## Training probe: {train['updates_per_s']} updates/s (rcnplus width 0.5, batch 64"
                   f"{', bf16' if train['bf16'] else ''}, {train['steps']} updates)"]
-    lines += ["", f"Multi-stream: {report.get('streams', {}).get('status', 'not run')}.", ""]
+    cpu = report.get("cpu_pipeline", {}).get("bench", {}).get("pipeline")
+    if cpu and pipe.get("pipeline"):
+        lines += ["", f"Same pipeline on this machine's CPU cores: {cpu['fps']:.1f} fps; device `{env['device']}` / CPU "
+                  f"**{pipe['pipeline']['fps'] / cpu['fps']:.2f}x**."]
+    streams = report.get("streams", {}).get("bench", {}).get("streams")
+    if streams:
+        lines += ["", "## Several streams at once (" + ("one landmark batch over all streams" if streams["pool_landmarks"]
+                                                        else "landmarks per stream") + ")", "",
+                  "| streams | fps in all | fps per stream | latency p95 ms |", "|---|---|---|---|"]
+        for r in streams["runs"].values():
+            lines.append(f"| {r['streams']} | {r['fps']:.1f} | {r['per_stream_fps']:.1f} | "
+                         f"{r['latency_ms'].get('p95', float('nan')):.1f} |")
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -188,7 +203,12 @@ def main(argv: list[str] | None = None) -> int:
                                     + (["--quick"] if args.quick else []), left(0.4), log)
         report["pipeline"] = bench(args.device, "pipeline,live", scratch, ["--backend", "auto" if not cuda else "eager"]
                                    + (["--quick"] if args.quick else []), left(0.5), log)
-        report["streams"] = {"status": "not built yet (issue 16, item 2: several inputs batched in one process)"}
+        report["streams"] = bench(args.device, "streams", scratch, ["--streams", "1,2" if args.quick else
+                                  ("1,4,16" if cuda else "1,4"), "--backend", "auto" if not cuda else "eager"]
+                                  + (["--quick"] if args.quick else []), left(0.5), log)
+        # the comparator of the device's pipeline, in the same check (run on a CPU dry run too, for the plumbing)
+        report["cpu_pipeline"] = bench("cpu", "pipeline", scratch / "cpu", (["--quick"] if args.quick else []),
+                                       left(0.3), log)
         report["train"] = train_probe(args.device, 20 if args.quick else 200, scratch, left(0.9), log)
     report["seconds"] = round(time.monotonic() - start, 1)
     (out / "gpu_check.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
