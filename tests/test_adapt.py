@@ -130,3 +130,21 @@ def test_adapt_runs_on_the_bundled_clip(tmp_path, capsys):
     assert main(["adapt", WEIGHTS, "--frames", str(DEMO_CLIP), "-o", str(out), "--max-crops", "20", "--steps", "2"]) == 0
     assert f"20 face crops from {DEMO_CLIP}" in capsys.readouterr().out
     assert load_model(out).config.num_points == 5
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[
+    pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")])])
+def test_adapt_and_evaluate_run_on_the_asked_device(tmp_path, device):
+    """The model, its updates and the measurements on ``device``; the weights written are the same
+    kind of file; on CUDA the before-adaptation measurements agree with the CPU's."""
+    cfg = AdaptConfig(steps=3, batch_size=4)
+    report = adapt(WEIGHTS, FRAMES, tmp_path / "a.safetensors", cfg, check=FRAMES, log=lambda *_: None, device=device)
+    reference = adapt(WEIGHTS, FRAMES, tmp_path / "b.safetensors", cfg, check=FRAMES, log=lambda *_: None)
+    assert report["before"]["check_nme"] == pytest.approx(reference["before"]["check_nme"], rel=1e-3)
+    assert report["before"]["equivariance_px"] == pytest.approx(reference["before"]["equivariance_px"], rel=1e-3)
+    assert next(iter(load_model(tmp_path / "a.safetensors").state_dict().values())).device.type == "cpu"
+    from train.evaluate import run_evaluate
+
+    text = run_evaluate([str(tmp_path / "a.safetensors")], [FRAMES], ["eye_centres"], None, None, None, None, None,
+                        False, device=device)
+    assert "eye_centres" in text

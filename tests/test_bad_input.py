@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from cli_errors import default_signals, one_error_line
 
@@ -216,7 +217,14 @@ TRAIN_CASES = {
     "adapt as text": (["adapt", "{w}", "--frames", "in.mp4", "-o", "a.txt"], "expected a .safetensors"),
     "synth preview as jpeg": (["synth", "--split", "test", "--n", "4", "--preview", "p.jpg"], "expected a .png"),
     "no command": ([], "required"),
+    "evaluate on an unknown device": (["evaluate", "{w}", "--data", "synth:test", "--device", "warp9"], "unknown torch device"),
+    "adapt on an unknown device": (["adapt", "{w}", "--frames", "in.mp4", "-o", "a.safetensors", "--device", "warp9"],
+                                   "unknown torch device"),
 }
+if not torch.cuda.is_available():  # on a CPU machine, asking for the GPU is refused before any work
+    TRAIN_CASES["evaluate on a missing GPU"] = (["evaluate", "{w}", "--data", "synth:test", "--device", "cuda"], "no CUDA device")
+    TRAIN_CASES["adapt on a missing GPU"] = (["adapt", "{w}", "--frames", "in.mp4", "-o", "a.safetensors", "--device", "cuda"],
+                                            "no CUDA device")
 
 
 @pytest.mark.parametrize("case", list(TRAIN_CASES))

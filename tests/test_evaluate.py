@@ -18,7 +18,7 @@ def test_evaluate_matches_hand_computed_nme(monkeypatch):
     data = open_dataset(f"mtfl:{FIXTURES / 'mtfl'}:train")
     model = build_model(make_config("rcn_mtfl"))
 
-    def fake_predict(model, dataset, batch_size, decoder, beta, denoiser):
+    def fake_predict(model, dataset, batch_size, decoder, beta, denoiser, **kwargs):
         items = [dataset[i] for i in range(len(dataset))]
         gt = np.stack([it["points"].numpy() for it in items])
         pred = gt.copy()

@@ -119,6 +119,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--json", help="write all numbers to this .json file")
     p.add_argument("--mask-table", action="store_true", help="print the branch-masking table (talk layout)")
     p.add_argument("--batch-size", type=number(int, 1, 4096), default=64, help="images per forward pass")
+    p.add_argument("--device", default="cpu", help="torch device of the models: cpu, cuda, cuda:N")
 
 
 def _add_export(sub) -> None:
@@ -156,6 +157,8 @@ def _add_adapt(sub) -> None:
     p.add_argument("--seed", type=number(int, 0), default=0, help="seed of the batches and transforms")
     p.add_argument("--json", help="write the before/after report to this .json file")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT.resume.pt")
+    p.add_argument("--device", default="cpu", help="torch device of the model and its updates: cpu, cuda, cuda:N "
+                   "(the face crops are cut on the CPU once)")
 
 
 def _cmd_adapt(args) -> None:
@@ -167,7 +170,7 @@ def _cmd_adapt(args) -> None:
     cfg = AdaptConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, anchor_weight=args.anchor_weight,
                       labelled=args.labelled, labelled_weight=args.labelled_weight, max_crops=args.max_crops,
                       stride=args.stride, detector=args.detector, seed=args.seed)
-    report = adapt(args.weights, args.frames, args.out, cfg, check=args.check, resume=args.resume)
+    report = adapt(args.weights, args.frames, args.out, cfg, check=args.check, resume=args.resume, device=args.device)
     if args.json:
         write_report_json(report, args.json)
 
@@ -198,7 +201,7 @@ def _cmd_evaluate(args) -> None:
     prepare_outputs([Output(args.ced, "--ced", (".png", ".pdf", ".svg")), Output(args.json, "--json", (".json",))],
                     [*args.weights, args.denoiser])
     print(run_evaluate(args.weights, args.data, norms, args.decoder, args.beta, args.denoiser,
-                       args.ced, args.json, args.mask_table, args.batch_size))
+                       args.ced, args.json, args.mask_table, args.batch_size, args.device))
 
 
 def _cmd_export(args) -> None:

@@ -32,7 +32,7 @@ import torch
 from realtime.atomic import atomic_path, write_text_atomic
 from realtime.decode import soft_argmax
 from realtime.errors import UserError
-from realtime.weights import load_attribute_head, load_landmark_model, save_weights, weights_info
+from realtime.weights import load_attribute_head, load_landmark_model, save_weights, torch_device, weights_info
 from train.augment import AugmentConfig
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.loop import run_updates
@@ -135,10 +135,12 @@ def equivariance_error_px(model: torch.nn.Module, crops: np.ndarray, elt: EltCon
     was_training = model.training
     model.eval()
     generator, predict = torch.Generator().manual_seed(seed), points_fn(model)
+    device = next(model.parameters()).device
     distances = []
     for start in range(0, len(crops), 64):
-        residuals, inside = elt_residuals(predict, to_tensor(crops[start:start + 64]), elt, generator=generator)
-        distances.append(residuals.norm(dim=-1)[inside])
+        images = to_tensor(crops[start:start + 64]).to(device)
+        residuals, inside = elt_residuals(predict, images, elt, generator=generator)
+        distances.append(residuals.norm(dim=-1)[inside].cpu())
     model.train(was_training)
     return float(torch.cat(distances).mean())
 
@@ -151,14 +153,15 @@ def check_nme(model: torch.nn.Module, spec: str | None) -> float | None:
 
     was_training = model.training
     model.eval()
-    report = evaluate_model(model, open_dataset(spec), ["eye_centres"], decoder="softargmax")
+    report = evaluate_model(model, open_dataset(spec), ["eye_centres"], decoder="softargmax",
+                            device=next(model.parameters()).device)
     model.train(was_training)
     return float(report.groups["all"]["eye_centres"]["mean"])
 
 
 def relative_drift(model: torch.nn.Module, start: dict[str, torch.Tensor]) -> torch.Tensor:
     """sum ||theta - theta0||^2 / sum ||theta0||^2 over the trainable parameters."""
-    num, den = torch.zeros(()), torch.zeros(())
+    num = den = torch.zeros((), device=next(iter(start.values())).device)
     for name, p in model.named_parameters():
         if p.requires_grad:
             num = num + (p - start[name]).pow(2).sum()
@@ -168,7 +171,7 @@ def relative_drift(model: torch.nn.Module, start: dict[str, torch.Tensor]) -> to
 
 # --- training ------------------------------------------------------------------------------------
 
-def _labelled_batches(spec: str, model: torch.nn.Module, batch_size: int, seed: int):
+def _labelled_batches(spec: str, model: torch.nn.Module, batch_size: int, seed: int, device: torch.device):
     from train.datasets import open_dataset
     from train.loader import LandmarkDataset
 
@@ -182,17 +185,20 @@ def _labelled_batches(spec: str, model: torch.nn.Module, batch_size: int, seed: 
         order = rng.permutation(len(data))
         for start in range(0, max(len(order) - batch_size + 1, 1), batch_size):
             items = [data[int(i)] for i in order[start:start + batch_size]]
-            yield {k: torch.stack([it[k] for it in items]) for k in ("image", "points", "mask")}
+            yield {k: torch.stack([it[k] for it in items]).to(device) for k in ("image", "points", "mask")}
         epoch += 1
 
 
 def adapt(weights: str | Path, frames: str, out: str | Path, cfg: AdaptConfig, check: str | None = None,
-          resume: bool = False, log=print) -> dict:
-    """Fine-tune ``weights`` on the faces of ``frames``; write ``out``; return the report."""
+          resume: bool = False, log=print, device: str = "cpu") -> dict:
+    """Fine-tune ``weights`` on the faces of ``frames``; write ``out``; return the report. The
+    model, its updates and the measurements run on ``device`` (the face crops are cut on the CPU,
+    once, and moved a batch at a time); a run resumes exactly on the device it ran on."""
     cfg.validate()
     weights, out = Path(weights), Path(out)
     state_path = out.with_name(out.name + ".resume.pt")
-    model = load_landmark_model(weights)
+    dev = torch_device(device)
+    model = load_landmark_model(weights, dev)
     size, grey = int(model.config.input_size), int(model.config.in_channels) == 1
     start_state = {k: v.detach().clone() for k, v in model.named_parameters()}
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
@@ -220,7 +226,7 @@ def adapt(weights: str | Path, frames: str, out: str | Path, cfg: AdaptConfig, c
         raise UserError(f"too few face crops in {frames} ({len(crops)}) to adapt on")
     if before is None:
         before = {"equivariance_px": equivariance_error_px(model, held, cfg.elt()), "check_nme": check_nme(model, check)}
-    labelled = _labelled_batches(cfg.labelled, model, cfg.batch_size, cfg.seed) if cfg.labelled else None
+    labelled = _labelled_batches(cfg.labelled, model, cfg.batch_size, cfg.seed, dev) if cfg.labelled else None
     for _ in range(step if labelled is not None else 0):  # resume: skip the batches already used
         next(labelled)
     model.train()
@@ -241,7 +247,7 @@ def adapt(weights: str | Path, frames: str, out: str | Path, cfg: AdaptConfig, c
         crops and transforms."""
         while True:
             rng = np.random.default_rng([cfg.seed, step])
-            x = to_tensor(train[rng.integers(0, len(train), cfg.batch_size)])
+            x = to_tensor(train[rng.integers(0, len(train), cfg.batch_size)]).to(dev)
             transforms = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
             yield 0, (x, transforms, next(labelled) if labelled is not None else None)
             step += 1

@@ -20,7 +20,7 @@ from realtime.denoise import Denoiser
 from realtime.errors import UserError
 from realtime.layouts import get_layout
 from realtime.model import LandmarkNet
-from realtime.weights import load_denoiser, load_model
+from realtime.weights import load_denoiser, load_model, torch_device
 from train.datasets import open_dataset
 from train.datasets.base import LandmarkSet
 from train.loader import LandmarkDataset, attribute_table
@@ -60,12 +60,14 @@ def group_indices(data: LandmarkSet) -> dict[str, np.ndarray]:
 
 def evaluate_model(model: LandmarkNet, data: LandmarkSet, norms: list[str], decoder: str | None = None,
                    beta: float | None = None, denoiser: Denoiser | None = None, batch_size: int = 64,
-                   thresholds: tuple[float, ...] = (0.08, 0.10)) -> Report:
+                   thresholds: tuple[float, ...] = (0.08, 0.10), device: torch.device | str = "cpu") -> Report:
+    """Per-image NME of ``model`` (already on ``device``) on ``data`` under each normaliser, and
+    their summaries per group (all, and 300-W's groups where the data has them)."""
     layout = get_layout(data.layout)
     if model.config.num_points != layout.num_points:
         raise UserError(f"model predicts {model.config.num_points} points but the data has {layout.num_points} ({data.layout})")
     dataset = LandmarkDataset(data, out_size=model.config.input_size, grey=model.config.in_channels == 1)
-    p = predict_dataset(model, dataset, batch_size, decoder, beta, denoiser)
+    p = predict_dataset(model, dataset, batch_size, decoder, beta, denoiser, device=device)
     errors = {k: nme(p.pred, p.gt, p.mask, normalising_distance(p.gt, p.mask, layout, k)) for k in norms}
     report = Report(data.name, errors, [s.subset for s in data.samples])
     for gname, idx in group_indices(data).items():
@@ -140,20 +142,22 @@ def _mask_order(mask: str) -> tuple:
 
 def run_evaluate(weights: list[str], data_specs: list[str], norms: list[str], decoder: str | None,
                  beta: float | None, denoiser_path: str | None, ced: str | None, json_out: str | None,
-                 show_mask_table: bool, batch_size: int = 64) -> str:
+                 show_mask_table: bool, batch_size: int = 64, device: str = "cpu") -> str:
+    """``python -m train evaluate``: every weights file on every data spec, on ``device``."""
+    dev = torch_device(device)
     models = []
     for path in weights:
-        model = load_model(path)
+        model = load_model(path, dev)
         if not isinstance(model, LandmarkNet):
             raise UserError(f"{path} holds a denoiser; pass it with --denoiser next to a landmark model")
         models.append((path, model))
-    denoiser = load_denoiser(denoiser_path) if denoiser_path else None
+    denoiser = load_denoiser(denoiser_path, dev) if denoiser_path else None
     datasets = [open_dataset(spec) for spec in data_specs]
     out, table_rows, curves, dump = [], [], {}, {}
     for path, model in models:
         scores = {}
         for spec, data in zip(data_specs, datasets):
-            report = evaluate_model(model, data, norms, decoder, beta, denoiser, batch_size)
+            report = evaluate_model(model, data, norms, decoder, beta, denoiser, batch_size, device=dev)
             out.append(format_report(Path(path).name, report, norms))
             scores[spec] = report.groups["all"][norms[0]]["mean"]
             curves[f"{Path(path).parent.name}/{Path(path).stem} @ {spec}"] = ced_curve(report.errors[norms[0]], 0.10)
