@@ -117,7 +117,11 @@ def test_landmarker_crop_on_device(frames):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_crops_match_cpu_crops(frames):
+    """Within half a grey level: CUDA's grid_sample rounds its sampling positions differently from
+    the CPU's (an H100 run exceeded the earlier 1e-3/255 bound), which is invisible after the
+    image's own 8-bit quantisation; the mean difference stays far below that."""
     matrices = random_matrices(np.random.default_rng(4), [4, 2, 3])
     cpu = device_crops(frames, matrices, SIZE, True, "cpu")
     cuda = device_crops(frames, matrices, SIZE, True, "cuda")
-    assert cuda.is_cuda and torch.allclose(cuda.cpu(), cpu, atol=1e-3 / 255)
+    diff = (cuda.cpu() - cpu).abs()
+    assert cuda.is_cuda and float(diff.max()) <= 0.5 / 255 and float(diff.mean()) < 0.01 / 255

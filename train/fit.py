@@ -218,6 +218,18 @@ def _prepare(cfg: FitConfig, run_dir: Path, resume: bool, device: torch.device) 
     return Trainer(cfg, model, optimizer, train_ds, val_ds, semi, device), step, state
 
 
+def training_precision(device: torch.device) -> None:
+    """Training's precision policy on CUDA: TF32 on for fp32 convolutions and matmuls (a training
+    step tolerates a 10-bit mantissa, and bf16 autocast, ``--bf16``, goes further); cuDNN's
+    autotuner on (the batch shape is fixed). Inference turns TF32 off again for its parity
+    (``realtime.backends.base.inference_precision``). Nothing changes on a CPU."""
+    if device.type != "cuda":
+        return
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True
+
+
 def fit(cfg: FitConfig, resume: bool = False, stop_after: int | None = None, progress: bool = True,
         device: str = "cpu") -> dict:
     """Train until ``cfg.steps`` updates (or ``stop_after`` more, for tests) on ``device`` (``cpu``,
@@ -228,6 +240,7 @@ def fit(cfg: FitConfig, resume: bool = False, stop_after: int | None = None, pro
 
     cfg.validate()
     dev = torch_device(device)
+    training_precision(dev)
     run_dir = Path(cfg.out)
     missing = check_outputs([Output(run_dir, "--out", folder=True)], inputs=[cfg.init])
     if not resume and (run_dir / "last.pt").exists():

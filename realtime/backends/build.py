@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from realtime.backends.auto import pick_backend
-from realtime.backends.base import Backend
+from realtime.backends.base import Backend, inference_precision
 from realtime.backends.registry import BACKENDS, BUILDERS, available_backends
 from realtime.errors import UserError
 from realtime.weights import torch_device
@@ -19,6 +19,7 @@ def make_backend(name: str, model: nn.Module, device: str | torch.device = "cpu"
     build for its bucket, and ``auto`` times it. UserError, in one line, for an unknown or
     unavailable name."""
     device = torch_device(device, need_available=False)
+    inference_precision(device)
     if name == "auto":
         return pick_backend(model, device, decoder=decoder, beta=beta, batch_size=batch_size)
     if name not in BUILDERS:
