@@ -170,7 +170,9 @@ class FrameProcessor:
         already holds a ``landmarker`` or ``detector`` for ``config`` (several processors over one
         model) passes it in instead of loading another."""
         if landmarker is None:
-            landmarker = Landmarker(config.weights, config.device, config.decoder, backend=config.backend)
+            # on CUDA the crops are cut on the device (one grid_sample over all faces of all frames)
+            landmarker = Landmarker(config.weights, config.device, config.decoder, backend=config.backend,
+                                    crop_on_device=str(config.device).startswith("cuda"))
         if detector is None:
             detector = make_detector(config.detector, config.detector_backend, config.device)
         pose_head = pose_head_of(landmarker, required=config.pose_source == "head")
