@@ -6,6 +6,6 @@ with pixel centres at integer coordinates (OpenCV's convention: pixel (i, j) cov
 """
 __version__ = "0.1.0"
 
-from realtime.signals import install_startup_hook as _install_startup_hook
+from realtime.core.signals import install_startup_hook as _install_startup_hook
 
 _install_startup_hook()  # `python -m realtime.X`: Ctrl-C during start-up prints one line, not a traceback

@@ -20,11 +20,11 @@ c. **dlib**: the same clip through dlib's HOG detector + 68-point shape predicto
 d. **live**: the clip played as a 30 fps camera through the live pipeline: latency percentiles
    (frame arrival to result) and frames dropped;
 e. **mediapipe**: the same clip through MediaPipe's face mesh (its own detector + 468-point mesh,
-   tracking mode, decode and a JSON line per frame included; ``realtime.mediapipe_mesh``, optional,
+   tracking mode, decode and a JSON line per frame included; ``realtime.compare.mediapipe_mesh``, optional,
    skipped with the reason when missing): fps, the ratio ours/MediaPipe, and both systems' NME on
    the 7 points the two layouts share (eye and mouth corners, nose tip). Its accuracy on 300-W faces
    is ``python -m train.compare``;
-f. **streams**: N copies of the clip processed at once (``realtime.pipeline.run_streams``: one
+f. **streams**: N copies of the clip processed at once (``realtime.pipeline.processor.run_streams``: one
    detector batch per step, and on a GPU one landmark batch over all streams): fps in all, fps
    per stream and latency, for each N of ``--streams``.
 
@@ -41,10 +41,10 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.assets import DEMO_CLIP as DEFAULT_CLIP
-from realtime.atomic import atomic_path, write_text_atomic
-from realtime.errors import UserError, run_command
-from realtime.measure import machine, seconds_per_call, shown_path
+from realtime.core.assets import DEMO_CLIP as DEFAULT_CLIP
+from realtime.core.atomic import atomic_path, write_text_atomic
+from realtime.core.errors import UserError, run_command
+from realtime.core.measure import machine, seconds_per_call, shown_path
 
 # File mode's arrival-to-result latency is mostly time spent queued behind earlier frames, so part b
 # leaves it out; part d measures latency where it matters.
@@ -64,9 +64,9 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 def bench_model(weights: Path, preset: str | None, device: str):
     """The network of part a: the weights file's, or a preset's with random weights (speed only)."""
-    from realtime.model import build_model
-    from realtime.presets import make_config
-    from realtime.weights import load_landmark_model
+    from realtime.models.model import build_model
+    from realtime.models.presets import make_config
+    from realtime.models.weights import load_landmark_model
 
     if preset is None:
         return load_landmark_model(weights, device).eval()
@@ -107,9 +107,9 @@ def landmark_throughput(model, device: str, names: list[str] | None, batches: li
 
 def pipeline_run(weights: Path, clip: Path, device: str, backend: str, max_frames: int | None) -> dict:
     """fps and per-stage timings of the file pipeline over the clip (up to ``max_frames``)."""
-    from realtime.capture import VideoFileSource
-    from realtime.packet import packet_to_json
-    from realtime.pipeline import FrameProcessor, PipelineConfig, run_file
+    from realtime.io.capture import VideoFileSource
+    from realtime.core.packet import packet_to_json
+    from realtime.pipeline.processor import FrameProcessor, PipelineConfig, run_file
 
     processor = FrameProcessor.from_config(PipelineConfig(weights, device=device, backend=backend))
     processor.landmarker.warmup()
@@ -138,13 +138,13 @@ def pipeline_run(weights: Path, clip: Path, device: str, backend: str, max_frame
 
 def streams_run(weights: Path, clip: Path, device: str, backend: str, counts: list[int], max_frames: int | None,
                 pool: str = "auto") -> dict:
-    """Aggregate fps of N copies of the clip processed at once (``realtime.pipeline.run_streams``,
+    """Aggregate fps of N copies of the clip processed at once (``realtime.pipeline.processor.run_streams``,
     records serialised as ``--landmarks`` writes them, no video encode), for each N in ``counts``.
     ``pool`` "auto" batches the landmarks of all streams on a GPU only (``pools_landmarks``);
     "on"/"off" force it."""
-    from realtime.capture import VideoFileSource
-    from realtime.packet import packet_to_json
-    from realtime.pipeline import FrameProcessor, PipelineConfig, pools_landmarks, run_streams
+    from realtime.io.capture import VideoFileSource
+    from realtime.core.packet import packet_to_json
+    from realtime.pipeline.processor import FrameProcessor, PipelineConfig, pools_landmarks, run_streams
 
     config = PipelineConfig(weights, device=device, backend=backend)
     first = FrameProcessor.from_config(config)
@@ -181,14 +181,14 @@ def dlib_run(clip: Path, truth, n: int) -> dict:
         import dlib
     except ImportError:
         return {"skipped": "dlib is not installed (pip install -e '.[teacher]')"}
-    from realtime.dlib_model import resolve_model_path
+    from realtime.compare.dlib_model import resolve_model_path
 
     try:
         predictor = dlib.shape_predictor(str(resolve_model_path(None)))
     except UserError as exc:
         return {"skipped": str(exc)}
-    from realtime.capture import VideoFileSource
-    from realtime.cliptruth import nearest_face
+    from realtime.io.capture import VideoFileSource
+    from realtime.pipeline.cliptruth import nearest_face
 
     detector = dlib.get_frontal_face_detector()
     points, busy = [], 0.0
@@ -206,8 +206,8 @@ def dlib_run(clip: Path, truth, n: int) -> dict:
 
 
 def compare_dlib(weights: Path, clip: Path, device: str, backend: str, n: int | None, ours_fps: float) -> dict:
-    from realtime.cliptruth import ClipTruth, score, track_clip
-    from realtime.pipeline import FrameProcessor, PipelineConfig
+    from realtime.pipeline.cliptruth import ClipTruth, score, track_clip
+    from realtime.pipeline.processor import FrameProcessor, PipelineConfig
 
     truth = ClipTruth.load(clip.with_name(clip.stem + "_truth.json"))
     n = len(truth.points) if n is None else min(n, len(truth.points))
@@ -237,10 +237,10 @@ def compare_dlib(weights: Path, clip: Path, device: str, backend: str, n: int | 
 def compare_mediapipe(weights: Path, clip: Path, device: str, backend: str, n: int | None, ours_fps: float,
                       max_faces: int = 1) -> dict:
     """MediaPipe's fps beside ours (``ours_fps``, part b of the same run) and both systems' NME on the
-    7 shared points (``realtime.mediapipe_mesh``) against the clip's truth; {"skipped"} without mediapipe."""
-    from realtime import mediapipe_mesh as mpm
-    from realtime.cliptruth import ClipTruth, track_clip
-    from realtime.pipeline import FrameProcessor, PipelineConfig
+    7 shared points (``realtime.compare.mediapipe_mesh``) against the clip's truth; {"skipped"} without mediapipe."""
+    from realtime.compare import mediapipe_mesh as mpm
+    from realtime.pipeline.cliptruth import ClipTruth, track_clip
+    from realtime.pipeline.processor import FrameProcessor, PipelineConfig
 
     reason = mpm.missing_reason()
     if reason is not None:
@@ -271,8 +271,8 @@ def compare_mediapipe(weights: Path, clip: Path, device: str, backend: str, n: i
 
 def live_run(weights: Path, clip: Path, device: str, backend: str, seconds: float | None) -> dict:
     """The clip as a live camera at its own rate: latency percentiles and drops."""
-    from realtime.capture import VideoFileSource
-    from realtime.pipeline import FrameProcessor, LivePipeline, PipelineConfig
+    from realtime.io.capture import VideoFileSource
+    from realtime.pipeline.processor import FrameProcessor, LivePipeline, PipelineConfig
 
     processor = FrameProcessor.from_config(PipelineConfig(weights, device=device, backend=backend))
     processor.landmarker.warmup()
@@ -377,7 +377,7 @@ def render_mediapipe(m: dict | None) -> list[str]:
     return lines + ["", f"Speed ratio ours/MediaPipe: **{m['speed_ratio']:.2f}x**. MediaPipe settings: "
                     + ", ".join(f"{k}={v}" for k, v in m["settings"].items()) + ".", "",
                     f"Shared points, iBUG-68 -> mesh-468 (0-based): {pairs} (eye corners, mouth corners, nose "
-                    "tip; `realtime/mediapipe_mesh.py`). The clip's truth is dlib's labels of its portrait, warped per "
+                    "tip; `realtime/compare/mediapipe_mesh.py`). The clip's truth is dlib's labels of its portrait, warped per "
                     "frame, so these NMEs are distances from dlib's labels; accuracy against human labels (300-W "
                     "faces): `python -m train.compare`.", ""]
 
@@ -404,9 +404,9 @@ def plot(results: dict, path: Path) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
+    from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
 
-    from realtime.cliargs import Parser, number
+    from realtime.core.cliargs import Parser, number
 
     p = Parser(prog="python -m realtime.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="landmark model (.safetensors)")
@@ -442,7 +442,7 @@ def whole_numbers(flag: str, text: str, lo: int, hi: int) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from realtime.outpaths import Output, check_outputs, make_folders
+    from realtime.core.outpaths import Output, check_outputs, make_folders
 
     weights, clip = Path(args.weights), Path(args.clip)
     for path, what in ((weights, "weights"), (clip, "clip")):

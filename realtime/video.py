@@ -8,8 +8,8 @@
 
 Every input frame is processed, in order, and gets one landmarks record (JSON line, or CSV rows with
 ``--csv``): frame index, source file, timestamp, and per face its track id, box, points, scores and
-head pose (yaw/pitch/roll degrees, ``realtime/pose.py``'s convention; from the shipped 3D mean face,
-``realtime/meanface.py``, or its 5-point subset; none for layouts without 3D points; or, with
+head pose (yaw/pitch/roll degrees, ``realtime/stages/pose.py``'s convention; from the shipped 3D mean face,
+``realtime/geometry/meanface.py``, or its 5-point subset; none for layouts without 3D points; or, with
 ``--pose-source head``, from the weights' attribute head, which must predict yaw, pitch and roll).
 An image, or a folder of images, is a set of independent pictures (stills): each is detected afresh,
 with no tracking or smoothing carried over from the previous one, so a folder of N photos gives
@@ -19,13 +19,13 @@ one after the other at ``--rate``. The camera's intrinsics default to a 60 degre
 of view, typical of webcams. The annotated video is H.264 with the input's audio copied, pose drawn
 as axes on each face. Outputs are atomic: bad input (a missing, empty, non-video or truncated file)
 prints one ``error:`` line, exits with status 2 and leaves no output; the paths are checked before
-any work (``realtime.outpaths``: an output that is the input, two outputs on one file, a folder, a
+any work (``realtime.core.outpaths``: an output that is the input, two outputs on one file, a folder, a
 read-only place, a wrong extension). Ctrl-C, SIGTERM or SIGHUP finishes both outputs with the frames
 done so far and exits with 128 + the signal (130 for Ctrl-C). The default weights are the bundled
 68-point real-face model ``assets/rcn68_faces.safetensors`` (``python -m train.faces68``; model
 card in ``assets/README.md``).
 
-Several inputs are processed at once (``realtime.pipeline.run_streams``): ``-o`` is then a folder
+Several inputs are processed at once (``realtime.pipeline.processor.run_streams``): ``-o`` is then a folder
 that receives ``NAME.mp4`` and ``NAME.jsonl`` (``NAME.csv`` with ``--csv``) for each input
 ``NAME.ext``; each input keeps its own tracks and filters, each step detects on every input that
 needs it in one batch and (on a GPU) runs one landmark batch over the faces of all inputs. On a
@@ -41,9 +41,10 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from realtime.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
-from realtime.cliargs import SCORE, NumberType, Parser, add_engine_arguments, add_pose_arguments, number  # noqa: F401  (add_*: re-exported)
-from realtime.errors import UserError, require_files, run_command
+from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
+from realtime.cli.options import add_engine_arguments, add_pose_arguments
+from realtime.core.cliargs import SCORE, NumberType, Parser, number
+from realtime.core.errors import UserError, require_files, run_command
 
 
 
@@ -68,7 +69,7 @@ VIDEO_SUFFIXES = (".mp4",)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
+    from realtime.detect.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
 
     parser = Parser(prog="python -m realtime.video", description=__doc__.split("\n\n")[0])
     parser.add_argument("input", nargs="+", help="a video file, an image, or a folder of images; several: "
@@ -128,9 +129,9 @@ def stream_outputs(inputs: list[str], folder: str, csv: bool) -> list[tuple[Path
 
 
 def check_paths(args: argparse.Namespace) -> list[Path]:
-    """Every path of the command checked before any work (``realtime.outpaths``); returns the
+    """Every path of the command checked before any work (``realtime.core.outpaths``); returns the
     output folders still to create."""
-    from realtime.outpaths import Output, check_outputs
+    from realtime.core.outpaths import Output, check_outputs
 
     inputs = args.input if isinstance(args.input, list) else [args.input]
     for given in inputs:
@@ -155,14 +156,14 @@ def check_paths(args: argparse.Namespace) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from realtime.capture import open_source
-    from realtime.meanface import load_face_model
-    from realtime.packet import FramePacket
-    from realtime.pipeline import FrameProcessor, PipelineConfig, run_file
-    from realtime.tracker import TrackerConfig
-    from realtime.outpaths import make_folders
-    from realtime.signals import deferred, exit_code, interrupted_line
-    from realtime.video_out import draw_overlay
+    from realtime.io.capture import open_source
+    from realtime.geometry.meanface import load_face_model
+    from realtime.core.packet import FramePacket
+    from realtime.pipeline.processor import FrameProcessor, PipelineConfig, run_file
+    from realtime.stages.tracker import TrackerConfig
+    from realtime.core.outpaths import make_folders
+    from realtime.core.signals import deferred, exit_code, interrupted_line
+    from realtime.io.video_out import draw_overlay
 
     missing = check_paths(args)
     tracker = TrackerConfig()
@@ -218,8 +219,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _open_outputs(source, video_path, landmarks_path, fmt: str, num_points: int, input_path: str, rate: float) -> list:
     """The (video, landmarks) writers of one input; what was opened is aborted if one fails."""
-    from realtime.capture import VideoFileSource
-    from realtime.video_out import LandmarksWriter, VideoWriter
+    from realtime.io.capture import VideoFileSource
+    from realtime.io.video_out import LandmarksWriter, VideoWriter
 
     is_video = isinstance(source, VideoFileSource)
     outputs: list = []
@@ -235,7 +236,7 @@ def _open_outputs(source, video_path, landmarks_path, fmt: str, num_points: int,
 
 
 def _declared_frames(source) -> int | None:
-    from realtime.capture import VideoFileSource
+    from realtime.io.capture import VideoFileSource
 
     return (source.declared_frames or None) if isinstance(source, VideoFileSource) else len(getattr(source, "files", [0]))
 
@@ -243,11 +244,11 @@ def _declared_frames(source) -> int | None:
 def run_many(args: argparse.Namespace, config, missing: list[Path]) -> int:
     """Several inputs at once (module docstring): one processor per input over one shared
     landmarker and detector, ``run_streams`` driving them, one pair of outputs per input."""
-    from realtime.capture import open_source
-    from realtime.outpaths import make_folders
-    from realtime.pipeline import FrameProcessor, run_streams
-    from realtime.signals import deferred, exit_code, interrupted_line
-    from realtime.video_out import draw_overlay
+    from realtime.io.capture import open_source
+    from realtime.core.outpaths import make_folders
+    from realtime.pipeline.processor import FrameProcessor, run_streams
+    from realtime.core.signals import deferred, exit_code, interrupted_line
+    from realtime.io.video_out import draw_overlay
 
     first = FrameProcessor.from_config(config)
     processors = [first] + [FrameProcessor.from_config(config, first.landmarker, first.detector)

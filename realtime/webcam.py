@@ -26,17 +26,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from realtime.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
-from realtime.cliargs import Parser, add_engine_arguments, add_pose_arguments, number
-from realtime.errors import UserError, require_files, run_command
-from realtime.outpaths import Output, check_outputs, make_folders
+from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
+from realtime.cli.options import add_engine_arguments, add_pose_arguments
+from realtime.core.cliargs import Parser, number
+from realtime.core.errors import UserError, require_files, run_command
+from realtime.core.outpaths import Output, check_outputs, make_folders
 
 QT_HELP = ("without a display, set QT_QPA_PLATFORM=offscreen (no window; see --screenshot-after), or start a "
            "virtual display: Xvfb :99 -screen 0 1280x1024x24 & and DISPLAY=:99 (Debian packages in the README)")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
+    from realtime.detect.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
 
     parser = Parser(prog="python -m realtime.webcam", description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", default="0", help="camera index or /dev/video*, a video file, an image or "
@@ -83,10 +84,10 @@ def run(args: argparse.Namespace) -> int:
                             [args.source, args.weights, args.face_model])
     import cv2
 
-    from realtime.capture import open_source
-    from realtime.live import LiveTuner
-    from realtime.meanface import load_face_model
-    from realtime.pipeline import FrameProcessor, LivePipeline, PipelineConfig
+    from realtime.io.capture import open_source
+    from realtime.pipeline.live import LiveTuner
+    from realtime.geometry.meanface import load_face_model
+    from realtime.pipeline.processor import FrameProcessor, LivePipeline, PipelineConfig
 
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own error says it in one line
     source = open_source(args.source, as_live=True, width=args.width, height=args.height, fps=args.fps)
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         source.close()
         raise
     print(f"landmark backend: {landmarker.backend.name}", file=sys.stderr)
-    from realtime.overlay import run_window
+    from realtime.gui.overlay import run_window
 
     make_folders(missing)  # the screenshot folder, once everything opened
     folder = Path(args.screenshot_dir)

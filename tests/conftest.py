@@ -1,7 +1,7 @@
 """What several test files share: frames of the bundled clip, and the shared data beside the repository.
 
 - The shipped files (weights, mean face, demo clip, its truth) are package data: tests import their
-  paths from ``realtime.assets`` (``SYNTH_5``, ``LANDMARKS_68``, ``DEMO_CLIP``, ...), never build a path
+  paths from ``realtime.core.assets`` (``SYNTH_5``, ``LANDMARKS_68``, ``DEMO_CLIP``, ...), never build a path
   into this checkout, so they test what an install reads.
 - ``clip_frames(*indices)``: frames of the bundled clip, decoded once per session.
 - The shared data (``../shared/data`` beside the repository: photos, 300-W crops, real footage) is
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.assets import DEMO_CLIP
+from realtime.core.assets import DEMO_CLIP
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -55,7 +55,7 @@ class ClipFrames:
 
 @pytest.fixture(scope="session")
 def clip_frames() -> ClipFrames:
-    """Frames of the bundled demo clip (``realtime.assets.DEMO_CLIP``), e.g. ``clip_frames(0, 30)``."""
+    """Frames of the bundled demo clip (``realtime.core.assets.DEMO_CLIP``), e.g. ``clip_frames(0, 30)``."""
     return ClipFrames(DEMO_CLIP)
 
 

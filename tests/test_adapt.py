@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.assets import DEMO_CLIP, SYNTH_5
-from realtime.weights import load_model, weights_info
+from realtime.core.assets import DEMO_CLIP, SYNTH_5
+from realtime.models.weights import load_model, weights_info
 from train.__main__ import main
 from train.adapt import AdaptConfig, adapt, crops_from_footage, equivariance_error_px, is_dataset_spec
 

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from realtime.errors import UserError
-from realtime.layouts import get_layout
+from realtime.core.errors import UserError
+from realtime.geometry.layouts import get_layout
 from train.augment import (
     AugmentConfig, Photometric, apply_homography, apply_photometric, draw_jitter, inside_crop,
     prepare_face,

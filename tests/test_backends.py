@@ -12,18 +12,18 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.assets import DEMO_CLIP, LANDMARKS_68, SYNTH_5, asset_dir
+from realtime.core.assets import DEMO_CLIP, LANDMARKS_68, SYNTH_5, asset_dir
 from realtime.backends import (
     BACKENDS, PARITY_TOLERANCE_PX, REDUCED_PRECISION, Backend, available_backends, bucket, make_backend,
 )
 from realtime.backends import auto, exported, quantized, registry
 from realtime.backends.base import Decoded, bucketed
-from realtime.crops import crop_matrix
-from realtime.errors import UserError
-from realtime.landmarker import Landmarker
-from realtime.presets import make_config
-from realtime.model import build_model
-from realtime.weights import load_model, read_metadata
+from realtime.geometry.crops import crop_matrix
+from realtime.core.errors import UserError
+from realtime.stages.landmarker import Landmarker
+from realtime.models.presets import make_config
+from realtime.models.model import build_model
+from realtime.models.weights import load_model, read_metadata
 
 torch.set_num_threads(1)
 cv2.setNumThreads(1)

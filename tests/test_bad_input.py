@@ -183,7 +183,7 @@ def test_bench_and_clipscore_refuse_bad_outputs(work, capsys, monkeypatch):
 @pytest.fixture()
 def weights():
     """Real shipped weights to evaluate and adapt (the synthetic benchmark's 5-point model)."""
-    from realtime.assets import SYNTH_5
+    from realtime.core.assets import SYNTH_5
     return SYNTH_5
 
 
@@ -280,7 +280,7 @@ def test_every_option_is_described_with_its_default_and_range(command):
     import argparse
     import importlib
 
-    from realtime.cliargs import NumberType
+    from realtime.core.cliargs import NumberType
 
     module = importlib.import_module(command[0] if command[0] != "train" else "train.__main__")
     captured = {}
@@ -340,7 +340,7 @@ def test_video_stopped_by_a_signal_keeps_what_is_done_and_no_temporary_file(tmp_
     in the folder, exit 128 + the signal."""
     import av
 
-    from realtime.assets import DEMO_CLIP
+    from realtime.core.assets import DEMO_CLIP
 
     proc = _start(["-m", "realtime.video", str(DEMO_CLIP), "-o", "o.mp4", "--landmarks", "o.jsonl"], tmp_path)
     deadline = time.monotonic() + 120
@@ -363,7 +363,7 @@ def test_video_stopped_by_a_signal_keeps_what_is_done_and_no_temporary_file(tmp_
 
 def test_ctrl_c_during_start_up_is_one_line(tmp_path):
     """Ctrl-C while the command is still importing (torch, OpenCV) prints one line, no traceback."""
-    from realtime.assets import DEMO_CLIP
+    from realtime.core.assets import DEMO_CLIP
 
     for delay in (0.2, 0.6):
         proc = _start(["-m", "realtime.video", str(DEMO_CLIP), "-o", "o.mp4", "--landmarks", "o.jsonl"], tmp_path)
@@ -398,8 +398,8 @@ def test_the_live_panel_applies_the_command_line_ranges():
     """The webcam's live panel (``LiveParams``) refuses what the command lines refuse, NaN included."""
     from dataclasses import replace
 
-    from realtime.errors import UserError
-    from realtime.live import LiveParams
+    from realtime.core.errors import UserError
+    from realtime.pipeline.live import LiveParams
 
     base = LiveParams.defaults()
     for change in ({"focal_px": float("nan")}, {"focal_px": 0.0}, {"hfov_deg": 180.0}, {"hfov_deg": float("inf")},

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from realtime import bench
-from realtime.assets import SYNTH_5
+from realtime.core.assets import SYNTH_5
 from cli_errors import one_error_line
 
 pytest.importorskip("av")

@@ -9,14 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from realtime.assets import SYNTH_5
-from realtime.blazeface_torch import (
+from realtime.core.assets import SYNTH_5
+from realtime.detect.blazeface_torch import (
     NETWORKS, SameConv2d, TorchBlazeFaceDetector, load_blazeface, weights_path_for,
 )
-from realtime.detector import (
+from realtime.detect.detector import (
     MODELS, BlazeFaceDetector, letterbox, make_detector, resolve_detector_backend,
 )
-from realtime.errors import UserError
+from realtime.core.errors import UserError
 
 torch.set_num_threads(1)
 cv2.setNumThreads(1)
@@ -164,8 +164,8 @@ def test_cuda_detections_match_opencv(pairs, demo_frames, name):
 
 
 def test_the_pipeline_takes_the_torch_detector_when_asked(demo_frames):
-    from realtime.capture import CapturedFrame
-    from realtime.pipeline import FrameProcessor, PipelineConfig
+    from realtime.io.capture import CapturedFrame
+    from realtime.pipeline.processor import FrameProcessor, PipelineConfig
 
     weights = SYNTH_5
     processor = FrameProcessor.from_config(PipelineConfig(weights, detector="full", detector_backend="torch"))

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from realtime import clipscore
-from realtime.assets import DEMO_TRUTH as TRUTH, SYNTH_5
-from realtime.errors import UserError
+from realtime.core.assets import DEMO_TRUTH as TRUTH, SYNTH_5
+from realtime.core.errors import UserError
 
 
 def make_truth(n: int = 40, still: tuple[int, int] = (0, 20)) -> clipscore.ClipTruth:

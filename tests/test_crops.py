@@ -6,12 +6,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from realtime.crops import (
+from realtime.geometry.crops import (
     crop_matrix, face_box_from_detection, face_box_from_points, invert_affine, transform_points,
     warp_crop,
 )
-from realtime.errors import UserError
-from realtime.layouts import get_layout
+from realtime.core.errors import UserError
+from realtime.geometry.layouts import get_layout
 from train.augment import AugmentConfig, prepare_face
 
 MTFL = get_layout("mtfl5")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy.io import loadmat, savemat
 
-from realtime.errors import UserError
+from realtime.core.errors import UserError
 from train.datasets import describe_specs, open_dataset, parse_spec
 from train.datasets.aflw import load_aflw19_mat, load_aflw_sqlite
 from train.datasets.folder import load_folder
@@ -464,7 +464,7 @@ def test_300w_subset_and_the_5_points_derived_from_68():
 def test_nme_on_mtfl_by_the_eye_centre_distance_is_the_hand_computed_one():
     """The 2016 paper's measure on MTFL: mean point error over the inter-ocular (eye-centre) distance.
     Every prediction moved by (3, 4) px is 5 px off; the fixture's first face has its eyes 9.75 px apart."""
-    from realtime.layouts import get_layout
+    from realtime.geometry.layouts import get_layout
     from train.datasets import open_dataset
     from train.metrics import nme, normalising_distance
 

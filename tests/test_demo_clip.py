@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.assets import ASTRONAUT_PTS, DEMO_CLIP, DEMO_TRUTH
+from realtime.core.assets import ASTRONAUT_PTS, DEMO_CLIP, DEMO_TRUTH
 from train.democlip import Clip, ClipSpec, apply_homography, astronaut_points, build, load_truth
 
 cv2.setNumThreads(1)

@@ -22,7 +22,7 @@ def test_duplicate_pairs_counts_one_face_found_twice():
 
 
 def test_the_cli_scores_the_clip_and_the_crops_per_threshold(tmp_path, capsys):
-    from realtime.assets import DEMO_CLIP
+    from realtime.core.assets import DEMO_CLIP
 
     out = tmp_path / "scores.json"
     assert main(["--detector", "short", "--thresholds", "0.5,0.9999", "--clip", str(DEMO_CLIP),

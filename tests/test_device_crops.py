@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.assets import DEMO_TRUTH, SYNTH_5
-from realtime.crops import crop_matrix, face_box_from_points, warp_crop
-from realtime.device_crops import bucket_size, device_crops, pad_batch, upload_frames, warp_crops
-from realtime.landmarker import Landmarker
-from realtime.layouts import get_layout
+from realtime.core.assets import DEMO_TRUTH, SYNTH_5
+from realtime.geometry.crops import crop_matrix, face_box_from_points, warp_crop
+from realtime.stages.device_crops import bucket_size, device_crops, pad_batch, upload_frames, warp_crops
+from realtime.stages.landmarker import Landmarker
+from realtime.geometry.layouts import get_layout
 
 torch.set_num_threads(1)
 cv2.setNumThreads(1)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.model import build_model
-from realtime.presets import make_config
+from realtime.models.model import build_model
+from realtime.models.presets import make_config
 from train import evaluate as ev
 from train.datasets import open_dataset
 from train.predict import Predictions
@@ -47,7 +47,7 @@ def test_300w_groups_and_mask_table():
 
 def test_evaluate_cli_writes_ced_and_json(tmp_path, monkeypatch):
     monkeypatch.setenv("RCN_CACHE", str(tmp_path / "cache"))
-    from realtime.weights import save_weights
+    from realtime.models.weights import save_weights
     torch.manual_seed(0)
     save_weights(build_model(make_config("rcn_mtfl", branches=4, width_mult=0.25)), tmp_path / "m.safetensors")
     text = ev.run_evaluate([str(tmp_path / "m.safetensors")], ["synth:test?n=8"], ["eye_centres", "box"], None, None,
@@ -59,7 +59,7 @@ def test_evaluate_cli_writes_ced_and_json(tmp_path, monkeypatch):
 def test_attribute_accuracy_on_mtfl_fixture_is_hand_computed(monkeypatch):
     """MTFL's four attributes (gender, smile, glasses, 5-way pose) are read for every face, and the
     accuracy and majority-class floor are the plain fractions over the labelled faces."""
-    from realtime.attributes import AttributeConfig, AttributeNet
+    from realtime.models.attributes import AttributeConfig, AttributeNet
 
     data = open_dataset(f"mtfl:{FIXTURES / 'mtfl'}:train")  # 2 faces (training.txt; the AFLW line is the test set)
     # fixture codes -> labels: gender (0, 1), smile (1, 0), glasses (1, 0), pose (2, 4)

@@ -43,9 +43,9 @@ def test_render_reports_every_number():
 
 
 def test_speed_times_every_available_fp32_backend(tmp_path):
-    from realtime.model import build_model
-    from realtime.presets import make_config
-    from realtime.weights import save_weights
+    from realtime.models.model import build_model
+    from realtime.models.presets import make_config
+    from realtime.models.weights import save_weights
 
     path = tmp_path / "m.safetensors"
     save_weights(build_model(make_config("rcnplus", width_mult=0.25, num_points=5, layout="mtfl5")), path)
@@ -62,7 +62,7 @@ def test_report_only_without_weights_is_one_line(tmp_path, capsys):
 
 @pytest.mark.skipif(not faces68.DEFAULT_SHIP.is_file(), reason="the bundled model is not built yet")
 def test_bundled_weights_are_the_recipes_model():
-    from realtime.weights import load_model, weights_info
+    from realtime.models.weights import load_model, weights_info
 
     model = load_model(faces68.DEFAULT_SHIP)
     assert model.config.num_points == 68 and model.config.layout == "ibug68"

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import train.faceset as faceset
-from realtime.assets import ASTRONAUT_PTS
+from realtime.core.assets import ASTRONAUT_PTS
 from train.datasets.folder import load_folder
 from train.datasets.ibug300w import read_pts
 from train.teacher import TeacherFace

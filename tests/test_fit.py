@@ -10,7 +10,7 @@ import torch
 
 from cli_errors import default_signals
 
-from realtime.weights import load_model
+from realtime.models.weights import load_model
 from train.checkpoint import load_checkpoint
 from train.config import FitConfig
 from train.export import export
@@ -62,7 +62,7 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
 
 def test_resume_refuses_changed_settings(tmp_path):
     fit(_cfg(tmp_path / "a", steps=3), progress=False)
-    from realtime.errors import UserError
+    from realtime.core.errors import UserError
     with pytest.raises(UserError, match="settings differ"):
         fit(_cfg(tmp_path / "a", steps=6, lr=1e-2), resume=True, progress=False)
     with pytest.raises(UserError, match="already holds a run"):
@@ -170,7 +170,7 @@ def test_cosine_schedule_falls_from_lr_to_a_hundredth_and_resumes_exactly(tmp_pa
 
 
 def test_init_starts_from_given_weights_and_refuses_another_architecture(tmp_path):
-    from realtime.errors import UserError
+    from realtime.core.errors import UserError
 
     fit(_cfg(tmp_path / "a", steps=3), progress=False)
     export(tmp_path / "a" / "last.pt", tmp_path / "w.safetensors")

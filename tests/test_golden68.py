@@ -16,7 +16,7 @@ if not faces68.GOLDEN.is_file() or not faces68.DEFAULT_SHIP.is_file():
 
 
 def test_shipped_model_lands_on_its_golden_points():
-    from realtime.atomic import sha256
+    from realtime.core.atomic import sha256
 
     golden = json.loads(faces68.GOLDEN.read_text())
     assert golden["weights_sha256"] == sha256(faces68.DEFAULT_SHIP), "weights changed: rerun python -m train.faces68"
@@ -34,8 +34,8 @@ def test_shipped_onnx_matches_the_safetensors_model():
     ort = pytest.importorskip("onnxruntime")
     import torch
 
-    from realtime.decode import decode
-    from realtime.weights import load_model
+    from realtime.models.decode import decode
+    from realtime.models.weights import load_model
 
     onnx_path = faces68.DEFAULT_SHIP.with_suffix(".onnx")
     model = load_model(faces68.DEFAULT_SHIP).eval()

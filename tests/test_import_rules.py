@@ -5,7 +5,7 @@
 - only the GUI modules import Qt (``pyqtgraph``, ``PySide6``);
 - no import cycles between the project's modules;
 - no runtime module imports a runtime command line (``REALTIME_CLIS``): what they share lives in
-  library modules (``realtime.cliargs``, ``realtime.cliptruth``, ``realtime.measure``).
+  library modules (``realtime.core.cliargs``, ``realtime.pipeline.cliptruth``, ``realtime.core.measure``).
 
 Imports inside functions count too: a lazy import is still an arrow.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 REALTIME_CLIS = {"realtime.video", "realtime.webcam", "realtime.bench", "realtime.clipscore"}
-GUI_MODULES = {"realtime.overlay", "realtime.overlay_items", "realtime.webcam"}
+GUI_MODULES = {"realtime.gui.overlay", "realtime.gui.overlay_items", "realtime.webcam"}
 QT = ("pyqtgraph", "PySide6", "PyQt5", "PyQt6")
 
 
@@ -117,10 +117,37 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_the_pipeline_is_assembled_in_one_place():
     """Every caller builds the frame pipeline through ``FrameProcessor.from_config``: the class is
-    called directly only in ``realtime.pipeline`` (and in tests, which assemble stand-ins)."""
+    called directly only in ``realtime.pipeline.processor`` (and in tests, which assemble stand-ins)."""
     direct = []
     for name, path in modules().items():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "FrameProcessor":
                 direct.append(f"{name}:{node.lineno}")
-    assert all(d.startswith("realtime.pipeline:") for d in direct), direct
+    assert all(d.startswith("realtime.pipeline.processor:") for d in direct), direct
+
+
+# realtime's layers, bottom to top; a module may import its own layer and the layers below it.
+LAYERS = ("core", "geometry", "models", "backends", "detect", "stages", "io", "pipeline", "compare", "gui", "cli")
+
+
+def layer_of(module: str) -> int:
+    """The layer of a ``realtime`` module: its sub-package, or ``cli`` for the top-level command
+    lines (``realtime.video`` and the others; the package's ``__init__`` counts as core)."""
+    parts = module.split(".")
+    if len(parts) == 1:
+        return LAYERS.index("core")
+    return LAYERS.index(parts[1]) if parts[1] in LAYERS else LAYERS.index("cli")
+
+
+def test_realtime_is_layered_and_no_arrow_points_up():
+    up = sorted((a, b) for a, targets in graph().items() if a.startswith("realtime")
+                for b in targets if b.startswith("realtime") and layer_of(b) > layer_of(a))
+    assert up == [], up
+
+
+def test_the_tree_has_the_layers_as_sub_packages():
+    """Every runtime module sits in its layer's sub-package except the command lines, which are
+    the package's face (``python -m realtime.video``, ``python -m realtime.webcam``)."""
+    flat = sorted(name for name in modules() if name.startswith("realtime.") and name.count(".") == 1
+                  and name.split(".")[1] not in LAYERS)
+    assert flat == sorted(REALTIME_CLIS), flat

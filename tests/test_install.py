@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from realtime import assets
+from realtime.core import assets
 from conftest import REPO
 
 SOURCES = ("pyproject.toml", "README.md", "realtime", "train", "assets")
@@ -81,7 +81,7 @@ def test_video_runs_from_an_installed_wheel_outside_the_repository(wheel, tmp_pa
     def python(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, *args], cwd=work, env=env, capture_output=True, text=True, timeout=300)
 
-    where = python("-c", "import json, realtime, realtime.assets as a; "
+    where = python("-c", "import json, realtime, realtime.core.assets as a; "
                          "print(json.dumps([realtime.__file__, str(a.asset_dir()), str(a.LANDMARKS_68)]))")
     assert where.returncode == 0, where.stderr[-3000:]
     module, folder, weights = (Path(p) for p in json.loads(where.stdout))

@@ -7,8 +7,8 @@ import signal
 import pytest
 import torch
 
-from realtime.errors import UserError
-from realtime.signals import Stopped
+from realtime.core.errors import UserError
+from realtime.core.signals import Stopped
 from train.loop import run_updates
 
 

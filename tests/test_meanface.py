@@ -1,4 +1,4 @@
-"""The shipped 3D mean face: shape, symmetry, proportions, agreement with realtime/pose.py's
+"""The shipped 3D mean face: shape, symmetry, proportions, agreement with realtime/stages/pose.py's
 conventions; its derivation (mesh depth, Procrustes, canonical frame) on tiny inputs; and head
 pose per training face written where the folder dataset reader finds it."""
 from __future__ import annotations
@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.assets import ASTRONAUT_PTS
-from realtime.layouts import get_layout
-from realtime.meanface import MEAN_FACE_PATH, OUTER_EYE_MM, face_model_for, load_mean_face
-from realtime.pose import CameraIntrinsics, angles_to_rotation, estimate_head_pose
+from realtime.core.assets import ASTRONAUT_PTS
+from realtime.geometry.layouts import get_layout
+from realtime.geometry.meanface import MEAN_FACE_PATH, OUTER_EYE_MM, face_model_for, load_mean_face
+from realtime.stages.pose import CameraIntrinsics, angles_to_rotation, estimate_head_pose
 from train.meanface import canonical_frame, generalised_procrustes, main, mirror, photo_pose, similarity
 
 cv2.setNumThreads(1)
@@ -181,7 +181,7 @@ def test_pose_attributes_for_a_folder_dataset(tmp_path, capsys):
 
 
 def test_folder_reader_refuses_disagreeing_attribute_kinds(tmp_path):
-    from realtime.errors import UserError
+    from realtime.core.errors import UserError
     from train.datasets.folder import load_folder
 
     for name, kind in (("a", "angle"), ("b", "scalar")):

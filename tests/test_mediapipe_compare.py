@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from realtime import bench
-from realtime import mediapipe_mesh as mpm
-from realtime.assets import DEMO_TRUTH
+from realtime.compare import mediapipe_mesh as mpm
+from realtime.core.assets import DEMO_TRUTH
 from train import compare
 from cli_errors import one_error_line
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.errors import UserError
-from realtime.layouts import Layout, get_layout
+from realtime.core.errors import UserError
+from realtime.geometry.layouts import Layout, get_layout
 from train.metrics import ced_curve, nme, normalising_distance, plot_ced, summarise
 
 IBUG = get_layout("ibug68")

@@ -6,12 +6,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from realtime.decode import argmax_decode, soft_argmax, spatial_softmax
-from realtime.denoise import Denoiser, DenoiserConfig, jitter_points, joint_decode, one_hot_maps
-from realtime.errors import UserError
-from realtime.model import ModelConfig, build_model
-from realtime.presets import PRESETS, make_config
-from realtime.weights import load_model, save_weights
+from realtime.models.decode import argmax_decode, soft_argmax, spatial_softmax
+from realtime.models.denoise import Denoiser, DenoiserConfig, jitter_points, joint_decode, one_hot_maps
+from realtime.core.errors import UserError
+from realtime.models.model import ModelConfig, build_model
+from realtime.models.presets import PRESETS, make_config
+from realtime.models.weights import load_model, save_weights
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.losses import softargmax_l2, spatial_cross_entropy
 
@@ -221,7 +221,7 @@ def test_checkpoint_round_trip_weights_only(tmp_path):
 
 def test_atomic_outputs_get_ordinary_permissions(tmp_path):
     import os
-    from realtime.atomic import write_text_atomic
+    from realtime.core.atomic import write_text_atomic
     write_text_atomic(tmp_path / "a.txt", "x")
     umask = os.umask(0)
     os.umask(umask)

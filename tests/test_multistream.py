@@ -1,4 +1,4 @@
-"""Several inputs at once (``realtime.pipeline.run_streams``, ``python -m realtime.video A B -o DIR``):
+"""Several inputs at once (``realtime.pipeline.processor.run_streams``, ``python -m realtime.video A B -o DIR``):
 each stream keeps its own tracks and filters, the model calls are pooled across streams, and on a
 CPU every record equals the one a single-input run writes."""
 from __future__ import annotations
@@ -11,10 +11,10 @@ import pytest
 
 av = pytest.importorskip("av")
 
-from realtime.assets import LANDMARKS_68
-from realtime.capture import open_source
-from realtime.packet import packet_to_json
-from realtime.pipeline import FrameProcessor, PipelineConfig, process_together, run_file, run_streams
+from realtime.core.assets import LANDMARKS_68
+from realtime.io.capture import open_source
+from realtime.core.packet import packet_to_json
+from realtime.pipeline.processor import FrameProcessor, PipelineConfig, process_together, run_file, run_streams
 from realtime.video import main
 from test_pipeline_capture import make_clip
 

@@ -26,13 +26,13 @@ pytest.importorskip("av")
 
 from pyqtgraph.Qt import QtCore, QtGui, QtTest
 
-from realtime.assets import SYNTH_5 as WEIGHTS
-from realtime.capture import CapturedFrame, VideoFileSource
-from realtime.live import LiveTuner
-from realtime.overlay import OverlayWindow
-from realtime.overlay_items import CONFIDENCE_RGB, DisplayOptions, confidence_level
-from realtime.packet import FaceResult, FramePacket, HeadPose
-from realtime.pipeline import FrameProcessor, LivePipeline, PipelineConfig
+from realtime.core.assets import SYNTH_5 as WEIGHTS
+from realtime.io.capture import CapturedFrame, VideoFileSource
+from realtime.pipeline.live import LiveTuner
+from realtime.gui.overlay import OverlayWindow
+from realtime.gui.overlay_items import CONFIDENCE_RGB, DisplayOptions, confidence_level
+from realtime.core.packet import FaceResult, FramePacket, HeadPose
+from realtime.pipeline.processor import FrameProcessor, LivePipeline, PipelineConfig
 from realtime.webcam import main
 from test_pipeline_capture import make_clip
 
@@ -137,7 +137,7 @@ def test_pose_is_drawn_as_axes_or_cube_only_when_packets_carry_it(app, window):
 def test_marks_scale_with_each_face_and_zoom_with_the_image(app, window):
     """A 40 px face and a 200 px face in one frame: the small one's dots, box and axes are
     thinner, each sized by ``overlay_scale.mark_sizes`` (image px, times the view's zoom for dots)."""
-    from realtime.overlay_scale import mark_sizes
+    from realtime.io.overlay_scale import mark_sizes
 
     def face(track_id, x0, y0, side):
         points = np.array([[0.3, 0.4], [0.7, 0.4], [0.5, 0.55], [0.35, 0.75], [0.65, 0.75]]) * side + (x0, y0)

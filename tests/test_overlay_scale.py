@@ -1,4 +1,4 @@
-"""Overlay marks scale with the face (``realtime/overlay_scale.py``) and stay legible when small.
+"""Overlay marks scale with the face (``realtime/io/overlay_scale.py``) and stay legible when small.
 
 numpy + cv2 only; the live window's use of the same sizes is tested in ``test_overlay.py``.
 """
@@ -8,12 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.assets import MEAN_FACE as MEAN_FACE_PATH
-from realtime.overlay_scale import (
+from realtime.core.assets import MEAN_FACE as MEAN_FACE_PATH
+from realtime.io.overlay_scale import (
     AXIS_MIN_PX, AXIS_WIDTH, DEFAULT_FACE_PX, LINE_WIDTH, POINT_RADIUS, face_size_px, mark_sizes,
 )
-from realtime.packet import FaceResult, FramePacket, HeadPose
-from realtime.video_out import POINT_RGB, draw_overlay
+from realtime.core.packet import FaceResult, FramePacket, HeadPose
+from realtime.io.video_out import POINT_RGB, draw_overlay
 
 MEAN_FACE = np.load(MEAN_FACE_PATH)[:, :2]
 

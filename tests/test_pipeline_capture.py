@@ -15,9 +15,9 @@ import pytest
 
 av = pytest.importorskip("av")
 
-from realtime.capture import (CameraSource, CapturedFrame, FolderSource, ImageSource, VideoFileSource,
+from realtime.io.capture import (CameraSource, CapturedFrame, FolderSource, ImageSource, VideoFileSource,
                               open_source, to_rgb)
-from realtime.errors import UserError
+from realtime.core.errors import UserError
 from conftest import FACE_PHOTO
 
 cv2.setNumThreads(1)
@@ -182,7 +182,7 @@ class FakeCamera:
 
 
 def test_camera_reconnects_after_a_drop_then_reports_it_lost(monkeypatch):
-    import realtime.capture as capture
+    import realtime.io.capture as capture
 
     FakeCamera.opened = 0
     monkeypatch.setattr(capture.cv2, "VideoCapture", FakeCamera)

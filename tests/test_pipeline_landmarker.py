@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.assets import SYNTH_5 as WEIGHTS
-from realtime.crops import crop_matrix, transform_points
-from realtime.errors import UserError
-from realtime.landmarker import Landmarker, crops_to_image
-from realtime.model import ModelConfig, build_model
-from realtime.tracker import FaceRoi
-from realtime.weights import save_weights
+from realtime.core.assets import SYNTH_5 as WEIGHTS
+from realtime.geometry.crops import crop_matrix, transform_points
+from realtime.core.errors import UserError
+from realtime.stages.landmarker import Landmarker, crops_to_image
+from realtime.models.model import ModelConfig, build_model
+from realtime.stages.tracker import FaceRoi
+from realtime.models.weights import save_weights
 
 torch.set_num_threads(1)
 cv2.setNumThreads(1)
@@ -90,7 +90,7 @@ def test_any_keypoint_count_and_rgb_input(tmp_path):
 def test_device_names_are_checked_once_for_every_torch_user():
     import torch
 
-    from realtime.weights import torch_device
+    from realtime.models.weights import torch_device
 
     with pytest.raises(UserError, match="unknown torch device"):
         torch_device("gpu0")
@@ -103,12 +103,12 @@ def test_device_names_are_checked_once_for_every_torch_user():
 
 def test_a_start_reads_the_weights_file_once(tmp_path):
     """The landmarker, its re-detect threshold and its pose head come from one read of the file
-    (``realtime.weights.read_weights``); a rewritten file is read again."""
+    (``realtime.models.weights.read_weights``); a rewritten file is read again."""
     import shutil
 
-    from realtime.assets import LANDMARKS_68
-    from realtime.pose_head import pose_head_of
-    from realtime.weights import _read_weights, save_weights, weights_info
+    from realtime.core.assets import LANDMARKS_68
+    from realtime.stages.pose_head import pose_head_of
+    from realtime.models.weights import _read_weights, save_weights, weights_info
 
     path = tmp_path / "w.safetensors"
     shutil.copy(LANDMARKS_68, path)

@@ -11,10 +11,10 @@ import torch
 
 pytest.importorskip("av")
 
-from realtime.assets import SYNTH_5 as WEIGHTS
-from realtime.capture import CapturedFrame, ImageSource, VideoFileSource, open_source
-from realtime.errors import UserError
-from realtime.pipeline import FrameProcessor, LivePipeline, PipelineConfig, run_file
+from realtime.core.assets import SYNTH_5 as WEIGHTS
+from realtime.io.capture import CapturedFrame, ImageSource, VideoFileSource, open_source
+from realtime.core.errors import UserError
+from realtime.pipeline.processor import FrameProcessor, LivePipeline, PipelineConfig, run_file
 from test_pipeline_capture import make_clip
 
 torch.set_num_threads(1)

@@ -10,8 +10,8 @@ import pytest
 
 av = pytest.importorskip("av")
 
-from realtime.packet import FaceResult, FramePacket, HeadPose
-from realtime.video_out import LandmarksWriter, VideoWriter, draw_overlay, fit_into, pad_even
+from realtime.core.packet import FaceResult, FramePacket, HeadPose
+from realtime.io.video_out import LandmarksWriter, VideoWriter, draw_overlay, fit_into, pad_even
 from test_pipeline_capture import make_clip
 
 cv2.setNumThreads(1)

@@ -17,20 +17,20 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.assets import SYNTH_5
-from realtime.attributes import AttributeConfig, AttributeNet
-from realtime.capture import CapturedFrame
-from realtime.crops import crop_matrix
-from realtime.errors import UserError
-from realtime.landmarker import Landmarker
-from realtime.layouts import Layout, get_layout
-from realtime.live import LiveTuner
-from realtime.packet import FaceResult, HeadPose
-from realtime.pipeline import FrameProcessor, PipelineConfig
-from realtime.pose import angles_to_rotation, crop_pose_to_image, rotation_to_angles
-from realtime.pose_head import PoseHead, pose_head_of
-from realtime.tracker import eye_line_deg
-from realtime.weights import load_model, save_weights
+from realtime.core.assets import SYNTH_5
+from realtime.models.attributes import AttributeConfig, AttributeNet
+from realtime.io.capture import CapturedFrame
+from realtime.geometry.crops import crop_matrix
+from realtime.core.errors import UserError
+from realtime.stages.landmarker import Landmarker
+from realtime.geometry.layouts import Layout, get_layout
+from realtime.pipeline.live import LiveTuner
+from realtime.core.packet import FaceResult, HeadPose
+from realtime.pipeline.processor import FrameProcessor, PipelineConfig
+from realtime.stages.pose import angles_to_rotation, crop_pose_to_image, rotation_to_angles
+from realtime.stages.pose_head import PoseHead, pose_head_of
+from realtime.stages.tracker import eye_line_deg
+from realtime.models.weights import load_model, save_weights
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any QApplication exists
 torch.set_num_threads(1)
@@ -213,7 +213,7 @@ def test_live_switch_takes_effect_on_the_next_frame(head_weights, demo_frame):
 def test_panel_offers_head_only_when_available_and_switches_it(head_weights):
     pytest.importorskip("PySide6")
     pg = pytest.importorskip("pyqtgraph")
-    from realtime.overlay import OverlayWindow
+    from realtime.gui.overlay import OverlayWindow
 
     pg.mkQApp("test_pose_head")
     tuner = LiveTuner(FrameProcessor.from_config(PipelineConfig(head_weights)))

@@ -14,13 +14,13 @@ import torch
 
 from cli_errors import one_error_line
 
-from realtime.assets import SYNTH_5 as WEIGHTS
-from realtime.errors import UserError
-from realtime.layouts import get_layout
-from realtime.meanface import face_model_for, load_mean_face
-from realtime.packet import FaceResult
-from realtime.pipeline import FrameProcessor, PipelineConfig
-from realtime.pose import CameraIntrinsics, angles_to_rotation, focal_px_from_fov
+from realtime.core.assets import SYNTH_5 as WEIGHTS
+from realtime.core.errors import UserError
+from realtime.geometry.layouts import get_layout
+from realtime.geometry.meanface import face_model_for, load_mean_face
+from realtime.core.packet import FaceResult
+from realtime.pipeline.processor import FrameProcessor, PipelineConfig
+from realtime.stages.pose import CameraIntrinsics, angles_to_rotation, focal_px_from_fov
 
 torch.set_num_threads(1)
 cv2.setNumThreads(1)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from realtime.assets import LANDMARKS_68
+from realtime.core.assets import LANDMARKS_68
 from realtime.backends.base import inference_precision
-from realtime.pipeline import FrameProcessor, PipelineConfig
+from realtime.pipeline.processor import FrameProcessor, PipelineConfig
 from train.fit import training_precision
 
 

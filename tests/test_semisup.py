@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.attributes import AttributeConfig, AttributeNet
-from realtime.decode import soft_argmax
-from realtime.errors import UserError
-from realtime.model import build_model
-from realtime.presets import make_config
-from realtime.weights import load_attribute_head, load_model, save_weights
+from realtime.models.attributes import AttributeConfig, AttributeNet
+from realtime.models.decode import soft_argmax
+from realtime.core.errors import UserError
+from realtime.models.model import build_model
+from realtime.models.presets import make_config
+from realtime.models.weights import load_attribute_head, load_model, save_weights
 from train.__main__ import main
 from train.attributes import attribute_loss, head_config, label_columns
 from train.checkpoint import load_checkpoint

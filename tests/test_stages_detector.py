@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.assets import BLAZEFACE_DIR
-from realtime.detector import (
+from realtime.core.assets import BLAZEFACE_DIR
+from realtime.detect.detector import (
     MODELS, BlazeFaceDetector, letterbox, ssd_anchors, weighted_nms,
 )
-from realtime.errors import UserError
+from realtime.core.errors import UserError
 
 cv2.setNumThreads(1)
 # The single face of the shared portrait (the face_photo fixture), measured once by eye: a box around the head.

@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from realtime.mailbox import LatestMailbox, MailboxClosed
-from realtime.packet import (
+from realtime.pipeline.mailbox import LatestMailbox, MailboxClosed
+from realtime.core.packet import (
     FaceResult, FramePacket, HeadPose, csv_header, face_from_dict, packet_to_csv_rows, packet_to_dict,
     packet_to_json,
 )

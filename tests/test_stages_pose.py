@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.errors import UserError
-from realtime.pose import (
+from realtime.core.errors import UserError
+from realtime.stages.pose import (
     CameraIntrinsics, PoseEstimate, PoseSmoother, angles_to_rotation, estimate_head_pose, focal_px_from_fov,
     fov_from_focal_px, project_axes, rotation_to_angles,
 )

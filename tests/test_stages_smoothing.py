@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from realtime.smoothing import OneEuroFilter, SmoothingParams, TrackSmoother
+from realtime.stages.smoothing import OneEuroFilter, SmoothingParams, TrackSmoother
 
 BASE = np.array([[50.0, 60.0], [70.0, 80.0], [90.0, 65.0]])  # (K, 2) pixels
 FACE_PX = 100.0

@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.crops import transform_points
-from realtime.detector import Detections, iou_matrix
-from realtime.errors import UserError
-from realtime.layouts import get_layout
-from realtime.tracker import FaceTracker, TrackerConfig, box_from_landmarks
+from realtime.geometry.crops import transform_points
+from realtime.detect.detector import Detections, iou_matrix
+from realtime.core.errors import UserError
+from realtime.geometry.layouts import get_layout
+from realtime.stages.tracker import FaceTracker, TrackerConfig, box_from_landmarks
 
 cv2.setNumThreads(1)
 MTFL = get_layout("mtfl5")
@@ -182,7 +182,7 @@ def test_iou_matrix():
 
 @pytest.mark.parametrize("turn_deg", [-30.0, 0.0, 30.0])
 def test_real_rolled_face_gives_a_level_crop(face_photo, turn_deg):
-    from realtime.detector import BlazeFaceDetector
+    from realtime.detect.detector import BlazeFaceDetector
 
     rgb = cv2.cvtColor(cv2.imread(str(face_photo)), cv2.COLOR_BGR2RGB)[140:285, 10:155]  # the one face
     turn = cv2.getRotationMatrix2D((72.0, 72.0), turn_deg, 1.0)  # counter-clockwise as displayed
@@ -230,9 +230,9 @@ def test_landmark_crops_keep_the_detectors_scale_and_refine_reframes_new_faces()
 
 
 def test_processor_takes_the_weights_calibrated_redetect_threshold():
-    from realtime.pipeline import FrameProcessor, PipelineConfig
+    from realtime.pipeline.processor import FrameProcessor, PipelineConfig
     from realtime.video import DEFAULT_WEIGHTS
-    from realtime.weights import weights_info
+    from realtime.models.weights import weights_info
 
     if not DEFAULT_WEIGHTS.is_file():
         pytest.skip("the bundled 68-point model is not there")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import train.synthetic as synthetic
-from realtime.errors import UserError
+from realtime.core.errors import UserError
 from train.synthetic import (CLASS_EDGES, class_from_points, generate, load_synthetic,
                              orientation_from_points, write_preview)
 from train.synthetic_parts import Eye, affine_mapper, draw_eye, draw_mouth, mouth_corners, sample_mouth

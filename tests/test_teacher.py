@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import train.teacher_cli as cli
-from realtime.errors import UserError
+from realtime.core.errors import UserError
 from train.datasets.folder import load_folder
 from train.datasets.ibug300w import read_pts
 from train.teacher import Teacher, TeacherFace, default_model_path, pts_text, reading_order

@@ -28,15 +28,15 @@ pytestmark = [
 
 
 def default_processor():
-    from realtime.pipeline import FrameProcessor, PipelineConfig
+    from realtime.pipeline.processor import FrameProcessor, PipelineConfig
 
     return FrameProcessor.from_config(PipelineConfig(DEFAULT_WEIGHTS))
 
 
 def test_default_pipeline_finds_and_keeps_the_people_of_a_real_clip(video_01):
     pytest.importorskip("av")
-    from realtime.capture import VideoFileSource
-    from realtime.pipeline import run_file
+    from realtime.io.capture import VideoFileSource
+    from realtime.pipeline.processor import run_file
 
     packets = []
     stats = run_file(VideoFileSource(video_01), default_processor(), packets.append)
@@ -53,7 +53,7 @@ def test_a_face_that_enters_is_picked_up(video_01):
     """The left third of the first 30 frames is blanked (the woman on the left is not there
     yet); once she "enters", re-detection must give her a track within the longest interval."""
     pytest.importorskip("av")
-    from realtime.capture import VideoFileSource
+    from realtime.io.capture import VideoFileSource
 
     processor = default_processor()
     longest = max(processor.tracker.config.redetect_every, processor.tracker.config.redetect_every_max)

@@ -77,7 +77,7 @@ def environment(device: str) -> dict:
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
         info["gpu_memory_gib"] = round(torch.cuda.get_device_properties(0).total_memory / 2 ** 30, 1)
-    from realtime.measure import machine
+    from realtime.core.measure import machine
 
     info["machine"] = machine()
     return info

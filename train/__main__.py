@@ -7,9 +7,9 @@ import sys
 import time
 from dataclasses import MISSING, fields
 
-from realtime.cliargs import Parser, fraction, number, positive
-from realtime.errors import UserError, exit_status, require_files
-from realtime.outpaths import Output, prepare_outputs
+from realtime.core.cliargs import Parser, fraction, number, positive
+from realtime.core.errors import UserError, exit_status, require_files
+from realtime.core.outpaths import Output, prepare_outputs
 from train.config import FitConfig
 
 

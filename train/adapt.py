@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from realtime.atomic import atomic_path, write_text_atomic
-from realtime.decode import soft_argmax
-from realtime.errors import UserError
-from realtime.weights import load_attribute_head, load_landmark_model, save_weights, torch_device, weights_info
+from realtime.core.atomic import atomic_path, write_text_atomic
+from realtime.models.decode import soft_argmax
+from realtime.core.errors import UserError
+from realtime.models.weights import load_attribute_head, load_landmark_model, save_weights, torch_device, weights_info
 from train.augment import AugmentConfig
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.loop import run_updates
@@ -77,8 +77,8 @@ class AdaptConfig:
 def crops_from_footage(weights: Path, source_spec: str, cfg: AdaptConfig) -> np.ndarray:
     """(N, S, S, C) uint8 face crops of a video or image folder, cropped as the live pipeline
     crops them (detector, then tracking from the model's own landmarks)."""
-    from realtime.capture import open_source
-    from realtime.pipeline import FrameProcessor, PipelineConfig
+    from realtime.io.capture import open_source
+    from realtime.pipeline.processor import FrameProcessor, PipelineConfig
 
     processor = FrameProcessor.from_config(PipelineConfig(Path(weights), cfg.detector, face_model_3d=None))
     crops: list[np.ndarray] = []

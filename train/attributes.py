@@ -1,6 +1,6 @@
 """Sequential multitasking, the training side: build an attribute head for a dataset, and its loss.
 
-The head (``realtime.attributes.AttributeNet``) sees only the soft-argmax landmarks, so
+The head (``realtime.models.attributes.AttributeNet``) sees only the soft-argmax landmarks, so
 ``attribute_loss`` back-propagates through the head, the soft-argmax and the whole landmark
 network (../shared/PAPERS.md §2.4). Every attribute in ``LandmarkSet.attribute_kinds`` gets an output:
 
@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from realtime.attributes import AttributeConfig, AttributeNet, output_width
-from realtime.errors import UserError
+from realtime.models.attributes import AttributeConfig, AttributeNet, output_width
+from realtime.core.errors import UserError
 
 
 def head_config(kinds: dict[str, str], names: list[str], labels: np.ndarray, num_points: int,

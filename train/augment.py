@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from realtime.crops import crop_matrix, face_box_from_points, warp_crop
-from realtime.layouts import Layout
+from realtime.geometry.crops import crop_matrix, face_box_from_points, warp_crop
+from realtime.geometry.layouts import Layout
 
 # The 2016 code's occluder sizes are in pixels of its 80 x 80 input.
 OCCLUDER_REFERENCE_SIZE = 80

@@ -2,7 +2,7 @@
 
 A plain ``torch.save`` of tensors, numbers and strings only, so loading uses
 ``weights_only=True`` and cannot execute code. Configs travel as JSON strings. Shipped weights
-are a separate format (``realtime.weights``); ``python -m train export`` converts.
+are a separate format (``realtime.models.weights``); ``python -m train export`` converts.
 """
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from realtime.atomic import atomic_path
-from realtime.errors import UserError
-from realtime.model import LandmarkNet
+from realtime.core.atomic import atomic_path
+from realtime.core.errors import UserError
+from realtime.models.model import LandmarkNet
 
 FORMAT = "rcn-checkpoint/1"
 

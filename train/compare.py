@@ -8,16 +8,16 @@ Both systems get the same input, each face's image as a still (for ``../shared/d
 crop, twice the face box), and find the face with their own detectors:
 
 - **ours**: the live pipeline's per-frame chain from a fresh start (BlazeFace, a crop from the
-  detection, landmarks, a second crop from them, landmarks again; ``realtime.pipeline.FrameProcessor``);
+  detection, landmarks, a second crop from them, landmarks again; ``realtime.pipeline.processor.FrameProcessor``);
 - **MediaPipe**: its own detector and 468-point mesh in static-image mode (a detection on every
-  image; ``realtime.mediapipe_mesh``, skipped with the reason when mediapipe is missing);
+  image; ``realtime.compare.mediapipe_mesh``, skipped with the reason when mediapipe is missing);
 - **ours, true box**: the landmark model alone on the crop the tracker would cut from the true
   points (no detector): what the network does when the framing is right.
 
 A face a system does not find counts as not found (the count is reported); when it finds several
 the one nearest the truth is scored. The measure is the mean distance over the 7 shared points
 (outer and inner eye corners, mouth corners, nose tip; iBUG-68 -> mesh-468 indices in
-``realtime/mediapipe_mesh.py``) over the true outer-eye-corner distance (iBUG 36-45, 0-based), in
+``realtime/compare/mediapipe_mesh.py``) over the true outer-eye-corner distance (iBUG 36-45, 0-based), in
 %: the mean and median over the faces found, failures (> 10%) among them, and the mean over the
 faces every system found (the fair comparison). Ours also gets its 68-point NME. Writes
 ``OUT/compare.json`` and ``OUT/compare.md``.
@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.atomic import write_text_atomic
-from realtime.errors import UserError, run_command
+from realtime.core.atomic import write_text_atomic
+from realtime.core.errors import UserError, run_command
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = "300w:../shared/data/300w:train?part=val"
@@ -44,14 +44,14 @@ SYSTEMS = {"ours": "ours (BlazeFace + landmarks)", "mediapipe": "MediaPipe face 
 def predict(spec: str, weights: Path, detector: str, device: str, backend: str, limit: int | None) -> dict:
     """Per system, per face: the (7, 2) shared points or None; plus ours' 68 points, the truths
     (N, 68, 2) and mean ms per image. MediaPipe's entry is {"skipped": reason} when it cannot run."""
-    from realtime import mediapipe_mesh as mpm
-    from realtime.capture import CapturedFrame
-    from realtime.cliptruth import nearest_face
-    from realtime.crops import crop_matrix
-    from realtime.detector import make_detector
-    from realtime.landmarker import Landmarker
-    from realtime.pipeline import FrameProcessor, PipelineConfig
-    from realtime.tracker import box_from_landmarks
+    from realtime.compare import mediapipe_mesh as mpm
+    from realtime.io.capture import CapturedFrame
+    from realtime.pipeline.cliptruth import nearest_face
+    from realtime.geometry.crops import crop_matrix
+    from realtime.detect.detector import make_detector
+    from realtime.stages.landmarker import Landmarker
+    from realtime.pipeline.processor import FrameProcessor, PipelineConfig
+    from realtime.stages.tracker import box_from_landmarks
     from train.datasets import open_dataset
     from train.datasets.base import sample_image
 
@@ -102,8 +102,8 @@ def predict(spec: str, weights: Path, detector: str, device: str, backend: str, 
 
 
 def summarise(pred: dict) -> dict:
-    from realtime import mediapipe_mesh as mpm
-    from realtime.cliptruth import OUTER_EYE_CORNERS
+    from realtime.compare import mediapipe_mesh as mpm
+    from realtime.pipeline.cliptruth import OUTER_EYE_CORNERS
 
     truths, shared = pred["truths"], pred["shared"]
     out: dict = {"faces": len(truths), "systems": {}}
@@ -146,7 +146,7 @@ def render(doc: dict) -> str:
                      f"{r['nme_median_pct']:.2f}% | {r['failures_pct']:.1f}% | {r['nme_common_pct']:.2f}% |")
     pairs = ", ".join(f"{i}->{j}" for i, j in zip(doc["points"]["ibug68"], doc["points"]["mesh468"]))
     lines += ["", f"Ours on all 68 points (faces found): NME {s['systems']['ours']['nme68_pct']:.2f}%.", "",
-              f"Shared points, iBUG-68 -> mesh-468 (0-based): {pairs} (`realtime/mediapipe_mesh.py`). "
+              f"Shared points, iBUG-68 -> mesh-468 (0-based): {pairs} (`realtime/compare/mediapipe_mesh.py`). "
               "Speed is the bench's (`python -m realtime.bench --parts mediapipe`); `compare.json` keeps each "
               "system's mean ms per image here as a rough figure only (one image at a time, on whatever load the "
               "machine had).", ""]
@@ -154,10 +154,10 @@ def render(doc: dict) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
-    from realtime.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
+    from realtime.detect.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
+    from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
 
-    from realtime.cliargs import Parser, number
+    from realtime.core.cliargs import Parser, number
 
     p = Parser(prog="python -m train.compare", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=DEFAULT_DATA, help="dataset spec of ibug68 faces (python -m train --help-specs)")
@@ -171,9 +171,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    from realtime import mediapipe_mesh as mpm
-    from realtime.outpaths import Output, check_outputs, make_folders
-    from realtime.measure import machine, shown_path
+    from realtime.compare import mediapipe_mesh as mpm
+    from realtime.core.outpaths import Output, check_outputs, make_folders
+    from realtime.core.measure import machine, shown_path
 
     weights = Path(args.weights)
     if not weights.is_file():

@@ -5,7 +5,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from realtime.errors import UserError
+from realtime.core.errors import UserError
 from train.augment import AugmentConfig
 from train.elt import EltConfig
 

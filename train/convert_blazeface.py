@@ -1,4 +1,4 @@
-"""Convert the shipped BlazeFace ``.tflite`` files into safetensors for ``realtime.blazeface_torch``.
+"""Convert the shipped BlazeFace ``.tflite`` files into safetensors for ``realtime.detect.blazeface_torch``.
 
     python -m train.convert_blazeface [--src assets/blazeface] [--out assets/blazeface] [--models short full]
 
@@ -31,12 +31,12 @@ import numpy as np
 import torch
 from safetensors.torch import save
 
-from realtime.assets import BLAZEFACE_DIR
-from realtime.atomic import atomic_path, sha256
-from realtime.blazeface_torch import NETWORKS, SameConv2d, weights_metadata, weights_path_for
-from realtime.detector import MODELS, BlazeFaceDetector
-from realtime.errors import UserError, exit_status
-from realtime.outpaths import Output, prepare_outputs
+from realtime.core.assets import BLAZEFACE_DIR
+from realtime.core.atomic import atomic_path, sha256
+from realtime.detect.blazeface_torch import NETWORKS, SameConv2d, weights_metadata, weights_path_for
+from realtime.detect.detector import MODELS, BlazeFaceDetector
+from realtime.core.errors import UserError, exit_status
+from realtime.core.outpaths import Output, prepare_outputs
 
 ALLOWED_OPS = {"DEQUANTIZE", "CONV_2D", "DEPTHWISE_CONV_2D", "RELU", "ADD", "PAD", "MAX_POOL_2D",
                "RESIZE_BILINEAR", "RESHAPE", "CONCATENATION"}
@@ -215,7 +215,7 @@ def canonical_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from realtime.cliargs import Parser
+    from realtime.core.cliargs import Parser
 
     p = Parser(prog="python -m train.convert_blazeface", description=__doc__.splitlines()[0])
     p.add_argument("--src", type=Path, default=BLAZEFACE_DIR, help="folder holding the .tflite files")

@@ -32,9 +32,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from realtime.assets import DEMO_CLIP
-from realtime.atomic import write_text_atomic
-from realtime.errors import UserError, run_command
+from realtime.core.assets import DEMO_CLIP
+from realtime.core.atomic import write_text_atomic
+from realtime.core.errors import UserError, run_command
 from train.datasets.ibug300w import SPLITS, present_subsets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +47,7 @@ TIGHT_SCALE = 1.25
 
 def read_frames(path: str | Path) -> list[np.ndarray]:
     """Every frame of a video file, (H, W, 3) uint8 RGB."""
-    from realtime.capture import VideoFileSource
+    from realtime.io.capture import VideoFileSource
 
     with VideoFileSource(path) as source:
         return [frame.image for frame in source]
@@ -103,7 +103,7 @@ def clip_detections(detector, frames: Sequence[np.ndarray]) -> dict:
 
 def crop_recall(detector, crops: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict:
     """Faces found (a detection with IoU >= ``MATCH_IOU`` with the points' box) and extra detections."""
-    from realtime.detector import iou_matrix
+    from realtime.detect.detector import iou_matrix
 
     total = found = extra = 0
     for image, box in crops:
@@ -118,7 +118,7 @@ def crop_recall(detector, crops: Iterable[tuple[np.ndarray, np.ndarray]]) -> dic
 def track_clip(processor, clip: str | Path) -> dict:
     """The whole per-frame chain over ``clip`` in order: ``count_summary`` of the faces it reports,
     distinct track ids, frames that ran the detector, and the fps of the processing alone."""
-    from realtime.capture import VideoFileSource
+    from realtime.io.capture import VideoFileSource
 
     counts, ids, duplicates, busy_s = [], set(), 0, 0.0
     detector, calls = processor.detector, [0]
@@ -142,7 +142,7 @@ def track_clip(processor, clip: str | Path) -> dict:
 
 
 def _floats(text: str, what: str, valid) -> list[float]:
-    """A comma list of numbers, each finite and inside ``valid`` (a ``realtime.cliargs.Range``)."""
+    """A comma list of numbers, each finite and inside ``valid`` (a ``realtime.core.cliargs.Range``)."""
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -153,9 +153,9 @@ def _floats(text: str, what: str, valid) -> list[float]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.detector import DEFAULT_DETECTOR, DETECTORS
+    from realtime.detect.detector import DEFAULT_DETECTOR, DETECTORS
 
-    from realtime.cliargs import Parser
+    from realtime.core.cliargs import Parser
 
     p = Parser(prog="python -m train.detectscore", description=__doc__.split("\n\n")[0])
     p.add_argument("--detector", action="append", choices=DETECTORS,
@@ -175,7 +175,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _detector(model: str, threshold: float | None, nms_iou: float | None):
-    from realtime.detector import make_detector
+    from realtime.detect.detector import make_detector
 
     detector = make_detector(model, "auto", "cpu", score_threshold=threshold)
     if nms_iou is not None:
@@ -189,9 +189,9 @@ def _line(name: str, s: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from realtime.detector import DEFAULT_DETECTOR
-    from realtime.cliargs import Range
-    from realtime.outpaths import Output, prepare_outputs
+    from realtime.detect.detector import DEFAULT_DETECTOR
+    from realtime.core.cliargs import Range
+    from realtime.core.outpaths import Output, prepare_outputs
 
     models = args.detector or [DEFAULT_DETECTOR]
     thresholds = _floats(args.thresholds, "--thresholds", Range(0, 1, True, True)) if args.thresholds else [None]
@@ -224,8 +224,8 @@ def run(args: argparse.Namespace) -> int:
                     print(f"  300-W crops {kind}: found {s['found']} of {s['faces']} ({100 * s['recall']:.1f}%), "
                           f"extra {s['extra']}")
     if args.track:
-        from realtime.pipeline import FrameProcessor, PipelineConfig
-        from realtime.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
+        from realtime.pipeline.processor import FrameProcessor, PipelineConfig
+        from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
 
         results["tracking"] = []
         for model in models:

@@ -31,7 +31,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from realtime.errors import UserError
+from realtime.core.errors import UserError
 
 TARGETS = ("detached", "both")
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from realtime.atomic import write_text_atomic
-from realtime.attributes import AttributeNet
-from realtime.denoise import Denoiser
-from realtime.errors import UserError
-from realtime.layouts import get_layout
-from realtime.model import LandmarkNet
-from realtime.weights import load_denoiser, load_model, torch_device
+from realtime.core.atomic import write_text_atomic
+from realtime.models.attributes import AttributeNet
+from realtime.models.denoise import Denoiser
+from realtime.core.errors import UserError
+from realtime.geometry.layouts import get_layout
+from realtime.models.model import LandmarkNet
+from realtime.models.weights import load_denoiser, load_model, torch_device
 from train.datasets import open_dataset
 from train.datasets.base import LandmarkSet
 from train.loader import LandmarkDataset, attribute_table

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from realtime.attributes import AttributeConfig, AttributeNet
-from realtime.denoise import Denoiser, DenoiserConfig
-from realtime.errors import UserError
-from realtime.model import ModelConfig, build_model
-from realtime.weights import load_model, save_weights
+from realtime.models.attributes import AttributeConfig, AttributeNet
+from realtime.models.denoise import Denoiser, DenoiserConfig
+from realtime.core.errors import UserError
+from realtime.models.model import ModelConfig, build_model
+from realtime.models.weights import load_model, save_weights
 from train.checkpoint import load_checkpoint
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.errors import UserError, model_file
+from realtime.core.errors import UserError, model_file
 
 INPUT_SIZE = 192
 CROP_SCALE = 1.5

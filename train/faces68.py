@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.assets import DEMO_CLIP, DEMO_TRUTH, LANDMARKS_68, MEAN_FACE, TEACHER_68
-from realtime.atomic import write_text_atomic
-from realtime.errors import UserError, run_command
+from realtime.core.assets import DEMO_CLIP, DEMO_TRUTH, LANDMARKS_68, MEAN_FACE, TEACHER_68
+from realtime.core.atomic import write_text_atomic
+from realtime.core.errors import UserError, run_command
 from train.config import FitConfig
 from train.datasets.base import LandmarkSet
 
@@ -52,11 +52,11 @@ POSE_NAMES = ("yaw", "pitch", "roll")
 def golden_points(weights: Path) -> tuple[np.ndarray, np.ndarray]:
     """The model's (68, 2) points on frame 0 of the bundled clip, from the crop of the truth's own
     face box (no detector, no tracking: the network alone), and the truth's points."""
-    from realtime.capture import VideoFileSource
-    from realtime.cliptruth import ClipTruth
-    from realtime.crops import crop_matrix, face_box_from_points
-    from realtime.landmarker import Landmarker
-    from realtime.layouts import get_layout
+    from realtime.io.capture import VideoFileSource
+    from realtime.pipeline.cliptruth import ClipTruth
+    from realtime.geometry.crops import crop_matrix, face_box_from_points
+    from realtime.stages.landmarker import Landmarker
+    from realtime.geometry.layouts import get_layout
 
     truth = ClipTruth.load(DEMO_TRUTH).points[0]
     with VideoFileSource(DEMO_CLIP) as source:
@@ -71,7 +71,7 @@ def golden_points(weights: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def write_golden(weights: Path, path: Path = GOLDEN) -> None:
     """Store the shipped model's golden points (``tests/test_golden68.py`` checks them)."""
-    from realtime.atomic import json_text, sha256
+    from realtime.core.atomic import json_text, sha256
 
     points, _ = golden_points(weights)
     write_text_atomic(path, json_text({
@@ -102,7 +102,7 @@ def pose_labels(spec: str, model, mean_face: np.ndarray) -> tuple[np.ndarray, np
     (2N, K, 2) crop pixels, and the head pose of the annotated points (2N, 3) yaw/pitch/roll degrees
     (``train.meanface.photo_pose``; mirrored: yaw and roll change sign). The crops are axis-aligned,
     so the roll of the image is the roll in the crop."""
-    from realtime.layouts import get_layout
+    from realtime.geometry.layouts import get_layout
     from train.datasets import open_dataset
     from train.loader import LandmarkDataset
     from train.meanface import pose_attributes
@@ -119,12 +119,12 @@ def pose_labels(spec: str, model, mean_face: np.ndarray) -> tuple[np.ndarray, np
 
 
 def fit_pose_head(model, train_spec: str, val_spec: str, steps: int = 2000, seed: int = 0):
-    """Sequential multitasking's head (``realtime.attributes.AttributeNet``: landmarks -> yaw,
+    """Sequential multitasking's head (``realtime.models.attributes.AttributeNet``: landmarks -> yaw,
     pitch, roll) fitted on the network's own points with the network frozen; returns the head and
     its mean absolute error in degrees on the hold-out's faces (mirrors included)."""
     import torch
 
-    from realtime.attributes import AttributeNet
+    from realtime.models.attributes import AttributeNet
     from train.attributes import attribute_loss, head_config
 
     mean_face = np.load(MEAN_FACE)
@@ -153,7 +153,7 @@ def fit_pose_head(model, train_spec: str, val_spec: str, steps: int = 2000, seed
 def ship(run: Path, out: Path, train_spec: str, val_spec: str) -> None:
     """Export the last checkpoint with the calibrated re-detect threshold and the pose head (and its
     hold-out error) in its file, and its ONNX copy."""
-    from realtime.weights import load_landmark_model, save_weights, weights_info
+    from realtime.models.weights import load_landmark_model, save_weights, weights_info
     from train.export import export
 
     export(run / "last.pt", out)
@@ -175,7 +175,7 @@ def ship(run: Path, out: Path, train_spec: str, val_spec: str) -> None:
 def set_nme(weights: Path, data: LandmarkSet) -> dict[str, dict[str, float]]:
     """Mean, median and failure rates (NME > 8%, > 10%) of NME (%) per normaliser on ``data`` (a
     ``LandmarkSet``), decoded with soft-argmax as the live pipeline decodes."""
-    from realtime.weights import load_model
+    from realtime.models.weights import load_model
     from train.evaluate import evaluate_model
 
     report = evaluate_model(load_model(weights), data, NORMS, decoder="softargmax",
@@ -190,9 +190,9 @@ def calibrate_min_confidence(weights: Path, spec: str) -> dict[str, float]:
     """The tracker's re-detect threshold for this model's score scale: halfway between the 5th
     percentile of the mean point score on faces (the evaluation crops of ``spec``) and the 95th
     percentile on the same crops moved sideways by half a face (a track drifting off its face)."""
-    from realtime.crops import crop_matrix, face_box_from_points
-    from realtime.landmarker import Landmarker
-    from realtime.layouts import get_layout
+    from realtime.geometry.crops import crop_matrix, face_box_from_points
+    from realtime.stages.landmarker import Landmarker
+    from realtime.geometry.layouts import get_layout
     from train.datasets import open_dataset
     from train.datasets.base import sample_image
 
@@ -216,7 +216,7 @@ def write_onnx(model, path: Path) -> None:
     outside this package; the same export the onnxruntime and OpenVINO backends make."""
     import torch
 
-    from realtime.atomic import atomic_path
+    from realtime.core.atomic import atomic_path
     from realtime.backends.base import Decoded
     from realtime.backends.exported import export_onnx
 
@@ -240,9 +240,9 @@ def speed(weights: Path, spec: str, seconds: float = 1.0) -> dict:
     import torch
 
     from realtime.backends import available_backends, make_backend
-    from realtime.measure import seconds_per_call
-    from realtime.layouts import get_layout
-    from realtime.weights import load_model
+    from realtime.core.measure import seconds_per_call
+    from realtime.geometry.layouts import get_layout
+    from realtime.models.weights import load_model
     from train.datasets import open_dataset
     from train.loader import LandmarkDataset
     from train.metrics import nme, normalising_distance
@@ -273,8 +273,8 @@ def speed(weights: Path, spec: str, seconds: float = 1.0) -> dict:
 
 
 def measure(args: argparse.Namespace, cfg: FitConfig) -> dict:
-    from realtime import cliptruth
-    from realtime.weights import weights_info
+    from realtime.pipeline import cliptruth
+    from realtime.models.weights import weights_info
     from train.datasets import open_dataset
     from train.datasets.holdout import source_photo
     from train.runs import hardware
@@ -358,7 +358,7 @@ def render(results: dict, command: str, fit_command: str) -> str:
 
 def add_recipe_arguments(p: argparse.ArgumentParser, out: str, steps: int, docs_help: str) -> None:
     """The options of the recipe's command lines (this one and ``train.faces68_ablate``)."""
-    from realtime.cliargs import number
+    from realtime.core.cliargs import number
 
     # defaults relative to the repository root, where the README runs this (the run's config records them as given)
     p.add_argument("--data", default="../shared/data/300w", help="the 300-W folder (afw/, helen/trainset/, ...)")
@@ -388,7 +388,7 @@ def write_report(docs: Path, stem: str, numbers: dict, report: str) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.cliargs import Parser
+    from realtime.core.cliargs import Parser
 
     p = Parser(prog="python -m train.faces68", description=__doc__.split("\n\n")[0])
     add_recipe_arguments(p, "runs/faces68_300w", 1500, "where results_faces68.md/.json go")
@@ -401,7 +401,7 @@ def run(args: argparse.Namespace) -> int:
     from train.runs import command_line, run_or_resume
 
     init = recipe_inputs(args)
-    from realtime.outpaths import Output, check_outputs
+    from realtime.core.outpaths import Output, check_outputs
 
     check_outputs([Output(args.out, "--out", folder=True), Output(args.ship, "--ship", (".safetensors",)),
                    Output(args.docs, "--docs", folder=True)], [init])

@@ -26,7 +26,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from realtime.errors import UserError, run_command
+from realtime.core.errors import UserError, run_command
 from train.config import FitConfig
 from train.faces68 import add_recipe_arguments, recipe, recipe_inputs, set_nme, write_report
 
@@ -90,7 +90,7 @@ def render(results: dict, command: str, hardware: str, steps: int) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.cliargs import Parser, number
+    from realtime.core.cliargs import Parser, number
 
     p = Parser(prog="python -m train.faces68_ablate", description=__doc__.split("\n\n")[0])
     add_recipe_arguments(p, "runs/faces68_ablate", 400, "where ablations_faces68.md/.json go")
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from train.runs import hardware, run_or_resume
 
     init = recipe_inputs(args)
-    from realtime.outpaths import Output, check_outputs
+    from realtime.core.outpaths import Output, check_outputs
 
     check_outputs([Output(args.out, "--out", folder=True), Output(args.docs, "--docs", folder=True)], [init])
     names = [n.strip() for n in args.variants.split(",") if n.strip()]

@@ -39,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.atomic import json_text, sha256, write_text_atomic
-from realtime.errors import UserError, model_file, run_command
+from realtime.core.atomic import json_text, sha256, write_text_atomic
+from realtime.core.errors import UserError, model_file, run_command
 from train.datasets.base import read_image_rgb
 from train.datasets.ibug300w import read_pts
 from train.teacher import Teacher, _import_dlib, default_model_path
@@ -131,7 +131,7 @@ def _descriptors(scratch: Path, ident: Identities) -> tuple[list[str], list[np.n
 
 def build(args: argparse.Namespace) -> dict:
     """The whole build (module docstring); returns the manifest."""
-    from realtime.assets import MEAN_FACE
+    from realtime.core.assets import MEAN_FACE
     from train.meanface import label_folder
 
     faces_dir, out = Path(args.faces), Path(args.out)
@@ -204,7 +204,7 @@ def _replace(new: Path, out: Path) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.cliargs import Parser, number
+    from realtime.core.cliargs import Parser, number
 
     p = Parser(prog="python -m train.faceset", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)

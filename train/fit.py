@@ -25,15 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from realtime.atomic import write_text_atomic
-from realtime.decode import argmax_decode, soft_argmax
-from realtime.denoise import Denoiser, DenoiserConfig, jitter_points, one_hot_maps
-from realtime.errors import UserError
-from realtime.layouts import get_layout
-from realtime.outpaths import Output, check_outputs, make_folders
-from realtime.model import LandmarkNet, build_model
-from realtime.presets import make_config
-from realtime.weights import save_weights
+from realtime.core.atomic import write_text_atomic
+from realtime.models.decode import argmax_decode, soft_argmax
+from realtime.models.denoise import Denoiser, DenoiserConfig, jitter_points, one_hot_maps
+from realtime.core.errors import UserError
+from realtime.geometry.layouts import get_layout
+from realtime.core.outpaths import Output, check_outputs, make_folders
+from realtime.models.model import LandmarkNet, build_model
+from realtime.models.presets import make_config
+from realtime.models.weights import save_weights
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.config import FitConfig
 from train.loop import run_updates
@@ -72,7 +72,7 @@ def build(cfg: FitConfig, num_points: int, layout: str | None) -> LandmarkNet | 
 
 def init_from(model: LandmarkNet | Denoiser, path: str) -> None:
     """Load ``path``'s weights into ``model`` (a fine-tune); the architectures must agree exactly."""
-    from realtime.weights import describe_model, load_model
+    from realtime.models.weights import describe_model, load_model
 
     source = load_model(path)
     if source.config != model.config:
@@ -236,7 +236,7 @@ def fit(cfg: FitConfig, resume: bool = False, stop_after: int | None = None, pro
     ``cuda``, ``cuda:N``; the device is a property of the session, not of the run, so a run may be
     resumed elsewhere, though bit-exact continuation holds only on the same device). Returns a
     summary."""
-    from realtime.weights import torch_device
+    from realtime.models.weights import torch_device
 
     cfg.validate()
     dev = torch_device(device)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from realtime.layouts import get_layout
+from realtime.geometry.layouts import get_layout
 from train.augment import AugmentConfig, prepare_face
 from train.datasets.base import FaceSample, LandmarkSet, sample_image
 

@@ -16,14 +16,14 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from realtime.errors import UserError
-from realtime.signals import Stopped, handling
+from realtime.core.errors import UserError
+from realtime.core.signals import Stopped, handling
 
 
 class StopRequest:
     """While active (main thread only), the first Ctrl-C, SIGTERM or SIGHUP asks the loop to stop
     after the update in flight; a second one raises at once. ``interrupt()`` raises the
-    ``KeyboardInterrupt`` (a ``realtime.signals.Stopped`` for SIGTERM/SIGHUP) that carries the
+    ``KeyboardInterrupt`` (a ``realtime.core.signals.Stopped`` for SIGTERM/SIGHUP) that carries the
     signal to the command line. A signal the process started with ignored stays ignored."""
 
     def __init__(self) -> None:
@@ -31,7 +31,7 @@ class StopRequest:
         self.signum = int(signal.SIGINT)
 
     def handle(self, signum, frame) -> None:
-        """The signal handler (installed by ``run_updates`` through ``realtime.signals.handling``)."""
+        """The signal handler (installed by ``run_updates`` through ``realtime.core.signals.handling``)."""
         if self.requested:
             self.interrupt()
         self.requested = True

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from realtime.decode import soft_argmax
+from realtime.models.decode import soft_argmax
 
 
 def target_index(points: torch.Tensor, size: int) -> torch.Tensor:

@@ -10,7 +10,7 @@ turned into 68 3D points: x, y are the teacher's landmarks, z is the face mesh's
 landmark (``facemesh.depth_at``), in the same pixels as x and y. The faces are aligned by
 generalised Procrustes (similarity in 3D: rotation, scale, translation), averaged, and made
 exactly left-right symmetric with the ibug68 mirror permutation, then put in the frame of
-``realtime/meanface.py`` (the conventions are written there once): yaw and roll zero where the
+``realtime/geometry/meanface.py`` (the conventions are written there once): yaw and roll zero where the
 symmetry plane faces the camera, pitch zero where the plane through the four eye corners and the
 two mouth corners does, origin at the centroid of the 68 points, millimetres with the outer eye
 corners (36, 45) ``OUTER_EYE_MM`` apart.
@@ -35,12 +35,12 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.assets import ASTRONAUT_PTS, MEAN_FACE
-from realtime.atomic import atomic_path
-from realtime.errors import UserError
-from realtime.layouts import get_layout
-from realtime.meanface import OUTER_EYE_MM
-from realtime.pose import CameraIntrinsics, estimate_head_pose
+from realtime.core.assets import ASTRONAUT_PTS, MEAN_FACE
+from realtime.core.atomic import atomic_path
+from realtime.core.errors import UserError
+from realtime.geometry.layouts import get_layout
+from realtime.geometry.meanface import OUTER_EYE_MM
+from realtime.stages.pose import CameraIntrinsics, estimate_head_pose
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def canonical_frame(mean: np.ndarray) -> np.ndarray:
-    """Rotate (68, 3) into the frame of ``realtime/meanface.py`` and make it exactly symmetric.
+    """Rotate (68, 3) into the frame of ``realtime/geometry/meanface.py`` and make it exactly symmetric.
 
     x: the normal of the symmetry plane (principal direction of the differences between mirrored
     pairs), towards the subject's left; then symmetrise; then a turn about x so that the normal of
@@ -211,7 +211,7 @@ def derive(faces: list[Face3D]) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------- pose of a photo
 
 def photo_pose(points: np.ndarray, model: np.ndarray, distance_mm: float = DISTANCE_MM):
-    """Head pose (``realtime.pose.PoseEstimate``) of a face in a photo of unknown camera: the face
+    """Head pose (``realtime.stages.pose.PoseEstimate``) of a face in a photo of unknown camera: the face
     on the optical axis, ``distance_mm`` away (module docstring). ``points`` (K, 2), ``model`` (K, 3)."""
     points = np.asarray(points, np.float64)
     centre = points.mean(0)
@@ -230,7 +230,7 @@ def label_folder(root: Path, model: np.ndarray) -> int:
     """Write yaw/pitch/roll into every face of a folder dataset (module docstring); returns the count."""
     from train.datasets.folder import _annotations, read_json_annotation
     from train.datasets.ibug300w import read_pts
-    from realtime.atomic import json_text
+    from realtime.core.atomic import json_text
 
     pairs, _ = _annotations(root)
     if not pairs:
@@ -253,7 +253,7 @@ def label_folder(root: Path, model: np.ndarray) -> int:
 # ---------------------------------------------------------------- command line
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.cliargs import Parser
+    from realtime.core.cliargs import Parser
 
     p = Parser(prog="python -m train.meanface", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -299,19 +299,19 @@ def run_derive(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from realtime.errors import run_command
+    from realtime.core.errors import run_command
 
     return run_command(parse_args, run, argv)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "derive":
-        from realtime.outpaths import Output, check_outputs
+        from realtime.core.outpaths import Output, check_outputs
 
         check_outputs([Output(args.out, "-o", (".npy",)), Output(args.report, "--report", (".json",))],
                       [*args.faces, args.mesh, args.model])
         return run_derive(args)
-    from realtime.meanface import load_mean_face
+    from realtime.geometry.meanface import load_mean_face
 
     count = label_folder(Path(args.folder), load_mean_face(args.mean_face))
     print(f"yaw/pitch/roll written for {count} faces under {args.folder}")

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.atomic import atomic_path
-from realtime.errors import UserError
-from realtime.layouts import Layout
+from realtime.core.atomic import atomic_path
+from realtime.core.errors import UserError
+from realtime.geometry.layouts import Layout
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
     python -m train.posecheck [--truth assets/demo_truth.json] [--mean-face assets/mean_face_68.npy]
 
-For every frame of the clip, ``realtime.pose.estimate_head_pose`` runs on the TRUE 68 points
+For every frame of the clip, ``realtime.stages.pose.estimate_head_pose`` runs on the TRUE 68 points
 (``demo_truth.json``) against the mean face, with the live pipeline's default intrinsics (60
 degree horizontal FOV, principal point at the centre), each frame starting from the previous
 pose as the live pipeline does. The recovered angles, minus frame 0's (the astronaut's own pose
@@ -28,9 +28,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.assets import DEMO_TRUTH
-from realtime.meanface import load_mean_face
-from realtime.pose import CameraIntrinsics, estimate_head_pose, rotation_to_angles
+from realtime.core.assets import DEMO_TRUTH
+from realtime.geometry.meanface import load_mean_face
+from realtime.stages.pose import CameraIntrinsics, estimate_head_pose, rotation_to_angles
 
 TRUTH = DEMO_TRUTH
 PAIRS = (("roll", "angle_deg"), ("yaw", "yaw_deg"), ("pitch", "pitch_deg"))
@@ -91,8 +91,8 @@ def check(truth_path: str | Path = TRUTH, mean_face: np.ndarray | None = None) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    from realtime.cliargs import Parser
-    from realtime.errors import run_command
+    from realtime.core.cliargs import Parser
+    from realtime.core.errors import run_command
 
     def parse(argv: list[str] | None) -> argparse.Namespace:
         p = Parser(prog="python -m train.posecheck", description=__doc__.split("\n\n")[0])

@@ -7,9 +7,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from realtime.decode import decode
-from realtime.denoise import Denoiser, joint_decode
-from realtime.model import LandmarkNet
+from realtime.models.decode import decode
+from realtime.models.denoise import Denoiser, joint_decode
+from realtime.models.model import LandmarkNet
 from train.loader import LandmarkDataset
 
 

@@ -25,8 +25,8 @@ from typing import Callable
 
 import numpy as np
 
-from realtime.atomic import write_text_atomic
-from realtime.errors import UserError
+from realtime.core.atomic import write_text_atomic
+from realtime.core.errors import UserError
 from train.loader import LandmarkDataset
 
 POOLS = ("landmark", "attribute", "unlabelled")

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.atomic import write_text_atomic
-from realtime.errors import UserError
-from realtime.weights import load_attribute_head, load_model
+from realtime.core.atomic import write_text_atomic
+from realtime.core.errors import UserError
+from realtime.models.weights import load_attribute_head, load_model
 from train.checkpoint import load_checkpoint
 from train.config import FitConfig
 from train.datasets import open_dataset
@@ -119,8 +119,8 @@ def compare_section(grid: list[FitConfig], results: list[dict], docs: Path, plot
     # threshold: 10% above the worse model's best validation error, so both can reach it
     threshold = 1.1 * max(min(e for _, e in c) for c in curves.values())
     plot_curves(runs, docs / plot_name, threshold)
-    from realtime.model import build_model
-    from realtime.presets import make_config
+    from realtime.models.model import build_model
+    from realtime.models.presets import make_config
 
     lines = [
         "| model | parameters | updates | wall time | best val NME | test NME, argmax | test NME, soft-argmax "
@@ -182,8 +182,8 @@ def mask_section(grid: list[FitConfig], results: list[dict], test_spec: str = "s
 
 
 def main(argv: list[str] | None = None) -> int:
-    from realtime.cliargs import Parser, number
-    from realtime.errors import run_command
+    from realtime.core.cliargs import Parser, number
+    from realtime.core.errors import run_command
 
     return run_command(lambda a: _parse(a, Parser, number), _run, argv)
 

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from realtime.atomic import write_text_atomic
+from realtime.core.atomic import write_text_atomic
 from train.config import FitConfig
 from train.runlog import save_figure
 

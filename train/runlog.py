@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from realtime.atomic import atomic_path
+from realtime.core.atomic import atomic_path
 
 # the last three: the semi-supervised terms, unweighted (empty for a plain run)
 COLUMNS = ["step", "epoch", "train_loss", "val_nme", "seconds", "landmark_loss", "attribute_loss", "elt_loss"]

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from realtime.measure import machine
+from realtime.core.measure import machine
 from train.checkpoint import load_checkpoint
 from train.config import FitConfig
 from train.fit import fit
 
 
 def hardware() -> str:
-    """The machine in words, as every report names it (``realtime.measure.machine``)."""
+    """The machine in words, as every report names it (``realtime.core.measure.machine``)."""
     return machine()
 
 

@@ -16,9 +16,9 @@ from typing import Callable
 
 import torch
 
-from realtime.attributes import AttributeNet
-from realtime.layouts import get_layout
-from realtime.model import ModelConfig
+from realtime.models.attributes import AttributeNet
+from realtime.geometry.layouts import get_layout
+from realtime.models.model import ModelConfig
 from train.attributes import attribute_loss, head_config, label_columns
 from train.config import FitConfig
 from train.elt import elt_loss

@@ -47,9 +47,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.assets import synthetic_cache_dir as cache_dir
-from realtime.atomic import atomic_path
-from realtime.errors import UserError
+from realtime.core.assets import synthetic_cache_dir as cache_dir
+from realtime.core.atomic import atomic_path
+from realtime.core.errors import UserError
 from train.datasets.base import FaceSample, LandmarkSet
 from train.synthetic_render import CLASS_EDGES, RenderOptions, eyes_mouth_box, render
 
@@ -241,9 +241,9 @@ def _fix(p: np.ndarray) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from realtime.cliargs import Parser, number
-    from realtime.errors import run_command
-    from realtime.outpaths import Output, prepare_outputs
+    from realtime.core.cliargs import Parser, number
+    from realtime.core.errors import run_command
+    from realtime.core.outpaths import Output, prepare_outputs
 
     def parse(argv: list[str] | None) -> argparse.Namespace:
         parser = Parser(prog="python -m train.synthetic", description="synthetic benchmark tools")

@@ -19,8 +19,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from realtime.crops import face_box_from_points
-from realtime.layouts import get_layout
+from realtime.geometry.crops import face_box_from_points
+from realtime.geometry.layouts import get_layout
 from train.synthetic_parts import (Eye, Mapper, Mouth, affine_mapper, draw_eye, draw_mouth,
                                    mouth_corners, sample_eye, sample_gaze, sample_mouth)
 from train.synthetic_scene import Canvas, background, circle, clutter, degrade, disc, occluders, rotation

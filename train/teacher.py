@@ -47,9 +47,9 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.dlib_model import MODEL_NAME, default_model_path, resolve_model_path  # noqa: F401  (re-exported)
-from realtime.errors import UserError
-from realtime.layouts import get_layout
+from realtime.compare.dlib_model import MODEL_NAME, default_model_path, resolve_model_path  # noqa: F401  (re-exported)
+from realtime.core.errors import UserError
+from realtime.geometry.layouts import get_layout
 
 log = logging.getLogger(__name__)
 

@@ -22,13 +22,13 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from realtime.atomic import write_text_atomic
+from realtime.core.atomic import write_text_atomic
 from realtime.backends.base import (
     PARITY_TOLERANCE_PX, Backend, bucket, cache_dir, cpu_model, example_batch, key_of, model_digest,
     native_bf16, package_version,
 )
 from realtime.backends.registry import BUILDERS, available_backends
-from realtime.errors import UserError
+from realtime.core.errors import UserError
 
 log = logging.getLogger(__name__)
 AUTO_CANDIDATES = ("eager", "channels_last", "bf16", "fp16", "cudagraphs", "onnxruntime", "openvino", "openvino_bf16")

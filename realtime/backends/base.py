@@ -1,5 +1,5 @@
 """What every backend shares: the ``Backend`` object, the network-plus-decoder module that is
-run or exported, batch buckets, the cache folder (``realtime.assets.backend_cache_dir``) and the keys that name things in it.
+run or exported, batch buckets, the cache folder (``realtime.core.assets.backend_cache_dir``) and the keys that name things in it.
 
 Shapes: crops ``x`` (B, C, S, S) float32 in [0, 1]; ``points`` (B, K, 2) float32 crop pixels
 (x, y, pixel centres at integers); ``scores`` (B, K) float32 in (0, 1].
@@ -16,8 +16,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from realtime.assets import backend_cache_dir as cache_dir  # noqa: F401 (re-exported: the backends' cache folder)
-from realtime.decode import decode
+from realtime.core.assets import backend_cache_dir as cache_dir  # noqa: F401 (re-exported: the backends' cache folder)
+from realtime.models.decode import decode
 
 Run = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 MAX_BUCKET = 64  # larger batches run in chunks of this many

@@ -8,8 +8,8 @@ from torch import nn
 from realtime.backends.auto import pick_backend
 from realtime.backends.base import Backend, inference_precision
 from realtime.backends.registry import BACKENDS, BUILDERS, available_backends
-from realtime.errors import UserError
-from realtime.weights import torch_device
+from realtime.core.errors import UserError
+from realtime.models.weights import torch_device
 
 
 def make_backend(name: str, model: nn.Module, device: str | torch.device = "cpu", *, decoder: str = "softargmax",

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from realtime.atomic import atomic_path
+from realtime.core.atomic import atomic_path
 from realtime.backends.base import MAX_BUCKET, Backend, Decoded, bucket, cache_dir, chunked, model_digest
-from realtime.errors import UserError
+from realtime.core.errors import UserError
 
 log = logging.getLogger(__name__)
 OPSET = 18

@@ -33,11 +33,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from realtime.assets import DEMO_CLIP, DEMO_TRUTH
-from realtime.atomic import atomic_path
+from realtime.core.assets import DEMO_CLIP, DEMO_TRUTH
+from realtime.core.atomic import atomic_path
 from realtime.backends.base import Backend, cache_dir, model_digest, package_version
 from realtime.backends.exported import _quiet, onnx_file, ort_backend, ov_backend
-from realtime.errors import UserError
+from realtime.core.errors import UserError
 
 log = logging.getLogger(__name__)
 CLIP, CLIP_TRUTH = DEMO_CLIP, DEMO_TRUTH
@@ -52,8 +52,8 @@ def clip_crops(size: int, grey: bool, every: int, offset: int = 0) -> np.ndarray
     copy (turned, zoomed, shifted) as the tracker makes them."""
     import cv2
 
-    from realtime.crops import crop_matrix, face_box_from_points, warp_crop
-    from realtime.layouts import get_layout
+    from realtime.geometry.crops import crop_matrix, face_box_from_points, warp_crop
+    from realtime.geometry.layouts import get_layout
 
     if not CLIP.is_file() or not CLIP_TRUTH.is_file():
         raise UserError(f"int8 calibration needs the bundled clip {CLIP} and {CLIP_TRUTH.name}; restore assets/")

@@ -13,7 +13,7 @@ import realtime.backends.exported as exported
 import realtime.backends.quantized as quantized
 import realtime.backends.torch_backends as torch_backends
 from realtime.backends.base import Backend, native_bf16
-from realtime.weights import torch_device
+from realtime.models.weights import torch_device
 
 Builder = Callable[[nn.Module, torch.device, str, float, int], Backend]
 BUILDERS: dict[str, Builder] = {

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from realtime.errors import UserError
+from realtime.core.errors import UserError
 from train.datasets.base import LandmarkSet
 
 

@@ -40,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.errors import UserError
-from realtime.layouts import AFLW19_FROM_21
+from realtime.core.errors import UserError
+from realtime.geometry.layouts import AFLW19_FROM_21
 from train.datasets.base import FaceSample, LandmarkSet
 
 log = logging.getLogger(__name__)

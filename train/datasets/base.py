@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.errors import UserError
+from realtime.core.errors import UserError
 
 
 @dataclass

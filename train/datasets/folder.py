@@ -9,7 +9,7 @@
       "visible": [true, ...],             # optional, K booleans (default: all true)
       "attributes": {"smile": 1, ...},    # optional, name -> number (int = class id, float = value)
       "attribute_kinds": {"yaw": "angle"},  # optional, name -> "angle" | "scalar" | "class:<n>"
-      "layout": "ibug68",                 # optional, a name from realtime.layouts.LAYOUTS
+      "layout": "ibug68",                 # optional, a name from realtime.geometry.layouts.LAYOUTS
       "box": [x0, y0, x1, y1]             # optional, face box in image pixels
     }
 
@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.errors import UserError
-from realtime.layouts import get_layout, layout_for_count
+from realtime.core.errors import UserError
+from realtime.geometry.layouts import get_layout, layout_for_count
 from train.datasets.base import FaceSample, LandmarkSet
 from train.datasets.ibug300w import IMAGE_SUFFIXES, read_pts
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.errors import UserError
+from realtime.core.errors import UserError
 from train.datasets.base import FaceSample, LandmarkSet
 
 log = logging.getLogger(__name__)

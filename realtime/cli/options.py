@@ -1,0 +1,35 @@
+"""Options that several runtime command lines share: the engine (device, landmark backend,
+detector backend) and head pose (camera intrinsics, 3D face, pose source)."""
+from __future__ import annotations
+
+import argparse
+
+from realtime.core.cliargs import FOCAL_PX, HFOV_DEG, NumberType
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--detector-backend``, ``--device`` and ``--backend``: shared by the video and webcam CLIs."""
+    from realtime.backends.registry import BACKENDS  # here: the registry imports torch
+
+    parser.add_argument("--detector-backend", choices=("auto", "opencv", "torch"), default="auto",
+                        help="run BlazeFace through OpenCV dnn or the PyTorch port on --device; auto: torch "
+                        "on CUDA, else OpenCV (faster on CPU)")
+    parser.add_argument("--device", default="cpu", help="torch device for the landmark model (and the torch detector)")
+    parser.add_argument("--backend", default="auto",
+                        help="inference backend of the landmark model: auto (the fastest whose landmarks stay "
+                        "within 0.1 crop px of eager fp32; decided once per machine and model, then cached) "
+                        f"or one of {', '.join(BACKENDS)} (README: Inference backends)")
+
+
+def add_pose_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--focal-px``/``--hfov``, ``--face-model``, ``--pose-source``: shared by the video and webcam CLIs."""
+    intrinsics = parser.add_mutually_exclusive_group()
+    intrinsics.add_argument("--focal-px", type=NumberType(float, FOCAL_PX), help="camera focal length in pixels (head pose)")
+    intrinsics.add_argument("--hfov", type=NumberType(float, HFOV_DEG), default=60.0,
+                            help="horizontal field of view in degrees, for head pose when --focal-px is not "
+                            "given (default 60, typical of webcams)")
+    parser.add_argument("--face-model", help="3D face (K, 3) .npy for head pose, K the model's point count "
+                        "(default: the shipped mean face, mean_face_68.npy, or its subset)")
+    parser.add_argument("--pose-source", choices=("pnp", "head"), default="pnp",
+                        help="head pose by solvePnP against the 3D face (default), or from the weights' "
+                        "attribute head (needs one predicting yaw, pitch and roll)")

@@ -1,0 +1,131 @@
+"""What every command line shares in parsing: one-line errors, checked numbers, helpful ``--help``.
+
+- ``Parser``: argparse that reports a bad argument as one ``error:`` line (exit 2 through
+  ``realtime.core.errors``) instead of usage + message, and whose ``--help`` shows each option's default
+  and its allowed range.
+- ``number(kind, lo, hi, ...)``: an argparse ``type`` that accepts only finite numbers inside a range
+  (``nan``, ``inf`` and out-of-range values are refused with the range in the message); ``Range`` is
+  the same check for values that do not come from the command line (the webcam's live panel).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+
+from realtime.core.errors import UserError
+
+
+@dataclass(frozen=True)
+class Range:
+    """A closed or open numeric interval; ``None`` ends are unbounded."""
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def text(self) -> str:
+        if self.lo is not None and self.hi is not None:
+            return f"{'(' if self.lo_open else '['}{_fmt(self.lo)}, {_fmt(self.hi)}{')' if self.hi_open else ']'}"
+        if self.lo is not None:
+            return f"{'>' if self.lo_open else '>='} {_fmt(self.lo)}"
+        if self.hi is not None:
+            return f"{'<' if self.hi_open else '<='} {_fmt(self.hi)}"
+        return "any finite number"
+
+    def contains(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo)):
+            return False
+        if self.hi is not None and (value > self.hi or (self.hi_open and value == self.hi)):
+            return False
+        return True
+
+    def check(self, value: float, name: str) -> float:
+        """``value`` if inside, else ``UserError`` naming ``name`` and the range."""
+        if not self.contains(value):
+            raise UserError(f"{name} must be {self.text()}, got {value}")
+        return value
+
+
+# Ranges shared by the command lines and the webcam's live panel (``realtime.pipeline.live.LiveParams``).
+FOCAL_PX = Range(0, lo_open=True)                  # camera focal length, pixels
+HFOV_DEG = Range(0, 180, lo_open=True, hi_open=True)  # horizontal field of view, degrees
+SCORE = Range(0, 1)                                # a detector or landmark score threshold
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+class NumberType:
+    """argparse ``type``: ``kind`` (int or float) parsed from text, finite and inside ``range``."""
+
+    def __init__(self, kind: type, valid: Range) -> None:
+        self.kind, self.range = kind, valid
+        self.__name__ = kind.__name__  # argparse names the type in some messages
+
+    def __call__(self, text: str):
+        try:
+            value = self.kind(text)
+        except ValueError:
+            what = "a whole number" if self.kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what} {self.range.text()}, got {text!r}") from None
+        if not self.range.contains(float(value)):
+            raise argparse.ArgumentTypeError(f"must be {self.range.text()}, got {text}")
+        return value
+
+
+def number(kind: type = float, lo: float | None = None, hi: float | None = None, *,
+           lo_open: bool = False, hi_open: bool = False) -> NumberType:
+    """A checked numeric argparse type, e.g. ``number(float, 0, 1)`` or ``number(int, 1)``."""
+    return NumberType(kind, Range(lo, hi, lo_open, hi_open))
+
+
+def positive(kind: type = float) -> NumberType:
+    """> 0 (int: >= 1)."""
+    return number(kind, 1) if kind is int else number(kind, 0, lo_open=True)
+
+
+def fraction() -> NumberType:
+    """A fraction in [0, 1]."""
+    return number(float, 0, 1)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's line breaks, drops the docstrings' RST double backticks, and appends
+    ``(default: X; range R)`` to each option's help unless the help already names its default."""
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(text.replace("``", ""))
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        return super()._expand_help(action).replace("``", "")
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.help is argparse.SUPPRESS:
+            return text
+        extra = []
+        if isinstance(action.type, NumberType):
+            extra.append(f"range {action.type.range.text()}")
+        shows_default = "default" in text.lower()
+        if (not shows_default and action.default not in (None, False, argparse.SUPPRESS)
+                and action.option_strings and action.nargs != 0):
+            extra.insert(0, "default: %(default)s")
+        if extra:
+            text = f"{text} ({'; '.join(extra)})" if text else "; ".join(extra)
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports bad arguments as one line (exit 2 through ``realtime.core.errors``) instead
+    of usage + error, with ``HelpFormatter`` as its help."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{message} (see '{self.prog} --help')")

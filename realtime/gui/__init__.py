@@ -1,0 +1,2 @@
+"""The pyqtgraph window and its items: the only sub-package that imports Qt.
+"""

@@ -1,0 +1,253 @@
+"""Outputs of a processed video: the annotated H.264 file, the landmarks file, and the overlay.
+
+numpy + cv2 + av only, no threads.
+
+- ``VideoWriter``: libx264, yuv420p, through PyAV (``cv2.VideoWriter`` cannot write H.264 here).
+  Frames are stamped with their own ``t_capture`` (millisecond time base, so variable frame rates
+  and gaps survive), odd sizes are padded by one edge-replicated row/column to even, and the
+  audio of ``audio_from`` (the input video), when it has an audio stream, is copied unchanged
+  (packets remuxed at ``close``, no re-encode). Everything goes to a hidden temporary file beside
+  the target, renamed onto it by ``close``; ``abort`` deletes it. A killed process therefore
+  leaves at most a hidden ``.NAME.*.tmp.mp4``, never a corrupt ``OUT.mp4``.
+- ``LandmarksWriter``: one JSON line (``packet.packet_to_json``) or CSV rows per frame, appended
+  and flushed as each frame arrives, to ``OUT.partial`` (e.g. ``out.jsonl.partial``), renamed to
+  ``OUT`` by ``close``; ``abort`` deletes it. Choice: after a crash the ``.partial`` file stays
+  as a valid, complete-so-far record (every line whole) under a name that says it is incomplete.
+- ``draw_overlay``: points, boxes, track ids and pose axes drawn on a copy of the frame, each
+  face's marks sized to the face (``realtime/io/overlay_scale.py``).
+"""
+from __future__ import annotations
+
+import csv
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from realtime.core.atomic import atomic_path
+from realtime.core.errors import UserError
+from realtime.io.overlay_scale import face_size_px, mark_sizes
+from realtime.core.packet import FramePacket, csv_header, packet_to_csv_rows, packet_to_json
+from realtime.stages.pose import angles_to_rotation
+
+TIME_BASE = Fraction(1, 1000)
+
+# RGB colours of the overlay
+POINT_RGB, BOX_RGB, TEXT_RGB = (0, 255, 0), (255, 200, 0), (255, 255, 255)
+AXIS_RGB = ((255, 0, 0), (0, 255, 0), (0, 128, 255))  # x red, y green, z blue
+SHIFT = 4  # fractional bits of cv2's sub-pixel drawing
+FONT_HEIGHT_PX = 22.0  # height of FONT_HERSHEY_SIMPLEX's digits at scale 1
+
+
+def pad_even(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) -> (H + H % 2, W + W % 2, 3) by replicating the last row/column (yuv420p needs even)."""
+    h, w = image.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return image
+    return cv2.copyMakeBorder(image, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
+
+
+def fit_into(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Letterbox (H, W, 3) into (height, width, 3): aspect kept, centred, black bars. For inputs
+    (a folder of images) whose frames differ in size from the first."""
+    h, w = image.shape[:2]
+    scale = min(width / w, height / h)
+    new_w, new_h = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
+    canvas = np.zeros((height, width, 3), np.uint8)
+    x0, y0 = (width - new_w) // 2, (height - new_h) // 2
+    canvas[y0:y0 + new_h, x0:x0 + new_w] = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    return canvas
+
+
+class VideoWriter:
+    """Annotated H.264 output, written atomically (module docstring). ``write(image, t_capture)``
+    takes (H, W, 3) uint8 RGB and seconds; a frame whose size differs from the first is
+    letterboxed into the first frame's size."""
+
+    def __init__(self, path: str | Path, rate_hz: float = 30.0, audio_from: str | Path | None = None,
+                 crf: int = 23, preset: str = "veryfast") -> None:
+        import av  # optional dependency (pip install .[video])
+
+        self._av = av
+        self.path = Path(path)
+        self._atomic = atomic_path(self.path)
+        self.tmp_path = self._atomic.__enter__()
+        self.rate_hz, self.crf, self.preset = rate_hz, crf, preset
+        try:
+            self.container = av.open(str(self.tmp_path), "w", format="mp4")
+        except av.FFmpegError as exc:
+            self._atomic.__exit__(type(exc), exc, None)
+            raise UserError(f"cannot write video {self.path} ({exc})") from None
+        self.stream = None
+        self.size: tuple[int, int] | None = None
+        self.frames = 0
+        self._t0: float | None = None
+        self._last_pts = -1
+        self._audio_in = self._audio_out = None
+        if audio_from is not None:
+            self._open_audio(Path(audio_from))
+
+    def _open_audio(self, source: Path) -> None:
+        try:
+            container = self._av.open(str(source))
+        except self._av.FFmpegError:
+            return  # an image or a folder as input: nothing to copy
+        if not container.streams.audio:
+            container.close()
+            return
+        self._audio_in = container
+        self._audio_out = self.container.add_stream_from_template(container.streams.audio[0])
+
+    def _open_video(self, width: int, height: int) -> None:
+        stream = self.container.add_stream("libx264", rate=Fraction(self.rate_hz).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.time_base = TIME_BASE
+        stream.options = {"crf": str(self.crf), "preset": self.preset}
+        self.stream, self.size = stream, (width, height)
+
+    def write(self, image: np.ndarray, t_capture: float) -> None:
+        image = pad_even(np.ascontiguousarray(image))
+        h, w = image.shape[:2]
+        if self.stream is None:
+            self._open_video(w, h)
+        elif (w, h) != self.size:
+            image = fit_into(image, *self.size)
+        if self._t0 is None:
+            self._t0 = t_capture
+        pts = max(round((t_capture - self._t0) / TIME_BASE), self._last_pts + 1)  # strictly increasing
+        frame = self._av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts, frame.time_base, self._last_pts = pts, TIME_BASE, pts
+        self.container.mux(self.stream.encode(frame))
+        self.frames += 1
+
+    def _copy_audio(self) -> None:
+        stream_in = self._audio_in.streams.audio[0]
+        for packet in self._audio_in.demux(stream_in):
+            if packet.dts is None:
+                continue
+            packet.stream = self._audio_out
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        """Flush the encoder, copy the audio, and rename the file onto the target."""
+        if self.container is None:
+            return
+        try:
+            if self.stream is not None:
+                self.container.mux(self.stream.encode())
+            if self._audio_out is not None:
+                self._copy_audio()
+            self.container.close()
+        except BaseException as exc:
+            self.abort()
+            raise exc
+        self.container = None
+        self._release_audio()
+        self._atomic.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        """Stop and delete the temporary file; the target is left untouched."""
+        if self.container is None:
+            return
+        try:
+            self.container.close()
+        except self._av.FFmpegError:
+            pass
+        self.container = None
+        self._release_audio()
+        exc = RuntimeError("aborted")
+        self._atomic.__exit__(type(exc), exc, None)
+
+    def _release_audio(self) -> None:
+        if self._audio_in is not None:
+            self._audio_in.close()
+            self._audio_in = None
+
+
+class LandmarksWriter:
+    """One record per frame to ``OUT.partial``, flushed per frame, renamed to ``OUT`` by ``close``.
+
+    ``fmt`` "jsonl" (one ``packet_to_json`` line per frame) or "csv" (``packet.csv_header(K)`` then
+    ``packet_to_csv_rows``: one row per face, a short row for a frame with none).
+    """
+
+    def __init__(self, path: str | Path, fmt: str = "jsonl", num_points: int = 0) -> None:
+        if fmt not in ("jsonl", "csv"):
+            raise UserError(f"unknown landmarks format {fmt!r}; choose jsonl or csv")
+        self.path, self.fmt = Path(path), fmt
+        self.partial_path = self.path.with_name(self.path.name + ".partial")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.partial_path, "w", newline="")
+        self._csv = csv.writer(self._file) if fmt == "csv" else None
+        if self._csv is not None:
+            self._csv.writerow(csv_header(num_points))
+        self.frames = 0
+
+    def write(self, packet: FramePacket) -> None:
+        if self._csv is not None:
+            self._csv.writerows(packet_to_csv_rows(packet))
+        else:
+            self._file.write(packet_to_json(packet) + "\n")
+        self._file.flush()
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._file.closed:
+            return
+        self._file.close()
+        os.replace(self.partial_path, self.path)
+
+    def abort(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self.partial_path.unlink(missing_ok=True)
+
+
+def _fixed(xy: np.ndarray) -> tuple[int, int]:
+    """(x, y) image pixels -> cv2's fixed-point coordinates with ``SHIFT`` fractional bits."""
+    x, y = np.round(np.asarray(xy, np.float64) * (1 << SHIFT)).astype(int)
+    return int(x), int(y)
+
+
+def draw_overlay(image: np.ndarray, packet: FramePacket, draw_points: bool = True, draw_boxes: bool = True,
+                 draw_ids: bool = True, draw_pose: bool = True, axis_scale: float = 0.5) -> np.ndarray:
+    """A copy of ``image`` (H, W, 3) uint8 RGB with ``packet``'s faces drawn on it.
+
+    Every mark scales with its face (``realtime/io/overlay_scale.py``: point radius, line widths,
+    text, shortest axis, each clamped), and points and lines are drawn at sub-pixel positions,
+    so the 68 points of a 50 px face stay distinct dots. Pose axes are the rotated model axes
+    (``realtime/stages/pose.py``: x red, towards the subject's left; y green, down; z blue drawn out of
+    the face, i.e. the model's -z, where the face looks, as the live overlay draws it) from the
+    points' centre, ``axis_scale`` x the face size long, under a weak-perspective (orthographic)
+    projection; points are drawn over them.
+    """
+    out = np.ascontiguousarray(image).copy()
+    for face in packet.faces:
+        face_px = face_size_px(face)
+        sizes = mark_sizes(face_px)
+        line = max(1, round(sizes.line_px))
+        box_ok = np.isfinite(face.box_xyxy).all()
+        x0, y0 = face.box_xyxy[:2]
+        if draw_boxes and box_ok:
+            cv2.rectangle(out, _fixed(face.box_xyxy[:2]), _fixed(face.box_xyxy[2:]), BOX_RGB, line, cv2.LINE_AA,
+                          SHIFT)
+        if draw_ids and box_ok:
+            scale = sizes.font_px / FONT_HEIGHT_PX
+            cv2.putText(out, f"#{face.track_id}", (round(x0), max(round(sizes.font_px), round(y0) - 2 - line)),
+                        cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT_RGB, max(1, round(sizes.font_px / 12)), cv2.LINE_AA)
+        finite = face.points[np.isfinite(face.points).all(1)]
+        if draw_pose and face.pose is not None and len(finite):
+            rotation = angles_to_rotation(face.pose.yaw_deg, face.pose.pitch_deg, face.pose.roll_deg)
+            centre = finite.mean(0)
+            length = sizes.axis_length_px(face_px, axis_scale)
+            for axis, sign in ((0, 1.0), (1, 1.0), (2, -1.0)):
+                tip = centre + sign * length * rotation[:2, axis]
+                cv2.line(out, _fixed(centre), _fixed(tip), AXIS_RGB[axis], max(1, round(sizes.axis_line_px)),
+                         cv2.LINE_AA, SHIFT)
+        if draw_points:
+            radius = round(sizes.point_radius_px * (1 << SHIFT))
+            for xy in finite:
+                cv2.circle(out, _fixed(xy), radius, POINT_RGB, -1, cv2.LINE_AA, SHIFT)
+    return out

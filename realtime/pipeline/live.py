@@ -1,0 +1,132 @@
+"""Live tuning of a running ``FrameProcessor``: a GUI thread sets, the worker applies.
+
+numpy only, no Qt, no threads of its own. ``LiveParams`` is a frozen record of everything a user
+may change while frames flow (One Euro smoothing, detector threshold, re-detect interval, camera
+intrinsics, pose source). ``LiveTuner`` wraps the processor as the ``process`` callable of a
+``LivePipeline``:
+
+    tuner = LiveTuner(processor)
+    pipeline = LivePipeline(source, tuner)      # the worker calls tuner(frame)
+    tuner.set(replace(tuner.params, min_cutoff=0.5))   # from any thread, e.g. the GUI's
+
+``set`` replaces the wanted record under a lock; the worker applies the newest one at the start of
+its next frame, between two frames, so a frame never sees half an update and the processor's
+state (filters, tracks) is only ever touched by the thread that runs it. ``params`` is what was
+asked for last; ``applied`` what the processor runs with now. ``set`` refuses (UserError, on the
+calling thread) a pose source the processor cannot use, so the worker never fails on one.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+
+from realtime.io.capture import CapturedFrame
+from realtime.core.cliargs import FOCAL_PX, HFOV_DEG, SCORE, Range
+from realtime.detect.detector import DEFAULT_DETECTOR, default_threshold
+from realtime.core.errors import UserError
+from realtime.core.packet import FramePacket
+from realtime.pipeline.processor import POSE_SOURCES, FrameProcessor
+from realtime.stages.pose import DEFAULT_HFOV_DEG
+from realtime.stages.smoothing import SmoothingParams
+from realtime.stages.tracker import TrackerConfig
+
+
+@dataclass(frozen=True)
+class LiveParams:
+    """``min_cutoff``, ``beta``, ``d_cutoff`` and ``smoothing`` as ``SmoothingParams`` (min_cutoff,
+    d_cutoff Hz; beta Hz per face size / s); ``detector_threshold`` BlazeFace score in [0, 1];
+    ``redetect_every`` frames (>= 1); ``focal_px`` (None: from ``hfov_deg``) and ``hfov_deg``
+    the camera intrinsics of ``pose.CameraIntrinsics.for_image``; ``pose_source`` "pnp" or
+    "head" (``pipeline.FrameProcessor.set_pose_source``)."""
+
+    min_cutoff: float
+    beta: float
+    d_cutoff: float
+    smoothing: bool
+    detector_threshold: float
+    redetect_every: int
+    focal_px: float | None
+    hfov_deg: float
+    pose_source: str = "pnp"
+
+    def __post_init__(self) -> None:
+        # the command lines' rules (realtime.core.cliargs): finite, inside the same ranges
+        Range(0, lo_open=True).check(self.min_cutoff, "smoothing min cutoff (Hz)")
+        Range(0, lo_open=True).check(self.d_cutoff, "smoothing d cutoff (Hz)")
+        Range(0).check(self.beta, "smoothing beta")
+        SCORE.check(self.detector_threshold, "detector threshold")
+        Range(1).check(self.redetect_every, "re-detect interval (frames)")
+        if self.focal_px is not None:
+            FOCAL_PX.check(self.focal_px, "focal length (px)")
+        HFOV_DEG.check(self.hfov_deg, "horizontal field of view (degrees)")
+        if self.pose_source not in POSE_SOURCES:
+            raise UserError(f"unknown pose source {self.pose_source!r}; choose one of {', '.join(POSE_SOURCES)}")
+
+    @staticmethod
+    def defaults() -> "LiveParams":
+        """The values of a processor built with default settings (the default detector)."""
+        smoothing, tracker = SmoothingParams(), TrackerConfig()
+        return LiveParams(smoothing.min_cutoff, smoothing.beta, smoothing.d_cutoff, smoothing.enabled,
+                          default_threshold(DEFAULT_DETECTOR), tracker.redetect_every, None, DEFAULT_HFOV_DEG)
+
+    @staticmethod
+    def of(processor: FrameProcessor) -> "LiveParams":
+        """The values ``processor`` runs with now."""
+        smoothing = processor.smoother.params
+        return LiveParams(smoothing.min_cutoff, smoothing.beta, smoothing.d_cutoff, smoothing.enabled,
+                          float(processor.detector.score_threshold), processor.tracker.config.redetect_every,
+                          processor.focal_px, processor.hfov_deg, processor.pose_source)
+
+
+def apply(params: LiveParams, processor: FrameProcessor) -> None:
+    """Set ``params`` on ``processor``; call only from the thread that runs it (or with it idle).
+
+    The smoothing record is changed in place: every track's filter holds that same object.
+    """
+    smoothing = processor.smoother.params
+    smoothing.min_cutoff, smoothing.beta, smoothing.d_cutoff = params.min_cutoff, params.beta, params.d_cutoff
+    smoothing.enabled = params.smoothing
+    processor.detector.score_threshold = params.detector_threshold
+    if processor.tracker.config.redetect_every != params.redetect_every:
+        processor.tracker.config = replace(processor.tracker.config, redetect_every=params.redetect_every)
+    processor.focal_px, processor.hfov_deg = params.focal_px, params.hfov_deg
+    processor.set_pose_source(params.pose_source)
+
+
+class LiveTuner:
+    """``tuner(frame) -> FramePacket``: ``processor(frame)`` after applying the newest ``set``."""
+
+    def __init__(self, processor: FrameProcessor) -> None:
+        self.processor = processor
+        self._lock = threading.Lock()
+        self._wanted = self._applied = LiveParams.of(processor)
+
+    def set(self, params: LiveParams) -> None:
+        """Ask for ``params`` from any thread; the worker applies them before its next frame.
+        UserError (nothing changes) for a pose source the processor does not have."""
+        if params.pose_source not in self.processor.pose_sources:
+            raise UserError(f"pose source {params.pose_source!r} is not available with these weights "
+                            f"(available: {', '.join(self.processor.pose_sources)})")
+        with self._lock:
+            self._wanted = params
+
+    @property
+    def params(self) -> LiveParams:
+        """The parameters asked for last (applied, or to be applied on the next frame)."""
+        with self._lock:
+            return self._wanted
+
+    @property
+    def applied(self) -> LiveParams:
+        """The parameters the processor has run with since the last frame began."""
+        with self._lock:
+            return self._applied
+
+    def __call__(self, frame: CapturedFrame) -> FramePacket:
+        with self._lock:
+            wanted = self._wanted
+        if wanted is not self._applied:
+            apply(wanted, self.processor)
+            with self._lock:
+                self._applied = wanted
+        return self.processor(frame)

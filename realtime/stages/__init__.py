@@ -1,0 +1,3 @@
+"""The per-frame stages: batched landmarks (``landmarker``, ``device_crops``), tracks (``tracker``)
+and One Euro smoothing (``smoothing``). Imports the layers below.
+"""
