@@ -9,7 +9,7 @@ import torch
 from realtime.core.assets import DEMO_CLIP, SYNTH_5
 from realtime.models.weights import load_model, weights_info
 from train.__main__ import main
-from train.adapt import AdaptConfig, adapt, crops_from_footage, equivariance_error_px, is_dataset_spec
+from train.engine.adapt import AdaptConfig, adapt, crops_from_footage, equivariance_error_px, is_dataset_spec
 
 WEIGHTS = str(SYNTH_5)
 FRAMES = "synth:test?n=40&seed=11"
@@ -41,12 +41,12 @@ def test_the_anchor_holds_the_weights_near_the_start(tmp_path):
 
 def test_an_interrupted_adaptation_resumes_to_the_same_weights(tmp_path, monkeypatch):
     """Ctrl-C in the middle of update 5 (a real SIGINT, through the training loop's stop path,
-    ``train.loop``): the update finishes, the checkpoint is written in the loop's format, and a
+    ``train.engine.loop``): the update finishes, the checkpoint is written in the loop's format, and a
     resumed run ends with exactly the weights of an uninterrupted one."""
     import os
     import signal
 
-    from train.checkpoint import load_checkpoint
+    from train.engine.checkpoint import load_checkpoint
 
     cfg = AdaptConfig(steps=8, batch_size=4)
     adapt(WEIGHTS, FRAMES, tmp_path / "a.safetensors", cfg, log=lambda *_: None)
@@ -143,7 +143,7 @@ def test_adapt_and_evaluate_run_on_the_asked_device(tmp_path, device):
     assert report["before"]["check_nme"] == pytest.approx(reference["before"]["check_nme"], rel=1e-3)
     assert report["before"]["equivariance_px"] == pytest.approx(reference["before"]["equivariance_px"], rel=1e-3)
     assert next(iter(load_model(tmp_path / "a.safetensors").state_dict().values())).device.type == "cpu"
-    from train.evaluate import run_evaluate
+    from train.evaluation.evaluate import run_evaluate
 
     text = run_evaluate([str(tmp_path / "a.safetensors")], [FRAMES], ["eye_centres"], None, None, None, None, None,
                         False, device=device)

@@ -9,11 +9,11 @@ import pytest
 
 from realtime.core.errors import UserError
 from realtime.geometry.layouts import get_layout
-from train.augment import (
+from train.data.augment import (
     AugmentConfig, Photometric, apply_homography, apply_photometric, draw_jitter, inside_crop,
     prepare_face,
 )
-from train.config import FitConfig
+from train.engine.config import FitConfig
 
 MTFL = get_layout("mtfl5")
 # left eye, right eye, nose, left mouth corner, right mouth corner, about (150, 160); face box side 174
@@ -247,11 +247,11 @@ def test_fit_config_builds_both_recipes() -> None:
 
 
 def test_fit_cli_parses_augment_heavy(monkeypatch) -> None:
-    import train.fit
+    import train.engine.fit
     from train.__main__ import main
 
     seen = []
-    monkeypatch.setattr(train.fit, "fit", lambda cfg, **_: seen.append(cfg) or {
+    monkeypatch.setattr(train.engine.fit, "fit", lambda cfg, **_: seen.append(cfg) or {
         "step": 0, "seconds": 0.0, "best_val_nme": 0.0, "best_step": 0})
     common = ["fit", "--preset", "rcn_mtfl", "--data", "synth:train", "--out", "runs/x"]
     assert main([*common, "--augment", "heavy", "--mirror", "0.5", "--rotation", "30"]) == 0
@@ -262,10 +262,10 @@ def test_fit_cli_parses_augment_heavy(monkeypatch) -> None:
 
 
 def test_attribute_pool_view_has_no_rotation_mirror_or_perspective() -> None:
-    from train.datasets.base import FaceSample, LandmarkSet
-    from train.fit import _collate
-    from train.loader import LandmarkDataset
-    from train.regimes import Pools, choose_subsets
+    from train.data.datasets.base import FaceSample, LandmarkSet
+    from train.engine.fit import _collate
+    from train.data.loader import LandmarkDataset
+    from train.objectives.regimes import Pools, choose_subsets
 
     image = textured_image()
     samples = [FaceSample(FACE_POINTS.astype(np.float32), np.ones(5, bool), "mtfl5", image=image,

@@ -389,7 +389,7 @@ def test_fit_stopped_by_sigterm_saves_a_consistent_checkpoint_and_exits_143(tmp_
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
     assert "Traceback" not in err and "interrupted (SIGTERM)" in err and "--resume" in err
-    from train.checkpoint import load_checkpoint
+    from train.engine.checkpoint import load_checkpoint
     assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] >= 5
     assert not list((tmp_path / "run").glob(".*tmp*"))
 

@@ -12,7 +12,7 @@ from realtime.geometry.crops import (
 )
 from realtime.core.errors import UserError
 from realtime.geometry.layouts import get_layout
-from train.augment import AugmentConfig, prepare_face
+from train.data.augment import AugmentConfig, prepare_face
 
 MTFL = get_layout("mtfl5")
 # left eye, right eye, nose, left mouth corner, right mouth corner, about (150, 150)
@@ -195,7 +195,7 @@ def test_jitter_requires_rng() -> None:
 def _tiny_set(tmp_path):
     import cv2
 
-    from train.datasets.base import FaceSample, LandmarkSet
+    from train.data.datasets.base import FaceSample, LandmarkSet
 
     path = tmp_path / "face.png"
     cv2.imwrite(str(path), dot_image(FACE_POINTS)[:, :, ::-1])
@@ -211,7 +211,7 @@ def _tiny_set(tmp_path):
 def test_dataset_items_are_reproducible_per_seed_epoch_index(tmp_path) -> None:
     import torch
 
-    from train.loader import LandmarkDataset
+    from train.data.loader import LandmarkDataset
 
     data = _tiny_set(tmp_path)
     first = LandmarkDataset(data, aug=AugmentConfig(), seed=7)
@@ -228,7 +228,7 @@ def test_dataset_items_are_reproducible_per_seed_epoch_index(tmp_path) -> None:
 
 
 def test_dataset_attrs_sorted_with_nan(tmp_path) -> None:
-    from train.loader import LandmarkDataset
+    from train.data.loader import LandmarkDataset
 
     data = LandmarkDataset(_tiny_set(tmp_path))
     assert data.attribute_names == ["gender", "pose", "smile"]

@@ -15,11 +15,11 @@ import pytest
 from scipy.io import loadmat, savemat
 
 from realtime.core.errors import UserError
-from train.datasets import describe_specs, open_dataset, parse_spec
-from train.datasets.aflw import load_aflw19_mat, load_aflw_sqlite
-from train.datasets.folder import load_folder
-from train.datasets.ibug300w import load_300w, read_pts
-from train.datasets.mtfl import load_mtfl
+from train.data.datasets import describe_specs, open_dataset, parse_spec
+from train.data.datasets.aflw import load_aflw19_mat, load_aflw_sqlite
+from train.data.datasets.folder import load_folder
+from train.data.datasets.ibug300w import load_300w, read_pts
+from train.data.datasets.mtfl import load_mtfl
 
 FIX = Path(__file__).parent / "fixtures"
 
@@ -400,9 +400,9 @@ def test_open_dataset_every_kind(spec, n, layout):
 
 def test_synth_is_imported_lazily_with_parsed_arguments(monkeypatch):
     calls = []
-    fake = types.ModuleType("train.synthetic")
+    fake = types.ModuleType("train.data.synthetic")
     fake.load_synthetic = lambda split, n, seed: calls.append((split, n, seed)) or [object()]
-    monkeypatch.setitem(sys.modules, "train.synthetic", fake)
+    monkeypatch.setitem(sys.modules, "train.data.synthetic", fake)
     open_dataset("synth:val?n=7&seed=3")
     open_dataset("synth")
     assert calls == [("val", 7, 3), ("train", None, 0)]
@@ -410,8 +410,8 @@ def test_synth_is_imported_lazily_with_parsed_arguments(monkeypatch):
                           ("synth?n=0", "n=0 must be at least 1")):
         with pytest.raises(UserError, match=message):
             open_dataset(spec)
-    monkeypatch.setitem(sys.modules, "train.synthetic", None)
-    with pytest.raises(UserError, match="train.synthetic is missing"):
+    monkeypatch.setitem(sys.modules, "train.data.synthetic", None)
+    with pytest.raises(UserError, match="train.data.synthetic is missing"):
         open_dataset("synth")
 
 
@@ -446,8 +446,8 @@ def test_300w_subset_and_the_5_points_derived_from_68():
     """``300w:ROOT:train?subset=afw&layout=mtfl5``: only AFW's faces, each with MTFL's 5 points taken
     from its 68 (eye centres = mean of each eye's 6 contour points, nose tip 30, mouth corners 48, 54),
     checked against the fixture's .pts by hand."""
-    from train.datasets import open_dataset
-    from train.datasets.ibug300w import read_pts
+    from train.data.datasets import open_dataset
+    from train.data.datasets.ibug300w import read_pts
 
     data = open_dataset(f"300w:{FIX / '300w'}:train?subset=afw&layout=mtfl5")
     assert data.layout == "mtfl5" and len(data) == 2 and {s.subset for s in data.samples} == {"afw"}
@@ -465,8 +465,8 @@ def test_nme_on_mtfl_by_the_eye_centre_distance_is_the_hand_computed_one():
     """The 2016 paper's measure on MTFL: mean point error over the inter-ocular (eye-centre) distance.
     Every prediction moved by (3, 4) px is 5 px off; the fixture's first face has its eyes 9.75 px apart."""
     from realtime.geometry.layouts import get_layout
-    from train.datasets import open_dataset
-    from train.metrics import nme, normalising_distance
+    from train.data.datasets import open_dataset
+    from train.evaluation.metrics import nme, normalising_distance
 
     data = open_dataset(f"mtfl:{FIX / 'mtfl'}:train")
     gt = np.stack([s.points for s in data.samples]).astype(np.float64)
@@ -480,7 +480,7 @@ def test_nme_on_mtfl_by_the_eye_centre_distance_is_the_hand_computed_one():
 def test_the_derived_points_follow_mtfls_order_on_real_faces(shared_300w, shared_data):
     """On the real AFW faces and the real MTFL ones alike, the first point (MTFL's "left eye") is the
     image-left eye in nearly every face, and the 4th the image-left mouth corner."""
-    from train.datasets import open_dataset
+    from train.data.datasets import open_dataset
 
     for spec in (f"300w:{shared_300w}:train?subset=afw&layout=mtfl5", f"mtfl:{shared_data / 'mtfl'}:train"):
         pts = np.stack([s.points for s in open_dataset(spec).samples])

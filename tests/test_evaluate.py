@@ -7,9 +7,9 @@ import torch
 
 from realtime.models.model import build_model
 from realtime.models.presets import make_config
-from train import evaluate as ev
-from train.datasets import open_dataset
-from train.predict import Predictions
+from train.evaluation import evaluate as ev
+from train.data.datasets import open_dataset
+from train.evaluation.predict import Predictions
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -15,8 +15,8 @@ import pytest
 
 import train.faceset as faceset
 from realtime.core.assets import ASTRONAUT_PTS
-from train.datasets.folder import load_folder
-from train.datasets.ibug300w import read_pts
+from train.data.datasets.folder import load_folder
+from train.data.datasets.ibug300w import read_pts
 from train.teacher import TeacherFace
 from cli_errors import one_error_line
 

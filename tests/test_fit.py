@@ -11,10 +11,10 @@ import torch
 from cli_errors import default_signals
 
 from realtime.models.weights import load_model
-from train.checkpoint import load_checkpoint
-from train.config import FitConfig
-from train.export import export
-from train.fit import fit
+from train.engine.checkpoint import load_checkpoint
+from train.engine.config import FitConfig
+from train.engine.export import export
+from train.engine.fit import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 

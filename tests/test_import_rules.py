@@ -151,3 +151,19 @@ def test_the_tree_has_the_layers_as_sub_packages():
     flat = sorted(name for name in modules() if name.startswith("realtime.") and name.count(".") == 1
                   and name.split(".")[1] not in LAYERS)
     assert flat == sorted(REALTIME_CLIS), flat
+
+
+# train's library layers, bottom to top; its command lines (``python -m train``, ``train.reproduce``,
+# ``train.faces68`` and the other top-level modules) stand above them all.
+TRAIN_LAYERS = ("data", "objectives", "evaluation", "labels", "engine", "recipes", "cli")
+
+
+def train_layer_of(module: str) -> int:
+    parts = module.split(".")
+    return TRAIN_LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in TRAIN_LAYERS else TRAIN_LAYERS.index("cli")
+
+
+def test_train_is_layered_and_its_library_imports_no_command_line():
+    up = sorted((a, b) for a, targets in graph().items() if a.startswith("train.")
+                for b in targets if b.startswith("train") and train_layer_of(b) > train_layer_of(a))
+    assert up == [], up

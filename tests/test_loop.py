@@ -1,4 +1,4 @@
-"""``train.loop``: the one training loop of fit and adapt, on a toy model (no data, no files)."""
+"""``train.engine.loop``: the one training loop of fit and adapt, on a toy model (no data, no files)."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,7 @@ import torch
 
 from realtime.core.errors import UserError
 from realtime.core.signals import Stopped
-from train.loop import run_updates
+from train.engine.loop import run_updates
 
 
 def toy(lr: float = 0.1):

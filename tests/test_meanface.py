@@ -25,7 +25,7 @@ def face() -> np.ndarray:
 
 
 def mesh_available() -> bool:
-    from train.facemesh import default_mesh_path
+    from train.labels.facemesh import default_mesh_path
 
     return default_mesh_path() is not None
 
@@ -70,7 +70,7 @@ def test_pose_convention_of_the_face_agrees_with_realtime_pose(face):
 
 
 def test_the_astronaut_sits_close_to_frontal(face):
-    from train.datasets.ibug300w import read_pts
+    from train.data.datasets.ibug300w import read_pts
 
     angles = photo_pose(read_pts(ASTRONAUT_PTS), face).angles
     assert abs(angles.yaw_deg) < 10 and abs(angles.pitch_deg) < 10 and 0 < angles.roll_deg < 8
@@ -104,7 +104,7 @@ def test_procrustes_mean_of_moved_noisy_copies(face):
 
 
 def test_depth_at_picks_the_visible_surface():
-    from train.facemesh import depth_at
+    from train.labels.facemesh import depth_at
 
     mesh = np.array([[0, 0, 5], [10, 0, 5], [0, 10, 5], [0, 0, 1], [10, 0, 1], [0, 10, 1], [20, 20, 7]], float)
     mesh[:3, 2] += mesh[:3, 0] * 0.5  # a sloped back triangle; the front one is flat at z = 1
@@ -153,7 +153,7 @@ def test_derivation_reproduces_the_shipped_face(tmp_path, shared_faces):
 
 
 def test_pose_attributes_for_a_folder_dataset(tmp_path, capsys):
-    from train.datasets.folder import load_folder
+    from train.data.datasets.folder import load_folder
 
     root = tmp_path / "faces"
     root.mkdir()
@@ -163,7 +163,7 @@ def test_pose_attributes_for_a_folder_dataset(tmp_path, capsys):
     (root / "a_face000.teacher.json").write_text(json.dumps({"score": 1.2, "box": [1, 2, 3, 4]}))
     cv2.imwrite(str(root / "b.png"), image)
     before = json.loads((root / "a_face000.teacher.json").read_text())
-    from train.datasets.ibug300w import read_pts
+    from train.data.datasets.ibug300w import read_pts
 
     points = read_pts(root / "a_face000.pts")
     points = points[list(get_layout("ibug68").mirror)] * [-1, 1] + [511, 0]  # b: the mirrored face
@@ -182,7 +182,7 @@ def test_pose_attributes_for_a_folder_dataset(tmp_path, capsys):
 
 def test_folder_reader_refuses_disagreeing_attribute_kinds(tmp_path):
     from realtime.core.errors import UserError
-    from train.datasets.folder import load_folder
+    from train.data.datasets.folder import load_folder
 
     for name, kind in (("a", "angle"), ("b", "scalar")):
         cv2.imwrite(str(tmp_path / f"{name}.png"), np.zeros((8, 8, 3), np.uint8))

@@ -8,7 +8,7 @@ import pytest
 
 from realtime.core.errors import UserError
 from realtime.geometry.layouts import Layout, get_layout
-from train.metrics import ced_curve, nme, normalising_distance, plot_ced, summarise
+from train.evaluation.metrics import ced_curve, nme, normalising_distance, plot_ced, summarise
 
 IBUG = get_layout("ibug68")
 

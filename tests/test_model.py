@@ -12,8 +12,8 @@ from realtime.core.errors import UserError
 from realtime.models.model import ModelConfig, build_model
 from realtime.models.presets import PRESETS, make_config
 from realtime.models.weights import load_model, save_weights
-from train.checkpoint import load_checkpoint, save_checkpoint
-from train.losses import softargmax_l2, spatial_cross_entropy
+from train.engine.checkpoint import load_checkpoint, save_checkpoint
+from train.objectives.losses import softargmax_l2, spatial_cross_entropy
 
 # Parameter counts from PAPERS.md (counted from the authors' code).
 PAPER_COUNTS = {"rcn_mtfl": 227_141, "rcn_300w": 1_095_492, "sumnet_mtfl": 142_850}

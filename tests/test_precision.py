@@ -11,7 +11,7 @@ import torch
 from realtime.core.assets import LANDMARKS_68
 from realtime.backends.base import inference_precision
 from realtime.pipeline.processor import FrameProcessor, PipelineConfig
-from train.fit import training_precision
+from train.engine.fit import training_precision
 
 
 @pytest.fixture()

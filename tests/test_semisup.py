@@ -16,14 +16,14 @@ from realtime.models.model import build_model
 from realtime.models.presets import make_config
 from realtime.models.weights import load_attribute_head, load_model, save_weights
 from train.__main__ import main
-from train.attributes import attribute_loss, head_config, label_columns
-from train.checkpoint import load_checkpoint
-from train.config import FitConfig
-from train.datasets import open_dataset
-from train.elt import EltConfig, draw_transforms, elt_loss, transform_points, warp_images
-from train.fit import fit
-from train.loader import LandmarkDataset, attribute_table
-from train.regimes import Pools, Subsets, choose_subsets
+from train.objectives.attributes import attribute_loss, head_config, label_columns
+from train.engine.checkpoint import load_checkpoint
+from train.engine.config import FitConfig
+from train.data.datasets import open_dataset
+from train.objectives.elt import EltConfig, draw_transforms, elt_loss, transform_points, warp_images
+from train.engine.fit import fit
+from train.data.loader import LandmarkDataset, attribute_table
+from train.objectives.regimes import Pools, Subsets, choose_subsets
 
 SIZE = 80
 
@@ -199,8 +199,8 @@ def test_subsets_are_deterministic_nested_and_saved(tmp_path):
 
 
 def test_pools_draw_by_step_and_keep_attribute_crops_upright():
-    from train.augment import AugmentConfig
-    from train.fit import _collate
+    from train.data.augment import AugmentConfig
+    from train.engine.fit import _collate
 
     ds = LandmarkDataset(open_dataset("synth:train?n=24&seed=3"), aug=AugmentConfig(), seed=1)
     subsets = choose_subsets(len(ds), 0.25, 0.5, seed=0)
@@ -252,7 +252,7 @@ def test_semi_supervised_run_saves_its_subsets_and_head_and_resumes_exactly(tmp_
     head = load_attribute_head(tmp_path / "a" / "best.safetensors")
     assert head.config.names == ("cls", "orientation") and head.config.kinds == ("class:3", "angle")
     assert load_model(tmp_path / "a" / "best.safetensors").config.preset == "rcnplus"
-    from train.export import export
+    from train.engine.export import export
     export(tmp_path / "a" / "last.pt", tmp_path / "exported.safetensors")
     exported = load_attribute_head(tmp_path / "exported.safetensors")
     assert all(torch.equal(v, a["attribute_head"]["state"][k]) for k, v in exported.state_dict().items())
@@ -282,7 +282,7 @@ def test_cli_flags_reach_the_config_and_bad_values_are_one_line_errors(tmp_path,
 
 
 def test_fit_with_no_landmark_labels_at_all_moves_the_trunk(tmp_path):
-    from train.fit import build
+    from train.engine.fit import build
 
     cfg = semi_cfg(tmp_path / "z", landmark_fraction=0.0, elt_weight=0.0, steps=1, eval_every=1)
     fit(cfg, progress=False)

@@ -8,13 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-import train.synthetic as synthetic
+import train.data.synthetic as synthetic
 from realtime.core.errors import UserError
-from train.synthetic import (CLASS_EDGES, class_from_points, generate, load_synthetic,
+from train.data.synthetic import (CLASS_EDGES, class_from_points, generate, load_synthetic,
                              orientation_from_points, write_preview)
-from train.synthetic_parts import Eye, affine_mapper, draw_eye, draw_mouth, mouth_corners, sample_mouth
-from train.synthetic_render import CLEAN, render
-from train.synthetic_scene import Canvas, rotation
+from train.data.synthetic_parts import Eye, affine_mapper, draw_eye, draw_mouth, mouth_corners, sample_mouth
+from train.data.synthetic_render import CLEAN, render
+from train.data.synthetic_scene import Canvas, rotation
 
 
 @pytest.fixture(autouse=True)
@@ -160,7 +160,7 @@ def test_corrupt_cache_is_regenerated(tmp_path, caplog):
     first = load_synthetic("test", n=4)
     path = next((tmp_path / "cache").glob("*.npz"))
     path.write_bytes(path.read_bytes()[:300])  # truncated
-    with caplog.at_level(logging.WARNING, logger="train.synthetic"):
+    with caplog.at_level(logging.WARNING, logger="train.data.synthetic"):
         second = load_synthetic("test", n=4)
     assert "regenerating" in caplog.text
     np.testing.assert_array_equal(second.samples[2].image, first.samples[2].image)

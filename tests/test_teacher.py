@@ -14,8 +14,8 @@ import pytest
 
 import train.teacher_cli as cli
 from realtime.core.errors import UserError
-from train.datasets.folder import load_folder
-from train.datasets.ibug300w import read_pts
+from train.data.datasets.folder import load_folder
+from train.data.datasets.ibug300w import read_pts
 from train.teacher import Teacher, TeacherFace, default_model_path, pts_text, reading_order
 from cli_errors import one_error_line
 

@@ -10,7 +10,7 @@ from dataclasses import MISSING, fields
 from realtime.core.cliargs import Parser, fraction, number, positive
 from realtime.core.errors import UserError, exit_status, require_files
 from realtime.core.outpaths import Output, prepare_outputs
-from train.config import FitConfig
+from train.engine.config import FitConfig
 
 
 def _mask(text: str) -> tuple[int, ...]:
@@ -162,7 +162,7 @@ def _add_adapt(sub) -> None:
 
 
 def _cmd_adapt(args) -> None:
-    from train.adapt import AdaptConfig, adapt, write_report_json
+    from train.engine.adapt import AdaptConfig, adapt, write_report_json
 
     require_files(("weights", args.weights))
     prepare_outputs([Output(args.out, "-o", (".safetensors",)), Output(args.json, "--json", (".json",))],
@@ -178,8 +178,8 @@ def _cmd_adapt(args) -> None:
 
 
 def _cmd_fit(args) -> None:
-    from train.config import FitConfig
-    from train.fit import fit
+    from train.engine.config import FitConfig
+    from train.engine.fit import fit
 
     if args.steps and args.epochs:
         raise UserError("give --steps or --epochs, not both")
@@ -194,7 +194,7 @@ def _cmd_fit(args) -> None:
 
 
 def _cmd_evaluate(args) -> None:
-    from train.evaluate import run_evaluate
+    from train.evaluation.evaluate import run_evaluate
 
     norms = [n.strip() for n in args.norm.split(",") if n.strip()]
     require_files(*(("weights", w) for w in args.weights), ("--denoiser", args.denoiser))
@@ -205,7 +205,7 @@ def _cmd_evaluate(args) -> None:
 
 
 def _cmd_export(args) -> None:
-    from train.export import export
+    from train.engine.export import export
 
     require_files(("checkpoint", args.checkpoint))
     prepare_outputs([Output(args.out, "-o", (".safetensors",))], [args.checkpoint])
@@ -213,7 +213,7 @@ def _cmd_export(args) -> None:
 
 
 def _cmd_synth(args) -> None:
-    from train.synthetic import load_synthetic, write_preview
+    from train.data.synthetic import load_synthetic, write_preview
 
     prepare_outputs([Output(args.preview, "--preview", (".png",))])
     t0 = time.monotonic()

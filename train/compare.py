@@ -52,8 +52,8 @@ def predict(spec: str, weights: Path, detector: str, device: str, backend: str, 
     from realtime.stages.landmarker import Landmarker
     from realtime.pipeline.processor import FrameProcessor, PipelineConfig
     from realtime.stages.tracker import box_from_landmarks
-    from train.datasets import open_dataset
-    from train.datasets.base import sample_image
+    from train.data.datasets import open_dataset
+    from train.data.datasets.base import sample_image
 
     dataset = open_dataset(spec)
     if dataset.layout != "ibug68":

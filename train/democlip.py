@@ -97,7 +97,7 @@ def astronaut() -> np.ndarray:
 
 def astronaut_points(path: Path = ASTRONAUT_PTS) -> np.ndarray:
     """The committed teacher labels of the astronaut: (68, 2) float64, 0-based pixel centres."""
-    from train.datasets.ibug300w import read_pts
+    from train.data.datasets.ibug300w import read_pts
 
     return read_pts(path).astype(np.float64)
 

@@ -35,7 +35,7 @@ import numpy as np
 from realtime.core.assets import DEMO_CLIP
 from realtime.core.atomic import write_text_atomic
 from realtime.core.errors import UserError, run_command
-from train.datasets.ibug300w import SPLITS, present_subsets
+from train.data.datasets.ibug300w import SPLITS, present_subsets
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -55,10 +55,10 @@ def read_frames(path: str | Path) -> list[np.ndarray]:
 
 def crops_300w(root: str | Path, tight: bool = False) -> Iterable[tuple[np.ndarray, np.ndarray]]:
     """(RGB image, face box xyxy from its points) for every annotated crop of ``root``'s 300-W
-    training split (``train.datasets.ibug300w``: whichever of its folders exist); ``tight`` cuts
+    training split (``train.data.datasets.ibug300w``: whichever of its folders exist); ``tight`` cuts
     each to a square ``TIGHT_SCALE`` x the points' box first."""
-    from train.datasets.base import sample_image
-    from train.datasets.ibug300w import load_300w
+    from train.data.datasets.base import sample_image
+    from train.data.datasets.ibug300w import load_300w
 
     for sample in load_300w(root, "train").samples:
         image, points = sample_image(sample), sample.points.astype(np.float64)

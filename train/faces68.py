@@ -2,10 +2,10 @@
 
 One command, resumable at every stage (a finished stage is skipped, a stopped run continues):
 
-1. training (``train.fit``) with ``recipe``: RCN+ (the 2018 paper's uniform encoder/decoder with a
+1. training (``train.engine.fit``) with ``recipe``: RCN+ (the 2018 paper's uniform encoder/decoder with a
    soft-argmax head) at half width (32 channels: the live budget) on the human 68-point labels of
    300-W's training split (``300w:ROOT:train?part=fit``: whatever of AFW, HELEN and LFPW is there),
-   validated on a hold-out of whole source photos (``?part=val``, ``train.datasets.holdout``: 10% of
+   validated on a hold-out of whole source photos (``?part=val``, ``train.data.datasets.holdout``: 10% of
    the faces, never trained on). The run starts from ``--init``, the previous bundled model
    (``assets/rcn68_teacher.safetensors``: the same network trained on 84 dlib-labelled faces of 45
    people; its recipe is in its metadata), so the teacher faces serve as pre-training. 2016
@@ -37,8 +37,8 @@ import numpy as np
 from realtime.core.assets import DEMO_CLIP, DEMO_TRUTH, LANDMARKS_68, MEAN_FACE, TEACHER_68
 from realtime.core.atomic import write_text_atomic
 from realtime.core.errors import UserError, run_command
-from train.config import FitConfig
-from train.datasets.base import LandmarkSet
+from train.engine.config import FitConfig
+from train.data.datasets.base import LandmarkSet
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SHIP = LANDMARKS_68
@@ -103,10 +103,10 @@ def pose_labels(spec: str, model, mean_face: np.ndarray) -> tuple[np.ndarray, np
     (``train.meanface.photo_pose``; mirrored: yaw and roll change sign). The crops are axis-aligned,
     so the roll of the image is the roll in the crop."""
     from realtime.geometry.layouts import get_layout
-    from train.datasets import open_dataset
-    from train.loader import LandmarkDataset
+    from train.data.datasets import open_dataset
+    from train.data.loader import LandmarkDataset
     from train.meanface import pose_attributes
-    from train.predict import predict_dataset
+    from train.evaluation.predict import predict_dataset
 
     data = open_dataset(spec)
     size = model.config.input_size
@@ -125,7 +125,7 @@ def fit_pose_head(model, train_spec: str, val_spec: str, steps: int = 2000, seed
     import torch
 
     from realtime.models.attributes import AttributeNet
-    from train.attributes import attribute_loss, head_config
+    from train.objectives.attributes import attribute_loss, head_config
 
     mean_face = np.load(MEAN_FACE)
     points, angles = pose_labels(train_spec, model, mean_face)
@@ -154,7 +154,7 @@ def ship(run: Path, out: Path, train_spec: str, val_spec: str) -> None:
     """Export the last checkpoint with the calibrated re-detect threshold and the pose head (and its
     hold-out error) in its file, and its ONNX copy."""
     from realtime.models.weights import load_landmark_model, save_weights, weights_info
-    from train.export import export
+    from train.engine.export import export
 
     export(run / "last.pt", out)
     calibration = calibrate_min_confidence(out, train_spec)
@@ -176,7 +176,7 @@ def set_nme(weights: Path, data: LandmarkSet) -> dict[str, dict[str, float]]:
     """Mean, median and failure rates (NME > 8%, > 10%) of NME (%) per normaliser on ``data`` (a
     ``LandmarkSet``), decoded with soft-argmax as the live pipeline decodes."""
     from realtime.models.weights import load_model
-    from train.evaluate import evaluate_model
+    from train.evaluation.evaluate import evaluate_model
 
     report = evaluate_model(load_model(weights), data, NORMS, decoder="softargmax",
                             thresholds=(0.08, 0.10))
@@ -193,8 +193,8 @@ def calibrate_min_confidence(weights: Path, spec: str) -> dict[str, float]:
     from realtime.geometry.crops import crop_matrix, face_box_from_points
     from realtime.stages.landmarker import Landmarker
     from realtime.geometry.layouts import get_layout
-    from train.datasets import open_dataset
-    from train.datasets.base import sample_image
+    from train.data.datasets import open_dataset
+    from train.data.datasets.base import sample_image
 
     landmarker, data = Landmarker(weights), open_dataset(spec)
     layout = get_layout(data.layout)
@@ -243,9 +243,9 @@ def speed(weights: Path, spec: str, seconds: float = 1.0) -> dict:
     from realtime.core.measure import seconds_per_call
     from realtime.geometry.layouts import get_layout
     from realtime.models.weights import load_model
-    from train.datasets import open_dataset
-    from train.loader import LandmarkDataset
-    from train.metrics import nme, normalising_distance
+    from train.data.datasets import open_dataset
+    from train.data.loader import LandmarkDataset
+    from train.evaluation.metrics import nme, normalising_distance
 
     model = load_model(weights).eval()
     data = open_dataset(spec)
@@ -275,16 +275,16 @@ def speed(weights: Path, spec: str, seconds: float = 1.0) -> dict:
 def measure(args: argparse.Namespace, cfg: FitConfig) -> dict:
     from realtime.pipeline import cliptruth
     from realtime.models.weights import weights_info
-    from train.datasets import open_dataset
-    from train.datasets.holdout import source_photo
-    from train.runs import hardware
+    from train.data.datasets import open_dataset
+    from train.data.datasets.holdout import source_photo
+    from train.engine.runs import hardware
 
     weights = Path(args.ship)
     truth = cliptruth.ClipTruth.load(DEMO_TRUTH)
     last = Path(cfg.out) / "last.pt"
     seconds = None
     if last.is_file():
-        from train.checkpoint import load_checkpoint
+        from train.engine.checkpoint import load_checkpoint
 
         seconds = load_checkpoint(last)["state"].get("seconds")
     fit_set, holdout = open_dataset(cfg.data), open_dataset(cfg.val)
@@ -398,7 +398,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    from train.runs import command_line, run_or_resume
+    from train.engine.runs import command_line, run_or_resume
 
     init = recipe_inputs(args)
     from realtime.core.outpaths import Output, check_outputs

@@ -27,7 +27,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from realtime.core.errors import UserError, run_command
-from train.config import FitConfig
+from train.engine.config import FitConfig
 from train.faces68 import add_recipe_arguments, recipe, recipe_inputs, set_nme, write_report
 
 VARIANTS = ("recipe", "no_teacher", "elt", "width1")
@@ -49,9 +49,9 @@ def variant(name: str, base: FitConfig, elt_weight: float) -> FitConfig:
 
 def score(cfg: FitConfig) -> dict:
     """Hold-out NME of the run's last checkpoint (exported beside it), and the run's training time."""
-    from train.checkpoint import load_checkpoint
-    from train.datasets import open_dataset
-    from train.export import export
+    from train.engine.checkpoint import load_checkpoint
+    from train.data.datasets import open_dataset
+    from train.engine.export import export
 
     last = Path(cfg.out) / "last.pt"
     weights = Path(cfg.out) / "last.safetensors"
@@ -100,7 +100,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    from train.runs import hardware, run_or_resume
+    from train.engine.runs import hardware, run_or_resume
 
     init = recipe_inputs(args)
     from realtime.core.outpaths import Output, check_outputs

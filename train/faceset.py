@@ -41,8 +41,8 @@ import numpy as np
 
 from realtime.core.atomic import json_text, sha256, write_text_atomic
 from realtime.core.errors import UserError, model_file, run_command
-from train.datasets.base import read_image_rgb
-from train.datasets.ibug300w import read_pts
+from train.data.datasets.base import read_image_rgb
+from train.data.datasets.ibug300w import read_pts
 from train.teacher import Teacher, _import_dlib, default_model_path
 from train.teacher_cli import REPORT_NAME, find_images, label_one, summary_line
 

@@ -4,7 +4,7 @@
     python -m train.meanface pose DIR            # yaw/pitch/roll attributes for a labelled folder
 
 ``derive`` (needs the ``teacher`` extra, scipy, scikit-image for the astronaut, and the face mesh
-model: ``train/facemesh.py``): every face the teacher (``train/teacher.py``) accepts in the given
+model: ``train/labels/facemesh.py``): every face the teacher (``train/teacher.py``) accepts in the given
 photos, plus scikit-image's astronaut with its committed labels (``assets/astronaut_68.pts``), is
 turned into 68 3D points: x, y are the teacher's landmarks, z is the face mesh's depth under each
 landmark (``facemesh.depth_at``), in the same pixels as x and y. The faces are aligned by
@@ -15,7 +15,7 @@ symmetry plane faces the camera, pitch zero where the plane through the four eye
 two mouth corners does, origin at the centroid of the 68 points, millimetres with the outer eye
 corners (36, 45) ``OUTER_EYE_MM`` apart.
 
-``pose``: for every face of a ``folder:`` dataset (``train/datasets/folder.py``: an image with a
+``pose``: for every face of a ``folder:`` dataset (``train/data/datasets/folder.py``: an image with a
 ``.pts`` or ``.json`` beside it), yaw/pitch/roll by solvePnP against the mean face, written as
 ``attributes`` with ``attribute_kinds`` "angle" into the face's ``.json`` or, for a ``.pts`` face,
 into its ``.teacher.json`` sidecar, so ``folder:DIR`` exposes them to ``--attribute-weight``.
@@ -142,7 +142,7 @@ def eye_angle(points: np.ndarray) -> float:
 def astronaut_face() -> tuple[str, np.ndarray, np.ndarray, tuple]:
     """The astronaut (skimage), its committed teacher points and box."""
     from train.democlip import astronaut
-    from train.datasets.ibug300w import read_pts
+    from train.data.datasets.ibug300w import read_pts
 
     side = json.loads(ASTRONAUT_PTS.with_suffix(".teacher.json").read_text())
     return "astronaut", astronaut(), read_pts(ASTRONAUT_PTS).astype(np.float64), tuple(side["box_in_image"])
@@ -150,8 +150,8 @@ def astronaut_face() -> tuple[str, np.ndarray, np.ndarray, tuple]:
 
 def teacher_faces(inputs: list[str], teacher) -> list[tuple[str, np.ndarray, np.ndarray, tuple]]:
     """(name, rgb, points (68, 2), box) of every face the teacher accepts in the images/folders."""
-    from train.datasets.base import read_image_rgb
-    from train.datasets.ibug300w import IMAGE_SUFFIXES
+    from train.data.datasets.base import read_image_rgb
+    from train.data.datasets.ibug300w import IMAGE_SUFFIXES
 
     files: list[Path] = []
     for name in inputs:
@@ -172,7 +172,7 @@ def teacher_faces(inputs: list[str], teacher) -> list[tuple[str, np.ndarray, np.
 
 def faces_3d(faces: list[tuple[str, np.ndarray, np.ndarray, tuple]], mesh) -> list[Face3D]:
     """Teacher x, y plus mesh depth for each face; faces the mesh does not see are dropped."""
-    from train.facemesh import depth_at, triangulate
+    from train.labels.facemesh import depth_at, triangulate
 
     meshes = [mesh(rgb, box, eye_angle(points)) for _, rgb, points, box in faces]
     kept = [(f, m, logit) for f, (m, logit) in zip(faces, meshes) if logit > MIN_PRESENCE_LOGIT]
@@ -228,8 +228,8 @@ def pose_attributes(points: np.ndarray, model: np.ndarray) -> dict[str, float]:
 
 def label_folder(root: Path, model: np.ndarray) -> int:
     """Write yaw/pitch/roll into every face of a folder dataset (module docstring); returns the count."""
-    from train.datasets.folder import _annotations, read_json_annotation
-    from train.datasets.ibug300w import read_pts
+    from train.data.datasets.folder import _annotations, read_json_annotation
+    from train.data.datasets.ibug300w import read_pts
     from realtime.core.atomic import json_text
 
     pairs, _ = _annotations(root)
@@ -271,7 +271,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run_derive(args: argparse.Namespace) -> int:
-    from train.facemesh import FaceMesh
+    from train.labels.facemesh import FaceMesh
     from train.teacher import Teacher
 
     mesh = FaceMesh(args.mesh)

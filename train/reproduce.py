@@ -26,12 +26,12 @@ import numpy as np
 from realtime.core.atomic import write_text_atomic
 from realtime.core.errors import UserError
 from realtime.models.weights import load_attribute_head, load_model
-from train.checkpoint import load_checkpoint
-from train.config import FitConfig
-from train.datasets import open_dataset
-from train.evaluate import attribute_accuracy, evaluate_model
-from train.runlog import save_figure
-from train.runs import command_line, hardware, run_or_resume  # noqa: F401  (command_line: re-exported)
+from train.engine.checkpoint import load_checkpoint
+from train.engine.config import FitConfig
+from train.data.datasets import open_dataset
+from train.evaluation.evaluate import attribute_accuracy, evaluate_model
+from train.engine.runlog import save_figure
+from train.engine.runs import command_line, hardware, run_or_resume  # noqa: F401  (command_line: re-exported)
 
 # The talk's table (../shared/PAPERS.md §0.5): mask -> (SumNet AFLW, SumNet AFW, RCN AFLW, RCN AFW).
 TALK_MASKS = {
@@ -286,7 +286,7 @@ def number_list(flag: str, text: str) -> tuple[float, ...]:
 
 
 def _run_semisup(args) -> int:
-    from train.reproduce_semisup import GridSettings, run_grid
+    from train.recipes.reproduce_semisup import GridSettings, run_grid
 
     fractions = number_list("--fractions", args.fractions)
     sweep_a, sweep_e = number_list("--sweep-attribute-weights", args.sweep_attribute_weights), number_list(

@@ -34,8 +34,8 @@ import numpy as np
 
 from realtime.core.atomic import atomic_path, json_text, sha256, write_text_atomic
 from realtime.core.errors import UserError, run_command
-from train.datasets.base import read_image_rgb
-from train.datasets.ibug300w import IMAGE_SUFFIXES
+from train.data.datasets.base import read_image_rgb
+from train.data.datasets.ibug300w import IMAGE_SUFFIXES
 from train.teacher import SUB_DETECTORS, Teacher, TeacherConfig, TeacherFace, pts_text
 
 REPORT_NAME = "teacher_report.json"

@@ -31,7 +31,7 @@ def inference_precision(device: torch.device) -> None:
     the process once a landmark backend is built on CUDA; the fast reduced-precision paths are
     the explicit ``fp16``/``bf16`` backends, gated by their own tolerance. cuDNN's autotuner is
     turned on (each batch bucket is a fixed shape), and the pipeline pays its cost before the
-    first frame (``FrameProcessor.warmup``). Training sets its own policy (``train.fit``: TF32 on).
+    first frame (``FrameProcessor.warmup``). Training sets its own policy (``train.engine.fit``: TF32 on).
     Nothing changes on a CPU."""
     if device.type != "cuda":
         return

@@ -78,7 +78,7 @@ def backend_cache_dir() -> Path:
 
 
 def synthetic_cache_dir() -> Path:
-    """The synthetic benchmark's rendered arrays (``train.synthetic``): ``$RCN_CACHE``, else ``~/.cache/rcn``."""
+    """The synthetic benchmark's rendered arrays (``train.data.synthetic``): ``$RCN_CACHE``, else ``~/.cache/rcn``."""
     return cache_root("rcn")
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from realtime.core.errors import UserError
-from train.datasets.base import LandmarkSet
+from train.data.datasets.base import LandmarkSet
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,10 @@ KINDS: dict[str, Kind] = {
                    "images with a .pts or .json beside each, searched recursively"),
     "synth": Kind("synth[:SPLIT][?n=N&seed=S]", (),
                   {"n": "number of faces", "seed": "random seed (default 0)"},
-                  "synthetic faces drawn in memory (train.synthetic)"),
+                  "synthetic faces drawn in memory (train.data.synthetic)"),
 }
 _WORD = re.compile(r"[A-Za-z0-9_-]+")
-# Options every file-based kind takes: a hold-out by source photo (train.datasets.holdout).
+# Options every file-based kind takes: a hold-out by source photo (train.data.datasets.holdout).
 HOLDOUT_OPTIONS = {"part": "fit or val: one side of a hold-out that keeps each source photo on one side",
                    "holdout": "share of faces held out for part=val (default 0.1)",
                    "holdout_seed": "seed of the hold-out's photo order (default 0)"}
@@ -119,8 +119,8 @@ def _int_option(options: dict[str, str], key: str, default: int | None, lowest: 
 
 
 def _holdout(data: LandmarkSet, options: dict[str, str]) -> LandmarkSet:
-    """The ``part`` a spec asks for (``train.datasets.holdout``), or ``data`` unchanged."""
-    from train.datasets.holdout import PARTS, select_part
+    """The ``part`` a spec asks for (``train.data.datasets.holdout``), or ``data`` unchanged."""
+    from train.data.datasets.holdout import PARTS, select_part
 
     if "part" not in options:
         if "holdout" in options or "holdout_seed" in options:
@@ -141,18 +141,18 @@ def _open(spec: DatasetSpec) -> LandmarkSet:
     opts = spec.options
     if spec.kind == "synth":
         try:
-            from train.synthetic import load_synthetic
+            from train.data.synthetic import load_synthetic
         except ModuleNotFoundError as exc:
-            if exc.name not in ("train.synthetic", None):
+            if exc.name not in ("train.data.synthetic", None):
                 raise
-            raise UserError("synthetic datasets are not available: train.synthetic is missing") from None
+            raise UserError("synthetic datasets are not available: train.data.synthetic is missing") from None
         return load_synthetic(spec.split, _int_option(opts, "n", None, 1), _int_option(opts, "seed", 0, 0))
     path = Path(spec.path).expanduser()
     if not path.exists():
         raise UserError(f"dataset path not found: {path}")
     images = Path(opts["images"]).expanduser() if "images" in opts else None
     if spec.kind == "300w":
-        from train.datasets.ibug300w import load_300w, to_mtfl5
+        from train.data.datasets.ibug300w import load_300w, to_mtfl5
         subsets = [s.strip() for s in opts["subset"].split(",") if s.strip()] if "subset" in opts else None
         data = load_300w(path, spec.split, subsets)
         layout = opts.get("layout", "ibug68")
@@ -160,18 +160,18 @@ def _open(spec: DatasetSpec) -> LandmarkSet:
             raise UserError(f"300w layout must be ibug68 or mtfl5, got {layout!r}")
         return to_mtfl5(data) if layout == "mtfl5" else data
     if spec.kind == "aflw":
-        from train.datasets.aflw import load_aflw_sqlite
+        from train.data.datasets.aflw import load_aflw_sqlite
         points = opts.get("points", "21")
         if points not in ("19", "21"):
             raise UserError(f"option points={points!r} must be 19 or 21")
         return load_aflw_sqlite(path, images=images, points=int(points))
     if spec.kind == "aflw19":
-        from train.datasets.aflw import load_aflw19_mat
+        from train.data.datasets.aflw import load_aflw19_mat
         return load_aflw19_mat(path, spec.split, images=images)
     if spec.kind == "mtfl":
-        from train.datasets.mtfl import load_mtfl
+        from train.data.datasets.mtfl import load_mtfl
         return load_mtfl(path, spec.split)
-    from train.datasets.folder import load_folder
+    from train.data.datasets.folder import load_folder
     return load_folder(path, layout=opts.get("layout"))
 
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from realtime.core.atomic import write_text_atomic
-from train.config import FitConfig
-from train.runlog import save_figure
+from train.engine.config import FitConfig
+from train.engine.runlog import save_figure
 
 FRACTIONS = (0.01, 0.05, 1.0)
 VARIANTS = ("L", "L+A", "L+ELT", "L+ELT+A")
@@ -90,7 +90,7 @@ def sweep_grid(settings: GridSettings) -> list[tuple[float, float, FitConfig]]:
 
 def best_val(cfg: FitConfig) -> float:
     """The run's best validation NME (what early stopping kept)."""
-    from train.checkpoint import load_checkpoint
+    from train.engine.checkpoint import load_checkpoint
 
     return float(load_checkpoint(Path(cfg.out) / "last.pt")["state"]["best"])
 
@@ -131,7 +131,7 @@ def grid(settings: GridSettings) -> list[tuple[float, str, FitConfig]]:
 
 
 def finished(cfg: FitConfig) -> bool:
-    from train.checkpoint import load_checkpoint
+    from train.engine.checkpoint import load_checkpoint
 
     last = Path(cfg.out) / "last.pt"
     return last.is_file() and load_checkpoint(last)["step"] >= cfg.steps

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from realtime.models.decode import decode
 from realtime.models.denoise import Denoiser, joint_decode
 from realtime.models.model import LandmarkNet
-from train.loader import LandmarkDataset
+from train.data.loader import LandmarkDataset
 
 
 @dataclass

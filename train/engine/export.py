@@ -8,7 +8,7 @@ from realtime.models.denoise import Denoiser, DenoiserConfig
 from realtime.core.errors import UserError
 from realtime.models.model import ModelConfig, build_model
 from realtime.models.weights import load_model, save_weights
-from train.checkpoint import load_checkpoint
+from train.engine.checkpoint import load_checkpoint
 
 
 def export(checkpoint: str | Path, out: str | Path) -> str:

@@ -3,7 +3,7 @@
 The frames come from a video file or a folder of images (faces found and cropped exactly as the
 live pipeline does: BlazeFace, then tracking from the model's own landmarks), or from a dataset
 spec (crops from its annotation, its landmark labels ignored). The model is then trained to be
-equivariant on those crops (ELT, ``train.elt``, stop-gradient target), and two guards keep it
+equivariant on those crops (ELT, ``train.objectives.elt``, stop-gradient target), and two guards keep it
 from drifting away from what it knew:
 
 - an anchor: ``anchor_weight`` x the relative squared distance of the weights from the starting
@@ -14,7 +14,7 @@ Both loss terms are in crop pixels squared, so the weights read the same for any
 Before and after, it measures the equivariance error on held-out crops (every 10th, never trained
 on) and, when ``--check SPEC`` names a labelled set, the NME there. The result is a weights file
 (the attribute head, if any, carried over unchanged), written atomically; an interrupted run
-resumes from ``OUT.resume.pt`` (the training loop's checkpoint, ``train.loop``, the same format and
+resumes from ``OUT.resume.pt`` (the training loop's checkpoint, ``train.engine.loop``, the same format and
 stop-signal path as ``train fit``) and ``OUT.resume.crops.npy`` (the crops, so the video is not
 decoded again).
 """
@@ -33,11 +33,11 @@ from realtime.core.atomic import atomic_path, write_text_atomic
 from realtime.models.decode import soft_argmax
 from realtime.core.errors import UserError
 from realtime.models.weights import load_attribute_head, load_landmark_model, save_weights, torch_device, weights_info
-from train.augment import AugmentConfig
-from train.checkpoint import load_checkpoint, save_checkpoint
-from train.loop import run_updates
-from train.elt import EltConfig, elt_loss, elt_residuals
-from train.losses import softargmax_l2
+from train.data.augment import AugmentConfig
+from train.engine.checkpoint import load_checkpoint, save_checkpoint
+from train.engine.loop import run_updates
+from train.objectives.elt import EltConfig, elt_loss, elt_residuals
+from train.objectives.losses import softargmax_l2
 
 HOLDOUT_EVERY = 10
 SAVE_EVERY = 50
@@ -99,8 +99,8 @@ def crops_from_footage(weights: Path, source_spec: str, cfg: AdaptConfig) -> np.
 
 def crops_from_dataset(spec: str, size: int, grey: bool, max_crops: int) -> np.ndarray:
     """(N, S, S, C) uint8 plain evaluation crops of a dataset spec; its labels are not used."""
-    from train.datasets import open_dataset
-    from train.loader import LandmarkDataset
+    from train.data.datasets import open_dataset
+    from train.data.loader import LandmarkDataset
 
     data = LandmarkDataset(open_dataset(spec), out_size=size, grey=grey)
     n = min(len(data), max_crops)
@@ -109,7 +109,7 @@ def crops_from_dataset(spec: str, size: int, grey: bool, max_crops: int) -> np.n
 
 
 def is_dataset_spec(text: str) -> bool:
-    from train.datasets import KINDS
+    from train.data.datasets import KINDS
 
     kind, sep, _ = text.partition(":")
     return kind.lower() in KINDS and (bool(sep) or kind.lower() == "synth") and not Path(text).exists()
@@ -148,8 +148,8 @@ def equivariance_error_px(model: torch.nn.Module, crops: np.ndarray, elt: EltCon
 def check_nme(model: torch.nn.Module, spec: str | None) -> float | None:
     if spec is None:
         return None
-    from train.datasets import open_dataset
-    from train.evaluate import evaluate_model
+    from train.data.datasets import open_dataset
+    from train.evaluation.evaluate import evaluate_model
 
     was_training = model.training
     model.eval()
@@ -172,8 +172,8 @@ def relative_drift(model: torch.nn.Module, start: dict[str, torch.Tensor]) -> to
 # --- training ------------------------------------------------------------------------------------
 
 def _labelled_batches(spec: str, model: torch.nn.Module, batch_size: int, seed: int, device: torch.device):
-    from train.datasets import open_dataset
-    from train.loader import LandmarkDataset
+    from train.data.datasets import open_dataset
+    from train.data.loader import LandmarkDataset
 
     data = LandmarkDataset(open_dataset(spec), out_size=model.config.input_size, grey=model.config.in_channels == 1,
                            aug=AugmentConfig(), seed=seed)
@@ -233,7 +233,7 @@ def adapt(weights: str | Path, frames: str, out: str | Path, cfg: AdaptConfig, c
     predict, elt, t0 = points_fn(model), cfg.elt(), time.monotonic()
 
     def save(step: int) -> None:
-        """The training loop's checkpoint format (``train.checkpoint``), the crops beside it (so
+        """The training loop's checkpoint format (``train.engine.checkpoint``), the crops beside it (so
         the footage is not decoded again)."""
         if not crops_path.is_file():
             with atomic_path(crops_path) as tmp:

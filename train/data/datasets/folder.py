@@ -35,8 +35,8 @@ import numpy as np
 
 from realtime.core.errors import UserError
 from realtime.geometry.layouts import get_layout, layout_for_count
-from train.datasets.base import FaceSample, LandmarkSet
-from train.datasets.ibug300w import IMAGE_SUFFIXES, read_pts
+from train.data.datasets.base import FaceSample, LandmarkSet
+from train.data.datasets.ibug300w import IMAGE_SUFFIXES, read_pts
 
 log = logging.getLogger(__name__)
 _KIND = re.compile(r"angle|scalar|class:([2-9]|[1-9][0-9]+)")

@@ -3,7 +3,7 @@
 ``train fit`` (every recipe) and ``train adapt`` both run ``run_updates``: draw a batch, set the
 learning rate, compute the loss, refuse a non-finite one, step the optimiser, report the update.
 Ctrl-C, SIGTERM and SIGHUP (``StopRequest``) ask the loop to stop after the update in flight;
-``save(step)`` then writes a consistent checkpoint (``train.checkpoint``'s format, the same for
+``save(step)`` then writes a consistent checkpoint (``train.engine.checkpoint``'s format, the same for
 both) and the interrupt is re-raised for the command line (exit 128 + the signal). A second signal
 stops at once and the previous checkpoint stays. Resuming is the caller's: it restores the model,
 optimiser and step from that checkpoint and draws batches by update number, so a resumed run

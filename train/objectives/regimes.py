@@ -27,7 +27,7 @@ import numpy as np
 
 from realtime.core.atomic import write_text_atomic
 from realtime.core.errors import UserError
-from train.loader import LandmarkDataset
+from train.data.loader import LandmarkDataset
 
 POOLS = ("landmark", "attribute", "unlabelled")
 

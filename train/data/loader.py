@@ -14,8 +14,8 @@ import torch
 from torch.utils.data import Dataset
 
 from realtime.geometry.layouts import get_layout
-from train.augment import AugmentConfig, prepare_face
-from train.datasets.base import FaceSample, LandmarkSet, sample_image
+from train.data.augment import AugmentConfig, prepare_face
+from train.data.datasets.base import FaceSample, LandmarkSet, sample_image
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ import numpy as np
 
 from realtime.geometry.crops import face_box_from_points
 from realtime.geometry.layouts import get_layout
-from train.synthetic_parts import (Eye, Mapper, Mouth, affine_mapper, draw_eye, draw_mouth,
+from train.data.synthetic_parts import (Eye, Mapper, Mouth, affine_mapper, draw_eye, draw_mouth,
                                    mouth_corners, sample_eye, sample_gaze, sample_mouth)
-from train.synthetic_scene import Canvas, background, circle, clutter, degrade, disc, occluders, rotation
+from train.data.synthetic_scene import Canvas, background, circle, clutter, degrade, disc, occluders, rotation
 
 # The class attribute is a bin of mouth width / eye distance, drawn from separated ranges.
 CLASS_EDGES = (0.76, 0.96)

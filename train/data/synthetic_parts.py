@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from train.synthetic_scene import Canvas, circle, disc
+from train.data.synthetic_scene import Canvas, circle, disc
 
 Mapper = Callable[[np.ndarray], np.ndarray]
 _T = np.linspace(-1.0, 1.0, 15)

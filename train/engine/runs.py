@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from realtime.core.measure import machine
-from train.checkpoint import load_checkpoint
-from train.config import FitConfig
-from train.fit import fit
+from train.engine.checkpoint import load_checkpoint
+from train.engine.config import FitConfig
+from train.engine.fit import fit
 
 
 def hardware() -> str:

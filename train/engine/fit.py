@@ -7,9 +7,9 @@ so a resumed run continues exactly as if it had never stopped.
 
 Semi-supervised runs (2018, any of ``landmark_fraction`` < 1, ``attribute_weight`` > 0,
 ``elt_weight`` > 0) also write ``subsets.json`` and draw each update's batches from the label pools
-of ``train.regimes``: loss = landmark loss on the landmark-labelled pool + attribute_weight x
-attribute loss (``train.attributes``) on the attribute-labelled pool + elt_weight x ELT
-(``train.elt``) on all images. The attribute head shares the optimiser and the checkpoints, and is
+of ``train.objectives.regimes``: loss = landmark loss on the landmark-labelled pool + attribute_weight x
+attribute loss (``train.objectives.attributes``) on the attribute-labelled pool + elt_weight x ELT
+(``train.objectives.elt``) on all images. The attribute head shares the optimiser and the checkpoints, and is
 saved into ``best.safetensors``.
 """
 from __future__ import annotations
@@ -34,17 +34,17 @@ from realtime.core.outpaths import Output, check_outputs, make_folders
 from realtime.models.model import LandmarkNet, build_model
 from realtime.models.presets import make_config
 from realtime.models.weights import save_weights
-from train.checkpoint import load_checkpoint, save_checkpoint
-from train.config import FitConfig
-from train.loop import run_updates
-from train.datasets import open_dataset
-from train.datasets.base import LandmarkSet
-from train.loader import LandmarkDataset
-from train.losses import l2_penalty, softargmax_l2, spatial_cross_entropy
-from train.metrics import nme, normalising_distance
-from train.predict import predict_dataset
-from train.runlog import RunLog
-from train.semisup import SemiSupervision
+from train.engine.checkpoint import load_checkpoint, save_checkpoint
+from train.engine.config import FitConfig
+from train.engine.loop import run_updates
+from train.data.datasets import open_dataset
+from train.data.datasets.base import LandmarkSet
+from train.data.loader import LandmarkDataset
+from train.objectives.losses import l2_penalty, softargmax_l2, spatial_cross_entropy
+from train.evaluation.metrics import nme, normalising_distance
+from train.evaluation.predict import predict_dataset
+from train.engine.runlog import RunLog
+from train.engine.semisup import SemiSupervision
 
 log = logging.getLogger(__name__)
 

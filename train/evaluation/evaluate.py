@@ -21,11 +21,11 @@ from realtime.core.errors import UserError
 from realtime.geometry.layouts import get_layout
 from realtime.models.model import LandmarkNet
 from realtime.models.weights import load_denoiser, load_model, torch_device
-from train.datasets import open_dataset
-from train.datasets.base import LandmarkSet
-from train.loader import LandmarkDataset, attribute_table
-from train.metrics import ced_curve, nme, normalising_distance, plot_ced, summarise
-from train.predict import predict_dataset
+from train.data.datasets import open_dataset
+from train.data.datasets.base import LandmarkSet
+from train.data.loader import LandmarkDataset, attribute_table
+from train.evaluation.metrics import ced_curve, nme, normalising_distance, plot_ced, summarise
+from train.evaluation.predict import predict_dataset
 
 # 300W's test groups (../shared/PAPERS.md §1.7): subset names as the 300W reader writes them.
 GROUPS_300W = {

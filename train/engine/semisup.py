@@ -1,11 +1,11 @@
-"""The 2018 paper's semi-supervised objective as one extra loss term for ``train.fit`` (§2.6):
+"""The 2018 paper's semi-supervised objective as one extra loss term for ``train.engine.fit`` (§2.6):
 
     loss = landmark loss on a batch of the S landmark-labelled images
          + attribute_weight x attribute loss on a batch of the M attribute-labelled images
          + elt_weight x ELT on a batch of all N images
 
-Each update draws one batch per active pool (``train.regimes.Pools``); the terms come from
-``train.attributes`` (sequential multitasking) and ``train.elt``. The attribute head is trained by
+Each update draws one batch per active pool (``train.objectives.regimes.Pools``); the terms come from
+``train.objectives.attributes`` (sequential multitasking) and ``train.objectives.elt``. The attribute head is trained by
 the same optimiser as the landmark network and saved with it.
 """
 from __future__ import annotations
@@ -19,11 +19,11 @@ import torch
 from realtime.models.attributes import AttributeNet
 from realtime.geometry.layouts import get_layout
 from realtime.models.model import ModelConfig
-from train.attributes import attribute_loss, head_config, label_columns
-from train.config import FitConfig
-from train.elt import elt_loss
-from train.loader import LandmarkDataset, attribute_table
-from train.regimes import Pools, choose_subsets
+from train.objectives.attributes import attribute_loss, head_config, label_columns
+from train.engine.config import FitConfig
+from train.objectives.elt import elt_loss
+from train.data.loader import LandmarkDataset, attribute_table
+from train.objectives.regimes import Pools, choose_subsets
 
 Batch = dict[str, torch.Tensor]
 

@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass
 
 from realtime.core.errors import UserError
-from train.augment import AugmentConfig
-from train.elt import EltConfig
+from train.data.augment import AugmentConfig
+from train.objectives.elt import EltConfig
 
 # L2 coefficients (trunk, branches, SumNet branch weights) of the 2016 code's README (../shared/PAPERS.md §1.5).
 PAPER_L2 = {

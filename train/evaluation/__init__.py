@@ -1,0 +1,2 @@
+"""Prediction over a dataset, NME and its summaries, the evaluation reports.
+"""
