@@ -148,3 +148,17 @@ def test_adapt_and_evaluate_run_on_the_asked_device(tmp_path, device):
     text = run_evaluate([str(tmp_path / "a.safetensors")], [FRAMES], ["eye_centres"], None, None, None, None, None,
                         False, device=device)
     assert "eye_centres" in text
+
+
+def test_every_adapt_setting_has_a_flag_whose_default_is_the_configs():
+    """AdaptConfig is the one source of adapt's defaults: the parser reads them from it, and
+    every field can be set from the command line."""
+    from dataclasses import asdict
+
+    from train.__main__ import build_parser
+
+    args = build_parser().parse_args(["adapt", "w.safetensors", "--frames", "x.mp4", "-o", "o.safetensors"])
+    assert {k: getattr(args, k) for k in asdict(AdaptConfig())} == asdict(AdaptConfig())
+    args = build_parser().parse_args(["adapt", "w.safetensors", "--frames", "x.mp4", "-o", "o.safetensors",
+                                      "--elt-rotation", "10", "--max-crops", "50"])
+    assert args.elt_rotation == 10 and args.max_crops == 50

@@ -10,6 +10,7 @@ from dataclasses import MISSING, fields
 from realtime.core.cliargs import Parser, fraction, number, positive
 from realtime.core.errors import UserError, exit_status, require_files
 from realtime.core.outpaths import Output, prepare_outputs
+from train.engine.adapt import AdaptConfig
 from train.engine.config import FitConfig
 
 
@@ -144,17 +145,24 @@ def _add_adapt(sub) -> None:
     p.add_argument("-o", "--out", required=True, help="the adapted .safetensors (written atomically)")
     p.add_argument("--check", help="labelled dataset spec: report NME before and after")
     p.add_argument("--labelled", help="labelled dataset spec mixed into every update (guards against drift)")
-    p.add_argument("--labelled-weight", type=number(float, 0), default=1.0,
+    d = AdaptConfig()  # the one source of the defaults
+    p.add_argument("--labelled-weight", type=number(float, 0), default=d.labelled_weight,
                    help="weight of the labelled loss beside ELT")
-    p.add_argument("--anchor-weight", type=number(float, 0), default=100.0,
+    p.add_argument("--anchor-weight", type=number(float, 0), default=d.anchor_weight,
                    help="weight of the relative squared distance from the starting weights (L2-SP)")
-    p.add_argument("--steps", type=positive(int), default=300, help="updates")
-    p.add_argument("--batch-size", type=positive(int), default=16, help="crops per update")
-    p.add_argument("--lr", type=number(float, 0, 1, lo_open=True), default=1e-4, help="Adam learning rate")
-    p.add_argument("--max-crops", type=positive(int), default=2000, help="at most this many face crops")
-    p.add_argument("--stride", type=positive(int), default=1, help="use every STRIDE-th frame")
-    p.add_argument("--detector", choices=["short", "full"], default="full", help="BlazeFace model that finds the faces")
-    p.add_argument("--seed", type=number(int, 0), default=0, help="seed of the batches and transforms")
+    p.add_argument("--steps", type=positive(int), default=d.steps, help="updates")
+    p.add_argument("--batch-size", type=positive(int), default=d.batch_size, help="crops per update")
+    p.add_argument("--lr", type=number(float, 0, 1, lo_open=True), default=d.lr, help="Adam learning rate")
+    p.add_argument("--max-crops", type=number(int, 2), default=d.max_crops, help="at most this many face crops")
+    p.add_argument("--stride", type=positive(int), default=d.stride, help="use every STRIDE-th frame")
+    p.add_argument("--detector", choices=["short", "full"], default=d.detector, help="BlazeFace model that finds the faces")
+    p.add_argument("--seed", type=number(int, 0), default=d.seed, help="seed of the batches and transforms")
+    p.add_argument("--elt-rotation", type=number(float, 0, 180), default=d.elt_rotation,
+                   help="ELT: largest in-plane turn of the transforms (degrees)")
+    p.add_argument("--elt-translate", type=number(float, 0, 1), default=d.elt_translate,
+                   help="ELT: largest shift of the transforms (fraction of the crop)")
+    p.add_argument("--elt-zoom", type=number(float, 0, 1), default=d.elt_zoom,
+                   help="ELT: largest zoom of the transforms (fraction)")
     p.add_argument("--json", help="write the before/after report to this .json file")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT.resume.pt")
     p.add_argument("--device", default="cpu", help="torch device of the model and its updates: cpu, cuda, cuda:N "
@@ -162,14 +170,12 @@ def _add_adapt(sub) -> None:
 
 
 def _cmd_adapt(args) -> None:
-    from train.engine.adapt import AdaptConfig, adapt, write_report_json
+    from train.engine.adapt import adapt, write_report_json
 
     require_files(("weights", args.weights))
     prepare_outputs([Output(args.out, "-o", (".safetensors",)), Output(args.json, "--json", (".json",))],
                     [args.weights, args.frames])
-    cfg = AdaptConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, anchor_weight=args.anchor_weight,
-                      labelled=args.labelled, labelled_weight=args.labelled_weight, max_crops=args.max_crops,
-                      stride=args.stride, detector=args.detector, seed=args.seed)
+    cfg = AdaptConfig(**{f.name: getattr(args, f.name) for f in fields(AdaptConfig)})
     report = adapt(args.weights, args.frames, args.out, cfg, check=args.check, resume=args.resume, device=args.device)
     if args.json:
         write_report_json(report, args.json)
@@ -178,7 +184,6 @@ def _cmd_adapt(args) -> None:
 
 
 def _cmd_fit(args) -> None:
-    from train.engine.config import FitConfig
     from train.engine.fit import fit
 
     if args.steps and args.epochs:
