@@ -50,11 +50,14 @@ def evaluate_run(cfg: FitConfig, test_spec: str) -> dict:
     """Test NME (eye-centre normaliser) with both decoders; cached in the run directory, one file
     per test set (``test-<digest of the spec>.json``)."""
     cache = Path(cfg.out) / f"test-{hashlib.sha1(test_spec.encode()).hexdigest()[:10]}.json"
+    weights = Path(cfg.out) / "best.safetensors"
     if cache.is_file():
         cached = json.loads(cache.read_text())
-        if cached.get("test") == test_spec and cached.get("version") == EVAL_VERSION:
+        # a version-1 file lacks only the attribute accuracy, which a run without a head has none of
+        current = cached.get("version", 1) == EVAL_VERSION or load_attribute_head(weights) is None
+        if cached.get("test") == test_spec and current:
             return cached
-    model = load_model(Path(cfg.out) / "best.safetensors")
+    model = load_model(weights)
     data = open_dataset(test_spec)
     out = {"test": test_spec, "version": EVAL_VERSION}
     for decoder in ("argmax", "softargmax"):
