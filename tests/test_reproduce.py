@@ -67,6 +67,12 @@ def test_mask_table_takes_the_test_sets_column_and_ranks_against_the_talk():
     # Spearman of 9 ranks with one adjacent swap: 1 - 6 * 2 / (9 * 80) = 0.9833
     assert "SumNet: Spearman rank correlation with the talk's AFW column **0.98**" in text
     assert "RCN: Spearman rank correlation with the talk's AFW column **1.00** (target >= 0.8: met); best mask 1,1,1,1 (the full model)" in text
+    # runs not finished yet (--report-only): shown as such, the correlation over the finished ones
+    partial = [r if cfg.preset == "sumnet_mtfl" or cfg.branch_mask in ((1, 0, 0, 0), (0, 1, 0, 0)) else None
+               for cfg, r in zip(grid, results)]
+    text = mask_section(grid, partial, "mtfl:x:test")
+    assert "not run yet" in text and "SumNet AFLW (talk)" in text
+    assert "- RCN: 2 of 9 masks finished; no rank correlation yet." in text
 
 
 def test_semisup_grid_on_mtfl_fixture_sweeps_weights_and_reports_attribute_accuracy(tmp_path):

@@ -31,6 +31,7 @@ from train.engine.config import FitConfig
 from train.data.datasets import open_dataset
 from train.evaluation.evaluate import attribute_accuracy, evaluate_model
 from train.engine.runlog import save_figure
+from train.recipes.reproduce_semisup import finished
 from train.engine.runs import command_line, hardware, run_or_resume  # noqa: F401  (command_line: re-exported)
 
 # The talk's table (../shared/PAPERS.md §0.5): mask -> (SumNet AFLW, SumNet AFW, RCN AFLW, RCN AFW).
@@ -155,30 +156,40 @@ def spearman(a: list[float], b: list[float]) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def mask_section(grid: list[FitConfig], results: list[dict], test_spec: str = "synth:test") -> str:
+def mask_section(grid: list[FitConfig], results: list[dict | None], test_spec: str = "synth:test") -> str:
     """The talk's branch-masking table in its own layout (one row per mask, coarse -> fine), our
     argmax and soft-argmax NME beside the published column for this test set, then per
-    architecture the Spearman rank correlation of our ordering of the nine masks with the
-    published one and whether the full model is the best."""
+    architecture the Spearman rank correlation of our ordering of the masks with the published
+    one and whether the full model is the best. A run not finished yet (``--report-only``) shows
+    as such, and the correlation is then over the masks that are."""
     ours = {}
     for cfg, res in zip(grid, results):
-        mask = ",".join(map(str, cfg.branch_mask))
-        ours[(mask, cfg.preset.split("_")[0])] = res
+        if res is not None:
+            ours[(",".join(map(str, cfg.branch_mask)), cfg.preset.split("_")[0])] = res
     si, ri, name = talk_columns(test_spec)
     lines = [f"| mask (coarse -> fine) | SumNet (ours) | RCN (ours) | SumNet, soft-argmax | RCN, soft-argmax | "
              f"SumNet {name} (talk) | RCN {name} (talk) |",
              "|---|---|---|---|---|---|---|"]
+
+    def cell(mask: str, arch: str, decoder: str) -> str:
+        res = ours.get((mask, arch))
+        return f"{100 * res[decoder]['mean']:.2f}" if res else "not run yet"
+
     for mask, talk in TALK_MASKS.items():
-        s, r = ours[(mask, "sumnet")], ours[(mask, "rcn")]
-        lines.append(f"| {mask} | {100 * s['argmax']['mean']:.2f} | {100 * r['argmax']['mean']:.2f} | "
-                     f"{100 * s['softargmax']['mean']:.2f} | {100 * r['softargmax']['mean']:.2f} | {talk[si]:.2f} | {talk[ri]:.2f} |")
+        lines.append(f"| {mask} | {cell(mask, 'sumnet', 'argmax')} | {cell(mask, 'rcn', 'argmax')} | "
+                     f"{cell(mask, 'sumnet', 'softargmax')} | {cell(mask, 'rcn', 'softargmax')} | {talk[si]:.2f} | {talk[ri]:.2f} |")
     lines.append("")
     for arch, label, column in (("sumnet", "SumNet", si), ("rcn", "RCN", ri)):
-        published = [talk[column] for talk in TALK_MASKS.values()]
-        mine = [ours[(mask, arch)]["argmax"]["mean"] for mask in TALK_MASKS]
-        best = min(TALK_MASKS, key=lambda m: ours[(m, arch)]["argmax"]["mean"])
+        done = [mask for mask in TALK_MASKS if (mask, arch) in ours]
+        if len(done) < 3:
+            lines.append(f"- {label}: {len(done)} of {len(TALK_MASKS)} masks finished; no rank correlation yet.")
+            continue
+        published = [TALK_MASKS[mask][column] for mask in done]
+        mine = [ours[(mask, arch)]["argmax"]["mean"] for mask in done]
+        best = min(done, key=lambda m: ours[(m, arch)]["argmax"]["mean"])
         rho = spearman(mine, published)
-        lines.append(f"- {label}: Spearman rank correlation with the talk's {name} column **{rho:.2f}** "
+        over = "" if len(done) == len(TALK_MASKS) else f" over the {len(done)} finished masks"
+        lines.append(f"- {label}: Spearman rank correlation with the talk's {name} column **{rho:.2f}**{over} "
                      f"(target >= 0.8: {'met' if rho >= 0.8 else 'not met'}); best mask {best} "
                      f"({'the full model' if best == '1,1,1,1' else 'not the full model'}).")
     return "\n".join(lines)
@@ -219,7 +230,8 @@ def _parse(argv: list[str] | None, Parser, number) -> argparse.Namespace:
     g.add_argument("--attribute-weight", type=number(float, 0), default=1.0, help="weight of the attribute loss")
     g.add_argument("--elt-weight", type=number(float, 0), default=300.0, help="weight of the ELT loss")
     g.add_argument("--fractions", default="0.01,0.05,1", help="comma list of landmark-labelled fractions")
-    g.add_argument("--report-only", action="store_true", help="train nothing: report the finished runs")
+    p.add_argument("--report-only", action="store_true", help="train nothing: report the finished runs (the "
+                   "others show as not run yet)")
     g.add_argument("--sweep-attribute-weights", default="", help="semisup2018: comma list of attribute weights "
                    "for the validation sweep (with --sweep-elt-weights); empty: no sweep, use --attribute-weight")
     g.add_argument("--sweep-elt-weights", default="", help="semisup2018: comma list of ELT weights for the sweep")
@@ -257,19 +269,29 @@ def _run(args) -> int:
         if part not in parts:
             continue
         grid = make(root, base, steps, batch_size)
-        results: dict[str, list[dict]] = {test: [] for test in args.test}
+        results: dict[str, list[dict | None]] = {test: [] for test in args.test}
         for cfg in grid:
+            commands.append(command_line(cfg))
+            if args.report_only and not finished(cfg):
+                print(f"[{part}] {cfg.out}: not finished, left out", flush=True)
+                for test in args.test:
+                    results[test].append(None)
+                continue
             print(f"[{part}] {cfg.out}", flush=True)
             run_or_resume(cfg, args.device)
             for test in args.test:
                 results[test].append(evaluate_run(cfg, test))
-            commands.append(command_line(cfg))
         tables = []
         for test, per_run in results.items():
-            table = compare_section(grid, per_run, docs, plot_name) if part == "compare" else mask_section(grid, per_run, test)
+            if part == "masks":
+                table = mask_section(grid, per_run, test)
+            elif any(r is None for r in per_run):
+                table = "Not every run of the comparison is finished yet (--report-only): no table."
+            else:
+                table = compare_section(grid, per_run, docs, plot_name)
             tables.append(f"Test set `{test}`:\n\n{table}" if len(results) > 1 else table)
         first = next(iter(results.values()))
-        sections.append((part, "\n\n".join(tables), sum(r["seconds"] for r in first)))
+        sections.append((part, "\n\n".join(tables), sum(r["seconds"] for r in first if r is not None)))
     report = render_report(sections, commands, args, plot_name)
     write_text_atomic(docs / args.report, report)
     print(report)
