@@ -43,6 +43,7 @@ import numpy as np
 
 from realtime.core.assets import DEMO_CLIP as DEFAULT_CLIP
 from realtime.core.atomic import atomic_path, write_text_atomic
+from realtime.core.cliargs import Range, number_list
 from realtime.core.errors import UserError, run_command
 from realtime.core.measure import machine, seconds_per_call, shown_path
 
@@ -430,17 +431,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def whole_numbers(flag: str, text: str, lo: int, hi: int) -> list[int]:
-    """A comma list of whole numbers in [lo, hi], or a one-line error."""
-    try:
-        values = [int(b) for b in text.split(",")]
-    except ValueError:
-        values = []
-    if not values or min(values) < lo or max(values) > hi:
-        raise UserError(f"{flag} must be a comma list of whole numbers in [{lo}, {hi}], got {text!r}")
-    return values
-
-
 def run(args: argparse.Namespace) -> int:
     from realtime.core.outpaths import Output, check_outputs, make_folders
 
@@ -454,10 +444,10 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise UserError(f"unknown part(s) {', '.join(sorted(unknown))}: choose from landmarks, pipeline, dlib, "
                         "mediapipe, live, streams")
-    counts = whole_numbers("--streams", args.streams, 1, 256) if args.streams else (
+    counts = number_list("--streams", args.streams, int, Range(1, 256)) if args.streams else (
         [1, 4, 16] if args.device.startswith("cuda") else [1, 4])
     if args.batches:
-        batches = whole_numbers("--batches", args.batches, 1, 65536)
+        batches = number_list("--batches", args.batches, int, Range(1, 65536))
     else:
         top = 1024 if args.device.startswith("cuda") else 64
         batches = [1, 8] if args.quick else [2 ** i for i in range(top.bit_length()) if 2 ** i <= top]

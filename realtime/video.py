@@ -162,8 +162,7 @@ def run(args: argparse.Namespace) -> int:
     from realtime.pipeline.processor import FrameProcessor, PipelineConfig, run_file
     from realtime.stages.tracker import TrackerConfig
     from realtime.core.outpaths import make_folders
-    from realtime.core.signals import deferred, exit_code, interrupted_line
-    from realtime.io.video_out import draw_overlay
+    from realtime.core.signals import exit_code, interrupted_line
 
     missing = check_paths(args)
     tracker = TrackerConfig()
@@ -190,10 +189,7 @@ def run(args: argparse.Namespace) -> int:
     step, close_bar = _progress(total)
 
     def on_packet(packet: FramePacket) -> None:
-        image = draw_overlay(packet.image, packet)
-        with deferred():  # a frame's video and record are written whole, or not at all
-            video.write(image, packet.t_capture)
-            landmarks.write(packet)
+        write_frame(video, landmarks, packet)
         step()
 
     try:
@@ -215,6 +211,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"{stats.processed} frames in {stats.wall_s:.1f} s ({stats.fps:.1f} fps): "
           f"{args.output}, {args.landmarks}", file=sys.stderr)
     return 0
+
+
+def write_frame(video, landmarks, packet) -> None:
+    """One processed frame into its outputs: the annotated image and the record, written whole or
+    not at all (a stop signal waits until both are done)."""
+    from realtime.core.signals import deferred
+    from realtime.io.video_out import draw_overlay
+
+    image = draw_overlay(packet.image, packet)
+    with deferred():
+        video.write(image, packet.t_capture)
+        landmarks.write(packet)
 
 
 def _open_outputs(source, video_path, landmarks_path, fmt: str, num_points: int, input_path: str, rate: float) -> list:
@@ -247,8 +255,7 @@ def run_many(args: argparse.Namespace, config, missing: list[Path]) -> int:
     from realtime.io.capture import open_source
     from realtime.core.outpaths import make_folders
     from realtime.pipeline.processor import FrameProcessor, run_streams
-    from realtime.core.signals import deferred, exit_code, interrupted_line
-    from realtime.io.video_out import draw_overlay
+    from realtime.core.signals import exit_code, interrupted_line
 
     first = FrameProcessor.from_config(config)
     processors = [first] + [FrameProcessor.from_config(config, first.landmarker, first.detector)
@@ -275,11 +282,7 @@ def run_many(args: argparse.Namespace, config, missing: list[Path]) -> int:
     step, close_bar = _progress(None if None in totals else sum(totals))
 
     def on_packet(i: int, packet) -> None:
-        image = draw_overlay(packet.image, packet)
-        video, landmarks = writers[i]
-        with deferred():
-            video.write(image, packet.t_capture)
-            landmarks.write(packet)
+        write_frame(*writers[i], packet)
         step()
 
     def on_end(i: int, error: BaseException | None) -> None:

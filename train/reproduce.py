@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.core.atomic import write_text_atomic
+from realtime.core.cliargs import Range, number_list
 from realtime.core.errors import UserError
 from realtime.models.weights import load_attribute_head, load_model
 from train.engine.checkpoint import load_checkpoint
@@ -299,23 +300,12 @@ def _run(args) -> int:
     return 0
 
 
-def number_list(flag: str, text: str) -> tuple[float, ...]:
-    """A comma list of non-negative numbers ("" -> ()); anything else is a one-line error."""
-    try:
-        values = tuple(float(f) for f in text.split(",")) if text.strip() else ()
-    except ValueError:
-        raise UserError(f"{flag} must be a comma list of numbers, got {text!r}") from None
-    if any(not v >= 0 for v in values):
-        raise UserError(f"{flag} must be a comma list of numbers >= 0, got {text!r}")
-    return values
-
-
 def _run_semisup(args) -> int:
     from train.recipes.reproduce_semisup import GridSettings, run_grid
 
-    fractions = number_list("--fractions", args.fractions)
-    sweep_a, sweep_e = number_list("--sweep-attribute-weights", args.sweep_attribute_weights), number_list(
-        "--sweep-elt-weights", args.sweep_elt_weights)
+    fractions = tuple(number_list("--fractions", args.fractions, float, Range(0)))
+    sweep_a = tuple(number_list("--sweep-attribute-weights", args.sweep_attribute_weights, float, Range(0), empty=True))
+    sweep_e = tuple(number_list("--sweep-elt-weights", args.sweep_elt_weights, float, Range(0), empty=True))
     if bool(sweep_a) != bool(sweep_e):
         raise UserError("the weight sweep needs both --sweep-attribute-weights and --sweep-elt-weights")
     settings = GridSettings(out=Path(args.out) / "semisup2018", docs=Path(args.docs), steps=args.steps,

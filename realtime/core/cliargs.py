@@ -55,6 +55,22 @@ HFOV_DEG = Range(0, 180, lo_open=True, hi_open=True)  # horizontal field of view
 SCORE = Range(0, 1)                                # a detector or landmark score threshold
 
 
+def number_list(flag: str, text: str, kind: type = float, valid: Range = Range(), empty: bool = False) -> list:
+    """A comma list of ``kind`` (int or float) numbers, each finite and inside ``valid``, e.g.
+    ``--batches 1,8,64``; "" is [] when ``empty`` allows it. Anything else is a ``UserError``
+    naming ``flag`` and the range."""
+    if empty and not text.strip():
+        return []
+    what = "whole numbers" if kind is int else "numbers"
+    try:
+        values = [kind(t) for t in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(valid.contains(float(v)) for v in values):
+        raise UserError(f"{flag} must be a comma list of {what} {valid.text()}, got {text!r}")
+    return values
+
+
 def _fmt(value: float) -> str:
     return f"{value:g}"
 

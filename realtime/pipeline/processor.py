@@ -26,7 +26,6 @@ Three ways to drive it:
   waiting), so frames are dropped only at the entrance and the result slot never overwrites.
   Consumers must therefore take results through ``LivePipeline.get`` (or iterate it), which
   releases the worker.
-
 - ``run_streams`` (several inputs at once, each lossless and in order): a capture thread per input;
   each step processes the next frame of every input together (``process_together``), so the
   detector and the landmark network see one batch across the inputs (what keeps a GPU busy when
@@ -169,17 +168,18 @@ class FrameProcessor:
         landmarker, the detector, the pose head and the 3D face from ``config``. A caller that
         already holds a ``landmarker`` or ``detector`` for ``config`` (several processors over one
         model) passes it in instead of loading another."""
+        on_cuda = str(config.device).startswith("cuda")
         if landmarker is None:
             # on CUDA the crops are cut on the device (one grid_sample over all faces of all frames)
             landmarker = Landmarker(config.weights, config.device, config.decoder, backend=config.backend,
-                                    crop_on_device=str(config.device).startswith("cuda"))
+                                    crop_on_device=on_cuda)
         if detector is None:
             detector = make_detector(config.detector, config.detector_backend, config.device)
         pose_head = pose_head_of(landmarker, required=config.pose_source == "head")
         processor = FrameProcessor(landmarker, detector, config.tracker, smoothing=config.smoothing,
                                    face_model_3d=config.face_model_3d, focal_px=config.focal_px,
                                    hfov_deg=config.hfov_deg, pose_source=config.pose_source, pose_head=pose_head)
-        if str(config.device).startswith("cuda"):
+        if on_cuda:
             processor.warmup()
         return processor
 
