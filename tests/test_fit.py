@@ -1,5 +1,6 @@
 """Training runs end to end: loss falls, exact resume, export, CLI errors."""
 import csv
+import re
 import json
 import subprocess
 import sys
@@ -180,3 +181,14 @@ def test_init_starts_from_given_weights_and_refuses_another_architecture(tmp_pat
     assert all(torch.allclose(v, tuned[k], atol=1e-6) for k, v in start.items())
     with pytest.raises(UserError, match=r"--init .*w\.safetensors is another architecture: it holds .*trunk widths \[8, 16.*differing: branch, trunk"):
         fit(_cfg(tmp_path / "c", steps=1, width_mult=1.0, init=str(tmp_path / "w.safetensors")), progress=False)
+
+
+def test_init_without_separable_convs_is_factorised_into_them(tmp_path, capsys):
+    fit(_cfg(tmp_path / "a", steps=2), progress=False)
+    export(tmp_path / "a" / "last.pt", tmp_path / "w.safetensors")
+    fit(_cfg(tmp_path / "b", steps=1, eval_every=1, separable=2, init=str(tmp_path / "w.safetensors")), progress=False)
+    assert re.search(r"[1-9] conv\(s\) factorised into depthwise-separable ones", capsys.readouterr().out)
+    tuned = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
+    assert "branches.0.0.depthwise.weight" in tuned and "branches.0.0.weight" not in tuned
+    export(tmp_path / "b" / "last.pt", tmp_path / "s.safetensors")
+    assert load_model(tmp_path / "s.safetensors").config.separable == 2

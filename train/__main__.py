@@ -54,6 +54,8 @@ def _add_fit(sub) -> None:
                    help="channel multiplier of the preset's widths")
     p.add_argument("--branch-kernel", type=number(int, 1, 15), help="convolution kernel of the branches "
                    "(default: the preset's)")
+    p.add_argument("--separable", type=number(int, 0, 7), help="depthwise-separable branch convs at this many "
+                   "finest levels (default 0); an --init without them is factorised into them")
     p.add_argument("--rgb", action="store_true", help="colour input (default grey, as the paper)")
     p.add_argument("--upsample", choices=["nearest", "learned"], help="branch upsampling (default: the preset's)")
     p.add_argument("--normalise", choices=["zscore", "lcn", "none"], help="input normalisation (default: the preset's)")

@@ -86,14 +86,14 @@ def specs(data_root: Path) -> tuple[str, str]:
     return f"300w:{data_root}:train?part=fit", f"300w:{data_root}:train?part=val"
 
 
-def recipe(data_root: Path, out: Path, steps: int, init: Path | None = DEFAULT_INIT) -> FitConfig:
+def recipe(data_root: Path, out: Path, steps: int, init: Path | None = DEFAULT_INIT, separable: int = 0) -> FitConfig:
     """The training run's configuration (module docstring). fp32: this project's CPUs have no bf16
     units (AVX-512 without BF16/AMX), where bf16 autocast trained 8x slower than fp32."""
     train, val = specs(data_root)
     return FitConfig(
         preset="rcnplus", width_mult=0.5, data=train, val=val, out=str(out), loss="ce", optimizer="adam",
         lr=5e-4, lr_schedule="cosine", init=str(init) if init else None, batch_size=32, steps=steps,
-        eval_every=250, augment="heavy", mirror=0.5, rotation=30,
+        eval_every=250, augment="heavy", mirror=0.5, rotation=30, separable=separable,
     )
 
 
@@ -274,7 +274,8 @@ def speed(weights: Path, spec: str, seconds: float = 1.0) -> dict:
 
 def measure(args: argparse.Namespace, cfg: FitConfig) -> dict:
     from realtime.pipeline import cliptruth
-    from realtime.models.weights import weights_info
+    from realtime.models.model import multiply_adds
+    from realtime.models.weights import load_model, weights_info
     from train.data.datasets import open_dataset
     from train.data.datasets.holdout import source_photo
     from train.engine.runs import hardware
@@ -289,7 +290,11 @@ def measure(args: argparse.Namespace, cfg: FitConfig) -> dict:
         seconds = load_checkpoint(last)["state"].get("seconds")
     fit_set, holdout = open_dataset(cfg.data), open_dataset(cfg.val)
     init = Path(cfg.init) if cfg.init else None
-    return {"weights": str(weights), "hardware": hardware(), "train_seconds": seconds,
+    macs = {"model": multiply_adds(load_model(weights))}
+    if init and init.is_file():
+        macs["init"] = multiply_adds(load_model(init))
+    return {"weights": str(weights), "hardware": hardware(), "train_seconds": seconds, "multiply_adds": macs,
+            "separable": cfg.separable, "init": str(init) if init else None,
             "counts": {"fit": len(fit_set), "val": len(holdout),
                        "val_photos": len({source_photo(s.ident) for s in holdout.samples})},
             "heldout": set_nme(weights, holdout), "train": set_nme(weights, fit_set),
@@ -305,6 +310,20 @@ def _nme_row(name: str, r: dict) -> str:
             f"{o['failure@0.08_pct']:.1f} | {o['failure@0.10_pct']:.1f} |")
 
 
+def architecture(results: dict) -> str:
+    """One paragraph: the network and its cost, against the ``--init`` network's when they differ."""
+    macs, separable = results.get("multiply_adds", {}), results.get("separable", 0)
+    text = "Network: RCN+ (80 px grey, 5 levels) at half width (32 channels)"
+    if separable:
+        text += (f", the branch convs of its {separable} finest levels depthwise-separable (`--separable {separable}`: "
+                 "factorised from the `--init` network's full convs, rank 1 per input channel, then trained)")
+    if "model" in macs:
+        text += f"; {macs['model'] / 1e6:.0f} M multiply-adds a face"
+        if macs.get("init") and macs["init"] != macs["model"]:
+            text += f" ({macs['init'] / 1e6:.0f} M for the `--init` network)"
+    return text + "."
+
+
 def render(results: dict, command: str, fit_command: str) -> str:
     h, c, s, n = results["heldout"], results["clip"], results["speed"], results["counts"]
     minutes = f"{results['train_seconds'] / 60:.0f} min" if results["train_seconds"] else "n/a"
@@ -315,11 +334,12 @@ def render(results: dict, command: str, fit_command: str) -> str:
         f"set, human-annotated), split by source photo: {n['fit']} faces to train on and a hold-out of {n['val']} "
         f"faces from {n['val_photos']} photos, never trained on. 300-W is for research and non-commercial use only, "
         "and so is this model.", "",
+        architecture(results), "",
         "## On the hold-out (human labels)", "",
         "NME in % of the outer-eye-corner distance (eye-centre distance in brackets), mean / median, and the share "
         "of faces above 8% and 10% (outer eye corners); soft-argmax, as the live pipeline decodes; the crop is the "
-        "training crop of the annotated points without jitter. The starting point (`--init`, the previous bundled "
-        "model, trained on 84 dlib-labelled faces) is measured on the same faces.", "",
+        f"training crop of the annotated points without jitter. The starting point (`--init` {results.get('init')}) "
+        "is measured on the same faces.", "",
         "| model | n | NME outer eyes (eye centres) | median | > 8% | > 10% |", "|---|---|---|---|---|---|",
         _nme_row("this model, hold-out", h),
     ]
@@ -356,16 +376,19 @@ def render(results: dict, command: str, fit_command: str) -> str:
     return "\n".join(lines)
 
 
-def add_recipe_arguments(p: argparse.ArgumentParser, out: str, steps: int, docs_help: str) -> None:
+def add_recipe_arguments(p: argparse.ArgumentParser, out: str, steps: int, docs_help: str,
+                         init: str = "assets/rcn68_teacher.safetensors", separable: int = 0) -> None:
     """The options of the recipe's command lines (this one and ``train.faces68_ablate``)."""
     from realtime.core.cliargs import number
 
     # defaults relative to the repository root, where the README runs this (the run's config records them as given)
     p.add_argument("--data", default="../shared/data/300w", help="the 300-W folder (afw/, helen/trainset/, ...)")
-    p.add_argument("--init", default="assets/rcn68_teacher.safetensors", help="weights to start from ('none': random)")
+    p.add_argument("--init", default=init, help="weights to start from ('none': random)")
     p.add_argument("--out", default=out, help="the training run directory")
     p.add_argument("--steps", type=number(int, 1), default=steps, help="updates of batch 32")
     p.add_argument("--device", default="cpu", help="torch device for training (cpu, cuda)")
+    p.add_argument("--separable", type=number(int, 0, 5), default=separable, help="depthwise-separable branch convs at this "
+                   "many finest levels (an --init without them is factorised into them)")
     p.add_argument("--docs", default="docs", help=docs_help)
 
 
@@ -391,7 +414,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from realtime.core.cliargs import Parser
 
     p = Parser(prog="python -m train.faces68", description=__doc__.split("\n\n")[0])
-    add_recipe_arguments(p, "runs/faces68_300w", 1500, "where results_faces68.md/.json go")
+    add_recipe_arguments(p, "runs/faces68_sep", 2500, "where results_faces68.md/.json go",
+                         init="assets/rcn68_dense.safetensors", separable=2)
     p.add_argument("--ship", default=str(DEFAULT_SHIP), help="where the exported weights go")
     p.add_argument("--report-only", action="store_true", help="measure --ship as it is: no training")
     return p.parse_args(argv)
@@ -405,7 +429,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_outputs([Output(args.out, "--out", folder=True), Output(args.ship, "--ship", (".safetensors",)),
                    Output(args.docs, "--docs", folder=True)], [init])
-    cfg = recipe(Path(args.data), Path(args.out), args.steps, init)
+    cfg = recipe(Path(args.data), Path(args.out), args.steps, init, args.separable)
     cfg.validate()
     if args.report_only:
         if not Path(args.ship).is_file():

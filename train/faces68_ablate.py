@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_outputs([Output(args.out, "--out", folder=True), Output(args.docs, "--docs", folder=True)], [init])
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
-    base = recipe(Path(args.data), Path(args.out), args.steps, init)
+    base = recipe(Path(args.data), Path(args.out), args.steps, init, args.separable)
     base = replace(base, eval_every=max(1, args.steps // 2))
     configs = {name: variant(name, base, args.elt_weight) for name in names}
     for cfg in configs.values():

@@ -33,6 +33,9 @@ class ModelConfig:
     ``trunk[i]`` is the encoder width at level i (finest first; one level per branch).
     ``branch[i]`` lists level i's branch convs (ReLU after each). ``out_kernel`` is the kernel of
     the final linear conv to K maps (RCN: once, at the finest level; SumNet: in every branch).
+    ``separable`` counts the finest levels whose branch convs wider than 1x1 are depthwise-separable
+    (``SeparableConv``): on an 80 px RCN+ at half width, 0 -> 2 cuts the multiply-adds from 208 M
+    to 81 M, most of them in the finest level's first conv (docs/results_faces68.md).
     """
 
     arch: str
@@ -50,6 +53,7 @@ class ModelConfig:
     branch_mask: tuple[int, ...] | None = None
     layout: str | None = None
     preset: str = ""
+    separable: int = 0
 
     @property
     def num_branches(self) -> int:
@@ -89,6 +93,8 @@ def validate(config: ModelConfig) -> None:
         raise UserError("num_points must be >= 1 and in_channels 1 (grey) or 3 (RGB)")
     if config.upsample not in ("nearest", "learned") or config.normalise not in ("zscore", "lcn", "none"):
         raise UserError(f"bad upsample {config.upsample!r} or normalise {config.normalise!r}")
+    if not 0 <= config.separable <= config.num_branches:
+        raise UserError(f"separable levels must be 0-{config.num_branches}, got {config.separable}")
     if config.input_size < 2 ** min(config.num_branches - 1, 4):
         raise UserError(f"input size {config.input_size} too small for {config.num_branches} branches")
     mask = config.branch_mask
@@ -103,10 +109,26 @@ def _conv(cin: int, cout: int, k: int) -> nn.Conv2d:
     return conv
 
 
-def _stack(cin: int, convs: Convs) -> tuple[nn.Sequential, int]:
+class SeparableConv(nn.Module):
+    """A k x k conv factorised as one k x k filter per input channel (depthwise, no bias) followed by
+    a 1x1 conv to ``cout`` (MobileNet's depthwise-separable conv): cin*(k*k + cout) multiply-adds a
+    pixel instead of cin*k*k*cout. ``train.engine.factorise`` initialises one from a trained full conv."""
+
+    def __init__(self, cin: int, cout: int, k: int):
+        super().__init__()
+        self.depthwise = nn.Conv2d(cin, cin, k, padding=k // 2, groups=cin, bias=False)
+        self.pointwise = _conv(cin, cout, 1)
+        nn.init.xavier_uniform_(self.depthwise.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.depthwise(x))
+
+
+def _stack(cin: int, convs: Convs, separable: bool = False) -> tuple[nn.Sequential, int]:
     layers: list[nn.Module] = []
     for cout, k in convs:
-        layers += [_conv(cin, cout, k), nn.ReLU(inplace=True)]
+        conv = SeparableConv(cin, cout, k) if separable and k > 1 else _conv(cin, cout, k)
+        layers += [conv, nn.ReLU(inplace=True)]
         cin = cout
     return nn.Sequential(*layers), cin
 
@@ -208,10 +230,11 @@ class RCN(LandmarkNet):
         super().__init__(config)
         n = config.num_branches
         branches: list[nn.Module] = [nn.Identity()] * n
-        coarse, path_ch = _stack(config.trunk[-1], config.branch[-1])
+        coarse, path_ch = _stack(config.trunk[-1], config.branch[-1], n - 1 < config.separable)
         branches[-1] = coarse
         for level in range(n - 2, -1, -1):
-            branches[level], path_ch = _stack(config.trunk[level] + path_ch, config.branch[level])
+            branches[level], path_ch = _stack(config.trunk[level] + path_ch, config.branch[level],
+                                              level < config.separable)
         self.branches = nn.ModuleList(branches)
         self.ups = nn.ModuleList(Upsample(config.upsample == "learned") for _ in range(n - 1))
         self.head = _conv(path_ch, config.num_points, config.out_kernel)
@@ -235,7 +258,7 @@ class SumNet(LandmarkNet):
         super().__init__(config)
         heads = []
         for level, convs in enumerate(config.branch):
-            stack, cout = _stack(config.trunk[level], convs)
+            stack, cout = _stack(config.trunk[level], convs, level < config.separable)
             heads.append(nn.Sequential(stack, _conv(cout, config.num_points, config.out_kernel)))
         self.branches = nn.ModuleList(heads)
         self.branch_weights = nn.Parameter(torch.rand(config.num_branches, config.num_points))
@@ -256,6 +279,27 @@ class SumNet(LandmarkNet):
 
 
 ARCHS = {"rcn": RCN, "sumnet": SumNet}
+
+
+def multiply_adds(model: nn.Module) -> int:
+    """Multiply-adds of the convolutions of one forward pass on one crop (what sets CPU speed here)."""
+    config = model.config
+    total = 0
+
+    def count(module: nn.Module, _inputs, output: torch.Tensor) -> None:
+        nonlocal total
+        kh, kw = module.kernel_size
+        total += output[0].numel() * (module.in_channels // module.groups) * kh * kw
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            p = next(model.parameters())
+            model(torch.zeros(1, config.in_channels, config.input_size, config.input_size, device=p.device, dtype=p.dtype))
+    finally:
+        for h in hooks:
+            h.remove()
+    return total
 
 
 def build_model(config: ModelConfig) -> LandmarkNet:

@@ -69,6 +69,7 @@ def make_config(
     branch_mask: tuple[int, ...] | None = None,
     decoder: str | None = None,
     beta: float | None = None,
+    separable: int = 0,
 ) -> ModelConfig:
     """A preset with overrides; raises UserError for an unknown preset or an impossible variant."""
     if preset not in PRESETS:
@@ -90,7 +91,7 @@ def make_config(
         normalise=normalise, decoder=decoder, beta=beta,
     )
     config = dataclasses.replace(
-        config, trunk=trunk, branch=branch, branch_mask=branch_mask, preset=preset,
+        config, trunk=trunk, branch=branch, branch_mask=branch_mask, preset=preset, separable=separable,
         **{k: v for k, v in updates.items() if v is not None},
     )
     if num_points is not None and layout is None and num_points != PRESETS[preset].num_points:

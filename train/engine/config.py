@@ -50,6 +50,9 @@ class FitConfig:
     branches: int | None = None
     width_mult: float = 1.0
     branch_kernel: int | None = None
+    # depthwise-separable branch convs at the finest levels (ModelConfig.separable); an --init
+    # with fewer is factorised into them (train.engine.factorise)
+    separable: int = 0
     rgb: bool = False
     upsample: str | None = None
     normalise: str | None = None

@@ -35,6 +35,7 @@ from realtime.models.model import LandmarkNet, build_model
 from realtime.models.presets import make_config
 from realtime.models.weights import save_weights
 from train.engine.checkpoint import load_checkpoint, save_checkpoint
+from train.engine.factorise import factorisable, factorise_into
 from train.engine.config import FitConfig
 from train.engine.loop import run_updates
 from train.data.datasets import open_dataset
@@ -65,7 +66,7 @@ def build(cfg: FitConfig, num_points: int, layout: str | None) -> LandmarkNet | 
     return build_model(make_config(
         cfg.preset, num_points=num_points, layout=layout, branches=cfg.branches, width_mult=cfg.width_mult,
         branch_kernel=cfg.branch_kernel, in_channels=3 if cfg.rgb else 1, upsample=cfg.upsample,
-        normalise=cfg.normalise, branch_mask=cfg.branch_mask, beta=cfg.beta,
+        normalise=cfg.normalise, branch_mask=cfg.branch_mask, beta=cfg.beta, separable=cfg.separable,
         decoder=cfg.decoder or ("softargmax" if cfg.loss == "softargmax" else "argmax"),
     ))
 
@@ -75,6 +76,10 @@ def init_from(model: LandmarkNet | Denoiser, path: str) -> None:
     from realtime.models.weights import describe_model, load_model
 
     source = load_model(path)
+    if factorisable(source, model):
+        count = factorise_into(source, model)
+        print(f"--init {path}: {count} conv(s) factorised into depthwise-separable ones (rank 1 per input channel)")
+        return
     if source.config != model.config:
         mine, theirs = model.config.__dict__, source.config.__dict__
         differ = sorted(k for k in mine if mine[k] != theirs.get(k))
