@@ -36,8 +36,13 @@ import cv2
 import numpy as np
 
 from realtime.core.assets import ASTRONAUT_PTS, DEMO_CLIP
-from realtime.core.atomic import write_text_atomic
-from realtime.core.errors import UserError
+from realtime.core.atomic import json_text, sha256, write_text_atomic
+from realtime.core.cliargs import Parser, number
+from realtime.core.errors import UserError, run_command
+from realtime.core.outpaths import Output, prepare_outputs
+from realtime.io.video_out import VideoWriter
+from train.data.datasets.ibug300w import read_pts
+from train.teacher import SUB_DETECTORS, Teacher, pts_text
 
 GENERATOR = "train.democlip v1"
 FOCAL_FACES = 4.0  # viewing distance of the tilted picture plane, in face widths
@@ -97,7 +102,6 @@ def astronaut() -> np.ndarray:
 
 def astronaut_points(path: Path = ASTRONAUT_PTS) -> np.ndarray:
     """The committed teacher labels of the astronaut: (68, 2) float64, 0-based pixel centres."""
-    from train.data.datasets.ibug300w import read_pts
 
     return read_pts(path).astype(np.float64)
 
@@ -267,7 +271,6 @@ def load_truth(path: str | Path) -> dict:
 
 def build(spec: ClipSpec, video: Path, truth: Path, crf: int = 24, preset: str = "slow") -> None:
     """Write the clip (H.264, atomically, via ``realtime.io.video_out.VideoWriter``) and its truth."""
-    from realtime.io.video_out import VideoWriter
 
     clip = Clip(spec)
     writer = VideoWriter(video, rate_hz=spec.fps, crf=crf, preset=preset)
@@ -284,8 +287,6 @@ def build(spec: ClipSpec, video: Path, truth: Path, crf: int = 24, preset: str =
 
 def label_astronaut(out: Path = ASTRONAUT_PTS) -> None:
     """Label the astronaut once with the teacher: ``out`` (.pts) and ``.teacher.json`` beside it."""
-    from train.teacher import SUB_DETECTORS, Teacher, pts_text
-    from realtime.core.atomic import json_text, sha256
 
     teacher = Teacher()
     faces = [f for f in teacher(astronaut()) if f.ok]
@@ -305,7 +306,6 @@ def label_astronaut(out: Path = ASTRONAUT_PTS) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = ClipSpec()
-    from realtime.core.cliargs import Parser, number
 
     p = Parser(prog="python -m train.democlip", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=str(DEMO_CLIP), help="the H.264 clip (.mp4)")
@@ -322,14 +322,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from realtime.core.errors import run_command
-
     return run_command(parse_args, run, argv)
 
 
 def run(args: argparse.Namespace) -> int:
-    from realtime.core.outpaths import Output, prepare_outputs
-
     if True:
         if args.label_astronaut:
             label_astronaut()

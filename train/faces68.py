@@ -33,12 +33,50 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from realtime.core.assets import DEMO_CLIP, DEMO_TRUTH, LANDMARKS_68, MEAN_FACE, TEACHER_68
-from realtime.core.atomic import write_text_atomic
+from realtime.backends import available_backends, make_backend
+from realtime.backends.base import Decoded
+from realtime.backends.exported import export_onnx
+from realtime.core.assets import (
+    DEMO_CLIP,
+    DEMO_TRUTH,
+    LANDMARKS_68,
+    MEAN_FACE,
+    TEACHER_68,
+)
+from realtime.core.atomic import atomic_path, json_text, sha256, write_text_atomic
+from realtime.core.cliargs import Parser, number
 from realtime.core.errors import UserError, run_command
+from realtime.core.measure import seconds_per_call
+from realtime.core.outpaths import Output, check_outputs
+from realtime.geometry.crops import crop_matrix, face_box_from_points
+from realtime.geometry.layouts import get_layout
+from realtime.io.capture import VideoFileSource
+from realtime.models.attributes import AttributeNet
+from realtime.models.model import multiply_adds
+from realtime.models.weights import (
+    load_landmark_model,
+    load_model,
+    save_weights,
+    weights_info,
+)
+from realtime.pipeline import cliptruth
+from realtime.pipeline.cliptruth import ClipTruth
+from realtime.stages.landmarker import Landmarker
+from train.data.datasets import open_dataset
+from train.data.datasets.base import LandmarkSet, sample_image
+from train.data.datasets.holdout import source_photo
+from train.data.loader import LandmarkDataset
+from train.engine.checkpoint import load_checkpoint
 from train.engine.config import FitConfig
-from train.data.datasets.base import LandmarkSet
+from train.engine.export import export
+from train.engine.runs import command_line, hardware, run_or_resume
+from train.evaluation.evaluate import evaluate_model
+from train.evaluation.metrics import nme, normalising_distance
+from train.evaluation.predict import predict_dataset
+from train.meanface import pose_attributes
+from train.objectives.attributes import attribute_loss, head_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SHIP = LANDMARKS_68
@@ -52,11 +90,6 @@ POSE_NAMES = ("yaw", "pitch", "roll")
 def golden_points(weights: Path) -> tuple[np.ndarray, np.ndarray]:
     """The model's (68, 2) points on frame 0 of the bundled clip, from the crop of the truth's own
     face box (no detector, no tracking: the network alone), and the truth's points."""
-    from realtime.io.capture import VideoFileSource
-    from realtime.pipeline.cliptruth import ClipTruth
-    from realtime.geometry.crops import crop_matrix, face_box_from_points
-    from realtime.stages.landmarker import Landmarker
-    from realtime.geometry.layouts import get_layout
 
     truth = ClipTruth.load(DEMO_TRUTH).points[0]
     with VideoFileSource(DEMO_CLIP) as source:
@@ -71,7 +104,6 @@ def golden_points(weights: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def write_golden(weights: Path, path: Path = GOLDEN) -> None:
     """Store the shipped model's golden points (``tests/test_golden68.py`` checks them)."""
-    from realtime.core.atomic import json_text, sha256
 
     points, _ = golden_points(weights)
     write_text_atomic(path, json_text({
@@ -102,11 +134,6 @@ def pose_labels(spec: str, model, mean_face: np.ndarray) -> tuple[np.ndarray, np
     (2N, K, 2) crop pixels, and the head pose of the annotated points (2N, 3) yaw/pitch/roll degrees
     (``train.meanface.photo_pose``; mirrored: yaw and roll change sign). The crops are axis-aligned,
     so the roll of the image is the roll in the crop."""
-    from realtime.geometry.layouts import get_layout
-    from train.data.datasets import open_dataset
-    from train.data.loader import LandmarkDataset
-    from train.meanface import pose_attributes
-    from train.evaluation.predict import predict_dataset
 
     data = open_dataset(spec)
     size = model.config.input_size
@@ -122,10 +149,6 @@ def fit_pose_head(model, train_spec: str, val_spec: str, steps: int = 2000, seed
     """Sequential multitasking's head (``realtime.models.attributes.AttributeNet``: landmarks -> yaw,
     pitch, roll) fitted on the network's own points with the network frozen; returns the head and
     its mean absolute error in degrees on the hold-out's faces (mirrors included)."""
-    import torch
-
-    from realtime.models.attributes import AttributeNet
-    from train.objectives.attributes import attribute_loss, head_config
 
     mean_face = np.load(MEAN_FACE)
     points, angles = pose_labels(train_spec, model, mean_face)
@@ -153,8 +176,6 @@ def fit_pose_head(model, train_spec: str, val_spec: str, steps: int = 2000, seed
 def ship(run: Path, out: Path, train_spec: str, val_spec: str) -> None:
     """Export the last checkpoint with the calibrated re-detect threshold and the pose head (and its
     hold-out error) in its file, and its ONNX copy."""
-    from realtime.models.weights import load_landmark_model, save_weights, weights_info
-    from train.engine.export import export
 
     export(run / "last.pt", out)
     calibration = calibrate_min_confidence(out, train_spec)
@@ -175,8 +196,6 @@ def ship(run: Path, out: Path, train_spec: str, val_spec: str) -> None:
 def set_nme(weights: Path, data: LandmarkSet) -> dict[str, dict[str, float]]:
     """Mean, median and failure rates (NME > 8%, > 10%) of NME (%) per normaliser on ``data`` (a
     ``LandmarkSet``), decoded with soft-argmax as the live pipeline decodes."""
-    from realtime.models.weights import load_model
-    from train.evaluation.evaluate import evaluate_model
 
     report = evaluate_model(load_model(weights), data, NORMS, decoder="softargmax",
                             thresholds=(0.08, 0.10))
@@ -190,11 +209,6 @@ def calibrate_min_confidence(weights: Path, spec: str) -> dict[str, float]:
     """The tracker's re-detect threshold for this model's score scale: halfway between the 5th
     percentile of the mean point score on faces (the evaluation crops of ``spec``) and the 95th
     percentile on the same crops moved sideways by half a face (a track drifting off its face)."""
-    from realtime.geometry.crops import crop_matrix, face_box_from_points
-    from realtime.stages.landmarker import Landmarker
-    from realtime.geometry.layouts import get_layout
-    from train.data.datasets import open_dataset
-    from train.data.datasets.base import sample_image
 
     landmarker, data = Landmarker(weights), open_dataset(spec)
     layout = get_layout(data.layout)
@@ -214,11 +228,6 @@ def write_onnx(model, path: Path) -> None:
     """The network with its soft-argmax decoder as ONNX (input ``crops`` (B, 1, 80, 80) float in
     [0, 1]; outputs ``points`` (B, 68, 2) crop pixels and ``scores`` (B, 68)), for runtimes
     outside this package; the same export the onnxruntime and OpenVINO backends make."""
-    import torch
-
-    from realtime.core.atomic import atomic_path
-    from realtime.backends.base import Decoded
-    from realtime.backends.exported import export_onnx
 
     net = Decoded(model.eval(), "softargmax", float(model.config.beta))
     example = torch.rand(2, model.config.in_channels, model.config.input_size, model.config.input_size)
@@ -237,15 +246,6 @@ def speed(weights: Path, spec: str, seconds: float = 1.0) -> dict:
     the evaluation crops of ``spec``, the NME (outer eye corners, %) and the largest landmark
     and mean landmark deviation from torch eager in crop pixels (Euclidean, ``realtime.backends``'
     parity measure)."""
-    import torch
-
-    from realtime.backends import available_backends, make_backend
-    from realtime.core.measure import seconds_per_call
-    from realtime.geometry.layouts import get_layout
-    from realtime.models.weights import load_model
-    from train.data.datasets import open_dataset
-    from train.data.loader import LandmarkDataset
-    from train.evaluation.metrics import nme, normalising_distance
 
     model = load_model(weights).eval()
     data = open_dataset(spec)
@@ -273,20 +273,11 @@ def speed(weights: Path, spec: str, seconds: float = 1.0) -> dict:
 
 
 def measure(args: argparse.Namespace, cfg: FitConfig) -> dict:
-    from realtime.pipeline import cliptruth
-    from realtime.models.model import multiply_adds
-    from realtime.models.weights import load_model, weights_info
-    from train.data.datasets import open_dataset
-    from train.data.datasets.holdout import source_photo
-    from train.engine.runs import hardware
-
     weights = Path(args.ship)
     truth = cliptruth.ClipTruth.load(DEMO_TRUTH)
     last = Path(cfg.out) / "last.pt"
     seconds = None
     if last.is_file():
-        from train.engine.checkpoint import load_checkpoint
-
         seconds = load_checkpoint(last)["state"].get("seconds")
     fit_set, holdout = open_dataset(cfg.data), open_dataset(cfg.val)
     init = Path(cfg.init) if cfg.init else None
@@ -379,7 +370,6 @@ def render(results: dict, command: str, fit_command: str) -> str:
 def add_recipe_arguments(p: argparse.ArgumentParser, out: str, steps: int, docs_help: str,
                          init: str = "assets/rcn68_teacher.safetensors", separable: int = 0) -> None:
     """The options of the recipe's command lines (this one and ``train.faces68_ablate``)."""
-    from realtime.core.cliargs import number
 
     # defaults relative to the repository root, where the README runs this (the run's config records them as given)
     p.add_argument("--data", default="../shared/data/300w", help="the 300-W folder (afw/, helen/trainset/, ...)")
@@ -411,8 +401,6 @@ def write_report(docs: Path, stem: str, numbers: dict, report: str) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.core.cliargs import Parser
-
     p = Parser(prog="python -m train.faces68", description=__doc__.split("\n\n")[0])
     add_recipe_arguments(p, "runs/faces68_sep", 2500, "where results_faces68.md/.json go",
                          init="assets/rcn68_dense.safetensors", separable=2)
@@ -422,10 +410,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    from train.engine.runs import command_line, run_or_resume
-
     init = recipe_inputs(args)
-    from realtime.core.outpaths import Output, check_outputs
 
     check_outputs([Output(args.out, "--out", folder=True), Output(args.ship, "--ship", (".safetensors",)),
                    Output(args.docs, "--docs", folder=True)], [init])

@@ -36,11 +36,19 @@ from pathlib import Path
 import numpy as np
 
 from realtime.core.assets import ASTRONAUT_PTS, MEAN_FACE
-from realtime.core.atomic import atomic_path
-from realtime.core.errors import UserError
+from realtime.core.atomic import atomic_path, json_text
+from realtime.core.cliargs import Parser
+from realtime.core.errors import UserError, run_command
+from realtime.core.outpaths import Output, check_outputs
 from realtime.geometry.layouts import get_layout
-from realtime.geometry.meanface import OUTER_EYE_MM
+from realtime.geometry.meanface import OUTER_EYE_MM, load_mean_face
 from realtime.stages.pose import CameraIntrinsics, estimate_head_pose
+from train.data.datasets.base import read_image_rgb
+from train.data.datasets.folder import _annotations, read_json_annotation
+from train.data.datasets.ibug300w import IMAGE_SUFFIXES, read_pts
+from train.democlip import astronaut
+from train.labels.facemesh import FaceMesh, depth_at, triangulate
+from train.teacher import Teacher
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +149,6 @@ def eye_angle(points: np.ndarray) -> float:
 
 def astronaut_face() -> tuple[str, np.ndarray, np.ndarray, tuple]:
     """The astronaut (skimage), its committed teacher points and box."""
-    from train.democlip import astronaut
-    from train.data.datasets.ibug300w import read_pts
 
     side = json.loads(ASTRONAUT_PTS.with_suffix(".teacher.json").read_text())
     return "astronaut", astronaut(), read_pts(ASTRONAUT_PTS).astype(np.float64), tuple(side["box_in_image"])
@@ -150,8 +156,6 @@ def astronaut_face() -> tuple[str, np.ndarray, np.ndarray, tuple]:
 
 def teacher_faces(inputs: list[str], teacher) -> list[tuple[str, np.ndarray, np.ndarray, tuple]]:
     """(name, rgb, points (68, 2), box) of every face the teacher accepts in the images/folders."""
-    from train.data.datasets.base import read_image_rgb
-    from train.data.datasets.ibug300w import IMAGE_SUFFIXES
 
     files: list[Path] = []
     for name in inputs:
@@ -172,7 +176,6 @@ def teacher_faces(inputs: list[str], teacher) -> list[tuple[str, np.ndarray, np.
 
 def faces_3d(faces: list[tuple[str, np.ndarray, np.ndarray, tuple]], mesh) -> list[Face3D]:
     """Teacher x, y plus mesh depth for each face; faces the mesh does not see are dropped."""
-    from train.labels.facemesh import depth_at, triangulate
 
     meshes = [mesh(rgb, box, eye_angle(points)) for _, rgb, points, box in faces]
     kept = [(f, m, logit) for f, (m, logit) in zip(faces, meshes) if logit > MIN_PRESENCE_LOGIT]
@@ -228,9 +231,6 @@ def pose_attributes(points: np.ndarray, model: np.ndarray) -> dict[str, float]:
 
 def label_folder(root: Path, model: np.ndarray) -> int:
     """Write yaw/pitch/roll into every face of a folder dataset (module docstring); returns the count."""
-    from train.data.datasets.folder import _annotations, read_json_annotation
-    from train.data.datasets.ibug300w import read_pts
-    from realtime.core.atomic import json_text
 
     pairs, _ = _annotations(root)
     if not pairs:
@@ -253,8 +253,6 @@ def label_folder(root: Path, model: np.ndarray) -> int:
 # ---------------------------------------------------------------- command line
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.core.cliargs import Parser
-
     p = Parser(prog="python -m train.meanface", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     d = sub.add_parser("derive", help="derive the 3D mean face from photos (teacher + face mesh)")
@@ -271,9 +269,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run_derive(args: argparse.Namespace) -> int:
-    from train.labels.facemesh import FaceMesh
-    from train.teacher import Teacher
-
     mesh = FaceMesh(args.mesh)
     faces = teacher_faces(args.faces, Teacher(args.model)) if args.faces else []
     if not args.no_astronaut:
@@ -299,19 +294,14 @@ def run_derive(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from realtime.core.errors import run_command
-
     return run_command(parse_args, run, argv)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "derive":
-        from realtime.core.outpaths import Output, check_outputs
-
         check_outputs([Output(args.out, "-o", (".npy",)), Output(args.report, "--report", (".json",))],
                       [*args.faces, args.mesh, args.model])
         return run_derive(args)
-    from realtime.geometry.meanface import load_mean_face
 
     count = label_folder(Path(args.folder), load_mean_face(args.mean_face))
     print(f"yaw/pitch/roll written for {count} faces under {args.folder}")

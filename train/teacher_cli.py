@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from realtime.core.atomic import atomic_path, json_text, sha256, write_text_atomic
+from realtime.core.cliargs import Parser, number
 from realtime.core.errors import UserError, run_command
 from train.data.datasets.base import read_image_rgb
 from train.data.datasets.ibug300w import IMAGE_SUFFIXES
@@ -43,7 +44,6 @@ REPORT_NAME = "teacher_report.json"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = TeacherConfig()
-    from realtime.core.cliargs import Parser, number
 
     p = Parser(prog="python -m train.teacher", description=__doc__.split("\n\n")[0])
     p.add_argument("inputs", nargs="+", help="images and/or folders of images")
