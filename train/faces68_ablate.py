@@ -1,6 +1,6 @@
 """``python -m train.faces68_ablate``: ablations of the bundled 68-point recipe on 300-W, at a short budget.
 
-Each variant is ``train.faces68.recipe`` with one thing changed, trained for the same number of
+Each variant is ``train.recipes.faces68.recipe`` with one thing changed, trained for the same number of
 updates (``--steps``, cosine schedule over that budget) on the same photo-grouped partition of 300-W's
 training split, and scored on the same hold-out (never trained on) with the live decoder
 (soft-argmax), from its LAST checkpoint:
@@ -34,7 +34,7 @@ from train.engine.checkpoint import load_checkpoint
 from train.engine.config import FitConfig
 from train.engine.export import export
 from train.engine.runs import hardware, run_or_resume
-from train.faces68 import (
+from train.recipes.faces68 import (
     add_recipe_arguments,
     recipe,
     recipe_inputs,

@@ -3,7 +3,7 @@
 ``python -m train.faceset build --faces DIR -o data/faces68`` (needs the ``teacher`` extra) runs,
 in a scratch folder beside OUT:
 
-1. the teacher (``train.teacher``: dlib HOG + 68-point predictor, its refusal rules) over every
+1. the teacher (``train.labels.teacher``: dlib HOG + 68-point predictor, its refusal rules) over every
    photo under ``--faces`` and over scikit-image's astronaut (``--astronaut``), writing each
    accepted face as ``NAME.png`` (the face with half a box of context), ``NAME.pts`` and
    ``NAME.teacher.json`` exactly as ``python -m train.teacher`` does;
@@ -45,10 +45,10 @@ from realtime.core.cliargs import Parser, number
 from realtime.core.errors import UserError, model_file, run_command
 from train.data.datasets.base import read_image_rgb
 from train.data.datasets.ibug300w import read_pts
-from train.democlip import astronaut as astronaut_image
-from train.meanface import label_folder
-from train.teacher import Teacher, _import_dlib, default_model_path
-from train.teacher_cli import REPORT_NAME, find_images, label_one, summary_line
+from train.labels.democlip import astronaut as astronaut_image
+from train.labels.headpose import label_folder
+from train.labels.teacher import Teacher, _import_dlib, default_model_path
+from train.labels.teacher_files import REPORT_NAME, find_images, label_one, summary_line
 
 MANIFEST = "faceset.json"
 SPLITS = ("train", "heldout")

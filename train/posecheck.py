@@ -37,7 +37,7 @@ from realtime.stages.pose import (
     estimate_head_pose,
     rotation_to_angles,
 )
-from train.democlip import load_truth
+from train.labels.democlip import load_truth
 
 TRUTH = DEMO_TRUTH
 PAIRS = (("roll", "angle_deg"), ("yaw", "yaw_deg"), ("pitch", "pitch_deg"))
