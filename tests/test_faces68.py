@@ -21,7 +21,7 @@ def test_recipe_is_valid_and_its_printed_command_rebuilds_it(tmp_path):
     argv = shlex.split(command_line(cfg))[3:]  # drop "python -m train"
     import train.__main__ as cli
 
-    with mock.patch("train.engine.fit.fit", return_value={"step": 0, "seconds": 0, "best_val_nme": 0, "best_step": 0}) as fit:
+    with mock.patch("train.__main__.fit", return_value={"step": 0, "seconds": 0, "best_val_nme": 0, "best_step": 0}) as fit:
         cli.main(argv)
     assert fit.call_args.args[0] == cfg
 
