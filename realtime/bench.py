@@ -40,12 +40,32 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from realtime.backends import available_backends, make_backend
+from realtime.compare import mediapipe_mesh as mpm
+from realtime.compare.dlib_model import resolve_model_path
 from realtime.core.assets import DEMO_CLIP as DEFAULT_CLIP
+from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
 from realtime.core.atomic import atomic_path, write_text_atomic
-from realtime.core.cliargs import Range, number_list
+from realtime.core.cliargs import Parser, Range, number, number_list
 from realtime.core.errors import UserError, run_command
 from realtime.core.measure import machine, seconds_per_call, shown_path
+from realtime.core.outpaths import Output, check_outputs, make_folders
+from realtime.core.packet import packet_to_json
+from realtime.io.capture import VideoFileSource
+from realtime.models.model import build_model
+from realtime.models.presets import make_config
+from realtime.models.weights import load_landmark_model
+from realtime.pipeline.cliptruth import ClipTruth, nearest_face, score, track_clip
+from realtime.pipeline.processor import (
+    FrameProcessor,
+    LivePipeline,
+    PipelineConfig,
+    pools_landmarks,
+    run_file,
+    run_streams,
+)
 
 # File mode's arrival-to-result latency is mostly time spent queued behind earlier frames, so part b
 # leaves it out; part d measures latency where it matters.
@@ -65,9 +85,6 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 def bench_model(weights: Path, preset: str | None, device: str):
     """The network of part a: the weights file's, or a preset's with random weights (speed only)."""
-    from realtime.models.model import build_model
-    from realtime.models.presets import make_config
-    from realtime.models.weights import load_landmark_model
 
     if preset is None:
         return load_landmark_model(weights, device).eval()
@@ -77,9 +94,6 @@ def bench_model(weights: Path, preset: str | None, device: str):
 def landmark_throughput(model, device: str, names: list[str] | None, batches: list[int],
                         seconds: float) -> dict[str, dict]:
     """Per backend: ``{"batches": {b: {"faces_per_s", "ms_per_face"}}}`` or ``{"skipped": reason}``."""
-    import torch
-
-    from realtime.backends import available_backends, make_backend
 
     c, s = model.config.in_channels, model.config.input_size
     out: dict[str, dict] = {}
@@ -108,9 +122,6 @@ def landmark_throughput(model, device: str, names: list[str] | None, batches: li
 
 def pipeline_run(weights: Path, clip: Path, device: str, backend: str, max_frames: int | None) -> dict:
     """fps and per-stage timings of the file pipeline over the clip (up to ``max_frames``)."""
-    from realtime.io.capture import VideoFileSource
-    from realtime.core.packet import packet_to_json
-    from realtime.pipeline.processor import FrameProcessor, PipelineConfig, run_file
 
     processor = FrameProcessor.from_config(PipelineConfig(weights, device=device, backend=backend))
     processor.landmarker.warmup()
@@ -143,9 +154,6 @@ def streams_run(weights: Path, clip: Path, device: str, backend: str, counts: li
     records serialised as ``--landmarks`` writes them, no video encode), for each N in ``counts``.
     ``pool`` "auto" batches the landmarks of all streams on a GPU only (``pools_landmarks``);
     "on"/"off" force it."""
-    from realtime.io.capture import VideoFileSource
-    from realtime.core.packet import packet_to_json
-    from realtime.pipeline.processor import FrameProcessor, PipelineConfig, pools_landmarks, run_streams
 
     config = PipelineConfig(weights, device=device, backend=backend)
     first = FrameProcessor.from_config(config)
@@ -182,14 +190,11 @@ def dlib_run(clip: Path, truth, n: int) -> dict:
         import dlib
     except ImportError:
         return {"skipped": "dlib is not installed (pip install -e '.[teacher]')"}
-    from realtime.compare.dlib_model import resolve_model_path
 
     try:
         predictor = dlib.shape_predictor(str(resolve_model_path(None)))
     except UserError as exc:
         return {"skipped": str(exc)}
-    from realtime.io.capture import VideoFileSource
-    from realtime.pipeline.cliptruth import nearest_face
 
     detector = dlib.get_frontal_face_detector()
     points, busy = [], 0.0
@@ -207,9 +212,6 @@ def dlib_run(clip: Path, truth, n: int) -> dict:
 
 
 def compare_dlib(weights: Path, clip: Path, device: str, backend: str, n: int | None, ours_fps: float) -> dict:
-    from realtime.pipeline.cliptruth import ClipTruth, score, track_clip
-    from realtime.pipeline.processor import FrameProcessor, PipelineConfig
-
     truth = ClipTruth.load(clip.with_name(clip.stem + "_truth.json"))
     n = len(truth.points) if n is None else min(n, len(truth.points))
     cut = ClipTruth(truth.points[:n], (min(truth.still[0], n), min(truth.still[1], n)), truth.layout)
@@ -239,9 +241,6 @@ def compare_mediapipe(weights: Path, clip: Path, device: str, backend: str, n: i
                       max_faces: int = 1) -> dict:
     """MediaPipe's fps beside ours (``ours_fps``, part b of the same run) and both systems' NME on the
     7 shared points (``realtime.compare.mediapipe_mesh``) against the clip's truth; {"skipped"} without mediapipe."""
-    from realtime.compare import mediapipe_mesh as mpm
-    from realtime.pipeline.cliptruth import ClipTruth, track_clip
-    from realtime.pipeline.processor import FrameProcessor, PipelineConfig
 
     reason = mpm.missing_reason()
     if reason is not None:
@@ -272,8 +271,6 @@ def compare_mediapipe(weights: Path, clip: Path, device: str, backend: str, n: i
 
 def live_run(weights: Path, clip: Path, device: str, backend: str, seconds: float | None) -> dict:
     """The clip as a live camera at its own rate: latency percentiles and drops."""
-    from realtime.io.capture import VideoFileSource
-    from realtime.pipeline.processor import FrameProcessor, LivePipeline, PipelineConfig
 
     processor = FrameProcessor.from_config(PipelineConfig(weights, device=device, backend=backend))
     processor.landmarker.warmup()
@@ -405,10 +402,6 @@ def plot(results: dict, path: Path) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
-
-    from realtime.core.cliargs import Parser, number
-
     p = Parser(prog="python -m realtime.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="landmark model (.safetensors)")
     p.add_argument("--clip", default=str(DEFAULT_CLIP), help="clip with a _truth.json beside it")
@@ -432,8 +425,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    from realtime.core.outpaths import Output, check_outputs, make_folders
-
     weights, clip = Path(args.weights), Path(args.clip)
     for path, what in ((weights, "weights"), (clip, "clip")):
         if not path.is_file():

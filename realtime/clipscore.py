@@ -24,24 +24,28 @@ import json
 import sys
 from pathlib import Path
 
-
 from realtime.core.assets import DEMO_CLIP as DEFAULT_CLIP
+from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
 from realtime.core.atomic import write_text_atomic
-from realtime.pipeline.cliptruth import (  # noqa: F401  (re-exported for the command line's users)
-    OUTER_EYE_CORNERS, ClipTruth, nearest_face, score, score_clip, track_clip,
-)
+from realtime.core.cliargs import Parser
 from realtime.core.errors import UserError, require_files, run_command
+from realtime.core.outpaths import Output, prepare_outputs
+from realtime.detect.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
+from realtime.pipeline.cliptruth import (  # noqa: F401  (re-exported for the command line's users)
+    OUTER_EYE_CORNERS,
+    ClipTruth,
+    nearest_face,
+    score,
+    score_clip,
+    track_clip,
+)
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
-
-    from realtime.core.cliargs import Parser
-
     p = Parser(prog="python -m realtime.clipscore", description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="68-point landmark model (.safetensors)")
     p.add_argument("--clip", default=str(DEFAULT_CLIP), help="the clip (default: the bundled demo)")
     p.add_argument("--truth", help="its truth JSON (default: CLIP's stem + _truth.json beside it)")
-    from realtime.detect.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
 
     p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
     p.add_argument("--json", help="also write the scores to this .json file")
@@ -49,8 +53,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    from realtime.core.outpaths import Output, prepare_outputs
-
     clip = Path(args.clip)
     if not clip.is_file():
         raise UserError(f"clip not found: {clip}")

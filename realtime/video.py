@@ -38,14 +38,28 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
 from realtime.cli.options import add_engine_arguments, add_pose_arguments
+from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
 from realtime.core.cliargs import SCORE, NumberType, Parser, number
 from realtime.core.errors import UserError, require_files, run_command
-
+from realtime.core.outpaths import Output, check_outputs, make_folders
+from realtime.core.packet import FramePacket
+from realtime.core.signals import deferred, exit_code, interrupted_line
+from realtime.detect.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
+from realtime.geometry.meanface import load_face_model
+from realtime.io.capture import VideoFileSource, open_source
+from realtime.io.video_out import LandmarksWriter, VideoWriter, draw_overlay
+from realtime.pipeline.processor import (
+    FrameProcessor,
+    PipelineConfig,
+    run_file,
+    run_streams,
+)
+from realtime.stages.tracker import TrackerConfig
 
 
 def _progress(total: int | None) -> tuple[Callable[[], None], Callable[[], None]]:
@@ -69,8 +83,6 @@ VIDEO_SUFFIXES = (".mp4",)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.detect.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
-
     parser = Parser(prog="python -m realtime.video", description=__doc__.split("\n\n")[0])
     parser.add_argument("input", nargs="+", help="a video file, an image, or a folder of images; several: "
                         "processed at once, -o is then a folder")
@@ -131,7 +143,6 @@ def stream_outputs(inputs: list[str], folder: str, csv: bool) -> list[tuple[Path
 def check_paths(args: argparse.Namespace) -> list[Path]:
     """Every path of the command checked before any work (``realtime.core.outpaths``); returns the
     output folders still to create."""
-    from realtime.core.outpaths import Output, check_outputs
 
     inputs = args.input if isinstance(args.input, list) else [args.input]
     for given in inputs:
@@ -154,16 +165,6 @@ def check_paths(args: argparse.Namespace) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from realtime.io.capture import open_source
-    from realtime.geometry.meanface import load_face_model
-    from realtime.core.packet import FramePacket
-    from realtime.pipeline.processor import FrameProcessor, PipelineConfig, run_file
-    from realtime.stages.tracker import TrackerConfig
-    from realtime.core.outpaths import make_folders
-    from realtime.core.signals import exit_code, interrupted_line
-
     missing = check_paths(args)
     tracker = TrackerConfig()
     if args.min_confidence is not None:
@@ -216,8 +217,6 @@ def run(args: argparse.Namespace) -> int:
 def write_frame(video, landmarks, packet) -> None:
     """One processed frame into its outputs: the annotated image and the record, written whole or
     not at all (a stop signal waits until both are done)."""
-    from realtime.core.signals import deferred
-    from realtime.io.video_out import draw_overlay
 
     image = draw_overlay(packet.image, packet)
     with deferred():
@@ -227,8 +226,6 @@ def write_frame(video, landmarks, packet) -> None:
 
 def _open_outputs(source, video_path, landmarks_path, fmt: str, num_points: int, input_path: str, rate: float) -> list:
     """The (video, landmarks) writers of one input; what was opened is aborted if one fails."""
-    from realtime.io.capture import VideoFileSource
-    from realtime.io.video_out import LandmarksWriter, VideoWriter
 
     is_video = isinstance(source, VideoFileSource)
     outputs: list = []
@@ -244,18 +241,12 @@ def _open_outputs(source, video_path, landmarks_path, fmt: str, num_points: int,
 
 
 def _declared_frames(source) -> int | None:
-    from realtime.io.capture import VideoFileSource
-
     return (source.declared_frames or None) if isinstance(source, VideoFileSource) else len(getattr(source, "files", [0]))
 
 
 def run_many(args: argparse.Namespace, config, missing: list[Path]) -> int:
     """Several inputs at once (module docstring): one processor per input over one shared
     landmarker and detector, ``run_streams`` driving them, one pair of outputs per input."""
-    from realtime.io.capture import open_source
-    from realtime.core.outpaths import make_folders
-    from realtime.pipeline.processor import FrameProcessor, run_streams
-    from realtime.core.signals import exit_code, interrupted_line
 
     first = FrameProcessor.from_config(config)
     processors = [first] + [FrameProcessor.from_config(config, first.landmarker, first.detector)

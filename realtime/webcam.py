@@ -26,19 +26,25 @@ import subprocess
 import sys
 from pathlib import Path
 
-from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
+import cv2
+
 from realtime.cli.options import add_engine_arguments, add_pose_arguments
+from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
 from realtime.core.cliargs import Parser, number
 from realtime.core.errors import UserError, require_files, run_command
 from realtime.core.outpaths import Output, check_outputs, make_folders
+from realtime.detect.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
+from realtime.geometry.meanface import load_face_model
+from realtime.gui.overlay import run_window
+from realtime.io.capture import open_source
+from realtime.pipeline.live import LiveTuner
+from realtime.pipeline.processor import FrameProcessor, LivePipeline, PipelineConfig
 
 QT_HELP = ("without a display, set QT_QPA_PLATFORM=offscreen (no window; see --screenshot-after), or start a "
            "virtual display: Xvfb :99 -screen 0 1280x1024x24 & and DISPLAY=:99 (Debian packages in the README)")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.detect.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
-
     parser = Parser(prog="python -m realtime.webcam", description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", default="0", help="camera index or /dev/video*, a video file, an image or "
                         "a folder of images (files play as live, at their own rate)")
@@ -61,8 +67,8 @@ def check_qt() -> None:
     Qt aborts the whole process when its platform plugin fails, so the check runs in a child.
     """
     try:
-        import PySide6  # noqa: F401
         import pyqtgraph  # noqa: F401
+        import PySide6  # noqa: F401
     except ImportError as exc:
         raise UserError(f"the overlay needs the gui extra ({exc.name} is missing): pip install -e '.[gui]'") from None
     probe = "import sys; from PySide6.QtGui import QGuiApplication; QGuiApplication(sys.argv[:1])"
@@ -82,12 +88,6 @@ def run(args: argparse.Namespace) -> int:
     require_files(("--weights", args.weights), ("--face-model", args.face_model))
     missing = check_outputs([Output(args.screenshot_dir, "--screenshot-dir", folder=True)],
                             [args.source, args.weights, args.face_model])
-    import cv2
-
-    from realtime.io.capture import open_source
-    from realtime.pipeline.live import LiveTuner
-    from realtime.geometry.meanface import load_face_model
-    from realtime.pipeline.processor import FrameProcessor, LivePipeline, PipelineConfig
 
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own error says it in one line
     source = open_source(args.source, as_live=True, width=args.width, height=args.height, fps=args.fps)
@@ -103,7 +103,6 @@ def run(args: argparse.Namespace) -> int:
         source.close()
         raise
     print(f"landmark backend: {landmarker.backend.name}", file=sys.stderr)
-    from realtime.gui.overlay import run_window
 
     make_folders(missing)  # the screenshot folder, once everything opened
     folder = Path(args.screenshot_dir)

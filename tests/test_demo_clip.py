@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from realtime.core.assets import ASTRONAUT_PTS, DEMO_CLIP, DEMO_TRUTH
-from train.democlip import Clip, ClipSpec, apply_homography, astronaut_points, build, load_truth
+from train.democlip import Clip, ClipSpec, apply_homography, build
+from train.labels.democlip import astronaut_points, load_truth
 
 cv2.setNumThreads(1)
 BLANK = np.zeros((512, 512, 3), np.uint8)  # stands in for the astronaut where only geometry matters

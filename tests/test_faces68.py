@@ -1,4 +1,5 @@
-"""The bundled-model recipe (``python -m train.faces68``): configuration, report, error paths."""
+"""The bundled-model recipe (``train/recipes/faces68.py``, ``python -m train.faces68``): configuration,
+report, error paths."""
 from __future__ import annotations
 
 import shlex
@@ -8,18 +9,19 @@ import pytest
 
 from train import faces68
 from train.engine.runs import command_line
+from train.recipes import faces68 as recipe68
 
 
 def test_recipe_is_valid_and_its_printed_command_rebuilds_it(tmp_path):
-    cfg = faces68.recipe(tmp_path / "300w", tmp_path / "run", 3000, faces68.DEFAULT_INIT)
+    cfg = recipe68.recipe(tmp_path / "300w", tmp_path / "run", 3000, recipe68.DEFAULT_INIT)
     cfg.validate()
     assert cfg.preset == "rcnplus" and cfg.width_mult == 0.5 and cfg.augment == "heavy" and cfg.lr_schedule == "cosine"
     assert cfg.data.endswith(":train?part=fit") and cfg.val.endswith(":train?part=val")
-    assert cfg.init == str(faces68.DEFAULT_INIT)
+    assert cfg.init == str(recipe68.DEFAULT_INIT)
     argv = shlex.split(command_line(cfg))[3:]  # drop "python -m train"
     import train.__main__ as cli
 
-    with mock.patch("train.engine.fit.fit", return_value={"step": 0, "seconds": 0, "best_val_nme": 0, "best_step": 0}) as fit:
+    with mock.patch("train.__main__.fit", return_value={"step": 0, "seconds": 0, "best_val_nme": 0, "best_step": 0}) as fit:
         cli.main(argv)
     assert fit.call_args.args[0] == cfg
 
@@ -33,7 +35,7 @@ def test_render_reports_every_number():
     results = {"hardware": "cpu", "train_seconds": 3600, "heldout": both, "train": both, "init_heldout": both,
                "clip": {"raw": clip, "smoothed": clip}, "speed": speed, "pose_head_mae_deg": {"yaw": 5.25, "roll": 1.0},
                "counts": {"fit": 1086, "val": 121, "val_photos": 85}}
-    text = faces68.render(results, "python -m train.faces68", "python -m train fit --preset rcnplus")
+    text = recipe68.render(results, "python -m train.faces68", "python -m train fit --preset rcnplus")
     assert "| this model, hold-out | 21 | 4.50 (4.50) | 4.00 | 4.8 | 1.2 |" in text
     assert "| `--init` model, hold-out | 21 |" in text and "yaw 5.2 deg, roll 1.0 deg" in text
     assert "| smoothed | 100.0% | 3.20% | 3.00% | 0.210% |" in text
@@ -49,8 +51,8 @@ def test_speed_times_every_available_fp32_backend(tmp_path):
 
     path = tmp_path / "m.safetensors"
     save_weights(build_model(make_config("rcnplus", width_mult=0.25, num_points=5, layout="mtfl5")), path)
-    out = faces68.speed(path, "synth:test?n=8", seconds=0.01)["backends"]
-    assert out["eager"]["max_dev_px"] == 0.0 and set(out) <= set(faces68.SPEED_BACKENDS)
+    out = recipe68.speed(path, "synth:test?n=8", seconds=0.01)["backends"]
+    assert out["eager"]["max_dev_px"] == 0.0 and set(out) <= set(recipe68.SPEED_BACKENDS)
     assert all(row["b1"] > 0 and row["b8"] > 0 and row["nme_pct"] > 0 for row in out.values())
 
 
@@ -60,13 +62,13 @@ def test_report_only_without_weights_is_one_line(tmp_path, capsys):
     assert code == 2 and len(err) == 1 and "not found" in err[0]
 
 
-@pytest.mark.skipif(not faces68.DEFAULT_SHIP.is_file(), reason="the bundled model is not built yet")
+@pytest.mark.skipif(not recipe68.DEFAULT_SHIP.is_file(), reason="the bundled model is not built yet")
 def test_bundled_weights_are_the_recipes_model():
     from realtime.models.weights import load_model, weights_info
 
-    model = load_model(faces68.DEFAULT_SHIP)
+    model = load_model(recipe68.DEFAULT_SHIP)
     assert model.config.num_points == 68 and model.config.layout == "ibug68"
-    info = weights_info(faces68.DEFAULT_SHIP)
+    info = weights_info(recipe68.DEFAULT_SHIP)
     cfg = info["fit_config"]
     assert cfg["data"].startswith("300w:") and cfg["data"].endswith("?part=fit") and cfg["augment"] == "heavy"
     assert "non-commercial" in info["licence"] and info["track_min_confidence"] > 0

@@ -17,7 +17,7 @@ import train.faceset as faceset
 from realtime.core.assets import ASTRONAUT_PTS
 from train.data.datasets.folder import load_folder
 from train.data.datasets.ibug300w import read_pts
-from train.teacher import TeacherFace
+from train.labels.teacher import TeacherFace
 from cli_errors import one_error_line
 
 cv2.setNumThreads(1)

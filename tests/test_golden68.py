@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from train import faces68
+from train.recipes import faces68
 
 pytest.importorskip("av")
 if not faces68.GOLDEN.is_file() or not faces68.DEFAULT_SHIP.is_file():

@@ -6,6 +6,9 @@
 - no import cycles between the project's modules;
 - no runtime module imports a runtime command line (``REALTIME_CLIS``): what they share lives in
   library modules (``realtime.core.cliargs``, ``realtime.pipeline.cliptruth``, ``realtime.core.measure``).
+- no module imports a ``train`` command line (``train_clis``: its top-level modules, ``python -m
+  train.X``, and ``train.__main__``), command lines included: what they share lives in the library
+  sub-packages (``train.recipes.faces68``, ``train.labels.teacher``, ``train.labels.democlip``, ...).
 
 Imports inside functions count too: a lazy import is still an arrow.
 """
@@ -167,3 +170,19 @@ def test_train_is_layered_and_its_library_imports_no_command_line():
     up = sorted((a, b) for a, targets in graph().items() if a.startswith("train.")
                 for b in targets if b.startswith("train") and train_layer_of(b) > train_layer_of(a))
     assert up == [], up
+
+
+def train_clis() -> set[str]:
+    """``train``'s command lines: every module directly under ``train/`` (``train.faces68``,
+    ``train.__main__``, ...), the layer ``train_layer_of`` puts above the library; the package's
+    ``__init__`` (``train``) is not one."""
+    return {name for name in modules() if name.startswith("train.") and name.count(".") == 1
+            and train_layer_of(name) == TRAIN_LAYERS.index("cli")}
+
+
+def test_no_module_imports_a_train_command_line():
+    clis = train_clis()
+    assert {"train.faces68", "train.democlip", "train.meanface", "train.__main__"} <= clis
+    assert not clis & {"train", "train.labels", "train.recipes"}
+    arrows = sorted((a, b) for a, targets in graph().items() for b in targets if b in clis)
+    assert arrows == [], arrows

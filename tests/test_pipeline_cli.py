@@ -10,7 +10,7 @@ import torch
 
 av = pytest.importorskip("av")
 
-import realtime.io.video_out
+import realtime.video
 from realtime.video import main
 from test_pipeline_capture import make_clip
 
@@ -80,14 +80,14 @@ def test_bad_input_is_one_error_line_exit_2_and_no_output(tmp_path, capsys, case
 
 def test_ctrl_c_finishes_both_outputs_with_the_frames_done(tmp_path, monkeypatch):
     clip = make_clip(tmp_path / "clip.mp4", frames=32)
-    real_draw = realtime.io.video_out.draw_overlay
+    real_draw = realtime.video.draw_overlay
 
     def draw_then_interrupt(image, packet):
         if packet.frame_id == 5:
             raise KeyboardInterrupt
         return real_draw(image, packet)
 
-    monkeypatch.setattr(realtime.io.video_out, "draw_overlay", draw_then_interrupt)
+    monkeypatch.setattr(realtime.video, "draw_overlay", draw_then_interrupt)
     out, marks = tmp_path / "o.mp4", tmp_path / "o.jsonl"
     assert main([str(clip), "-o", str(out), "--landmarks", str(marks)]) == 130
     assert [json.loads(line)["frame_id"] for line in marks.read_text().splitlines()] == list(range(5))

@@ -1,4 +1,4 @@
-"""The teacher labelling tool (``train/teacher.py``, ``python -m train.teacher``).
+"""The teacher labelling tool (``train/labels/teacher.py``, ``python -m train.teacher``).
 
 The command line's error paths and file handling run against a fake teacher (no dlib needed);
 the real dlib teacher runs only where the ``teacher`` extra is installed.
@@ -16,7 +16,7 @@ import train.teacher_cli as cli
 from realtime.core.errors import UserError
 from train.data.datasets.folder import load_folder
 from train.data.datasets.ibug300w import read_pts
-from train.teacher import Teacher, TeacherFace, default_model_path, pts_text, reading_order
+from train.labels.teacher import Teacher, TeacherFace, default_model_path, pts_text, reading_order
 from cli_errors import one_error_line
 
 cv2.setNumThreads(1)

@@ -10,8 +10,12 @@ from dataclasses import MISSING, fields
 from realtime.core.cliargs import Parser, fraction, number, positive
 from realtime.core.errors import UserError, exit_status, require_files
 from realtime.core.outpaths import Output, prepare_outputs
-from train.engine.adapt import AdaptConfig
+from train.data.synthetic import load_synthetic, write_preview
+from train.engine.adapt import AdaptConfig, adapt, write_report_json
 from train.engine.config import FitConfig
+from train.engine.export import export
+from train.engine.fit import fit
+from train.evaluation.evaluate import run_evaluate
 
 
 def _mask(text: str) -> tuple[int, ...]:
@@ -172,8 +176,6 @@ def _add_adapt(sub) -> None:
 
 
 def _cmd_adapt(args) -> None:
-    from train.engine.adapt import adapt, write_report_json
-
     require_files(("weights", args.weights))
     prepare_outputs([Output(args.out, "-o", (".safetensors",)), Output(args.json, "--json", (".json",))],
                     [args.weights, args.frames])
@@ -186,8 +188,6 @@ def _cmd_adapt(args) -> None:
 
 
 def _cmd_fit(args) -> None:
-    from train.engine.fit import fit
-
     if args.steps and args.epochs:
         raise UserError("give --steps or --epochs, not both")
     values = {f.name: getattr(args, f.name) for f in fields(FitConfig) if hasattr(args, f.name)}
@@ -201,8 +201,6 @@ def _cmd_fit(args) -> None:
 
 
 def _cmd_evaluate(args) -> None:
-    from train.evaluation.evaluate import run_evaluate
-
     norms = [n.strip() for n in args.norm.split(",") if n.strip()]
     require_files(*(("weights", w) for w in args.weights), ("--denoiser", args.denoiser))
     prepare_outputs([Output(args.ced, "--ced", (".png", ".pdf", ".svg")), Output(args.json, "--json", (".json",))],
@@ -212,16 +210,12 @@ def _cmd_evaluate(args) -> None:
 
 
 def _cmd_export(args) -> None:
-    from train.engine.export import export
-
     require_files(("checkpoint", args.checkpoint))
     prepare_outputs([Output(args.out, "-o", (".safetensors",))], [args.checkpoint])
     print(export(args.checkpoint, args.out))
 
 
 def _cmd_synth(args) -> None:
-    from train.data.synthetic import load_synthetic, write_preview
-
     prepare_outputs([Output(args.preview, "--preview", (".png",))])
     t0 = time.monotonic()
     data = load_synthetic(args.split, args.n, args.seed)

@@ -32,8 +32,27 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.compare import mediapipe_mesh as mpm
+from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
 from realtime.core.atomic import write_text_atomic
+from realtime.core.cliargs import Parser, number
 from realtime.core.errors import UserError, run_command
+from realtime.core.measure import machine, shown_path
+from realtime.core.outpaths import Output, check_outputs, make_folders
+from realtime.detect.detector import (
+    DEFAULT_DETECTOR,
+    DETECTOR_HELP,
+    DETECTORS,
+    make_detector,
+)
+from realtime.geometry.crops import crop_matrix
+from realtime.io.capture import CapturedFrame
+from realtime.pipeline.cliptruth import OUTER_EYE_CORNERS, nearest_face
+from realtime.pipeline.processor import FrameProcessor, PipelineConfig
+from realtime.stages.landmarker import Landmarker
+from realtime.stages.tracker import box_from_landmarks
+from train.data.datasets import open_dataset
+from train.data.datasets.base import sample_image
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = "300w:../shared/data/300w:train?part=val"
@@ -44,16 +63,6 @@ SYSTEMS = {"ours": "ours (BlazeFace + landmarks)", "mediapipe": "MediaPipe face 
 def predict(spec: str, weights: Path, detector: str, device: str, backend: str, limit: int | None) -> dict:
     """Per system, per face: the (7, 2) shared points or None; plus ours' 68 points, the truths
     (N, 68, 2) and mean ms per image. MediaPipe's entry is {"skipped": reason} when it cannot run."""
-    from realtime.compare import mediapipe_mesh as mpm
-    from realtime.io.capture import CapturedFrame
-    from realtime.pipeline.cliptruth import nearest_face
-    from realtime.geometry.crops import crop_matrix
-    from realtime.detect.detector import make_detector
-    from realtime.stages.landmarker import Landmarker
-    from realtime.pipeline.processor import FrameProcessor, PipelineConfig
-    from realtime.stages.tracker import box_from_landmarks
-    from train.data.datasets import open_dataset
-    from train.data.datasets.base import sample_image
 
     dataset = open_dataset(spec)
     if dataset.layout != "ibug68":
@@ -102,9 +111,6 @@ def predict(spec: str, weights: Path, detector: str, device: str, backend: str, 
 
 
 def summarise(pred: dict) -> dict:
-    from realtime.compare import mediapipe_mesh as mpm
-    from realtime.pipeline.cliptruth import OUTER_EYE_CORNERS
-
     truths, shared = pred["truths"], pred["shared"]
     out: dict = {"faces": len(truths), "systems": {}}
     ran = [k for k in SYSTEMS if not (k == "mediapipe" and pred["mediapipe_skipped"])]
@@ -154,11 +160,6 @@ def render(doc: dict) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.detect.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
-    from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
-
-    from realtime.core.cliargs import Parser, number
-
     p = Parser(prog="python -m train.compare", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=DEFAULT_DATA, help="dataset spec of ibug68 faces (python -m train --help-specs)")
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="68-point landmark model (.safetensors)")
@@ -171,10 +172,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    from realtime.compare import mediapipe_mesh as mpm
-    from realtime.core.outpaths import Output, check_outputs, make_folders
-    from realtime.core.measure import machine, shown_path
-
     weights = Path(args.weights)
     if not weights.is_file():
         raise UserError(f"weights not found: {weights}")

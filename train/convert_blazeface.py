@@ -33,10 +33,16 @@ from safetensors.torch import save
 
 from realtime.core.assets import BLAZEFACE_DIR
 from realtime.core.atomic import atomic_path, sha256
-from realtime.detect.blazeface_torch import NETWORKS, SameConv2d, weights_metadata, weights_path_for
-from realtime.detect.detector import MODELS, BlazeFaceDetector
+from realtime.core.cliargs import Parser
 from realtime.core.errors import UserError, exit_status
 from realtime.core.outpaths import Output, prepare_outputs
+from realtime.detect.blazeface_torch import (
+    NETWORKS,
+    SameConv2d,
+    weights_metadata,
+    weights_path_for,
+)
+from realtime.detect.detector import MODELS, BlazeFaceDetector
 
 ALLOWED_OPS = {"DEQUANTIZE", "CONV_2D", "DEPTHWISE_CONV_2D", "RELU", "ADD", "PAD", "MAX_POOL_2D",
                "RESIZE_BILINEAR", "RESHAPE", "CONCATENATION"}
@@ -215,8 +221,6 @@ def canonical_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from realtime.core.cliargs import Parser
-
     p = Parser(prog="python -m train.convert_blazeface", description=__doc__.splitlines()[0])
     p.add_argument("--src", type=Path, default=BLAZEFACE_DIR, help="folder holding the .tflite files")
     p.add_argument("--out", type=Path, default=BLAZEFACE_DIR, help="folder for the .safetensors files")

@@ -13,7 +13,7 @@ identical geometry and lighting, only the noise changes, so the spread of a mode
 is its jitter. Motion and lighting ramp in from zero velocity after it (smoothstep).
 
 Ground truth: the astronaut's 68 points (ibug68), labelled once by the teacher
-(``train/teacher.py``) and committed as ``assets/astronaut_68.pts`` (+ ``.teacher.json``, the
+(``train/labels/teacher.py``) and committed as ``assets/astronaut_68.pts`` (+ ``.teacher.json``, the
 teacher's box), so rebuilding needs no dlib; each frame's points are those points mapped by that
 frame's H. ``cv2.warpPerspective`` samples destination pixel centres (integer coordinates) at
 ``H^-1`` of them, so H maps pixel-centre coordinates to pixel-centre coordinates: the project's
@@ -21,7 +21,8 @@ convention, no half-pixel shifts.
 
 Everything but the H.264 bit stream is a function of the seed (the noise of frame i is drawn from
 ``default_rng([seed, i])``). Frame i is stamped ``t = round(1000 i / fps) / 1000`` s (the writer's
-millisecond time base), and the truth file gives the same ``t``.
+millisecond time base), and the truth file gives the same ``t``. ``train.labels.democlip`` holds
+the astronaut, its points and ``load_truth``, which reads the truth file back.
 """
 from __future__ import annotations
 
@@ -36,8 +37,13 @@ import cv2
 import numpy as np
 
 from realtime.core.assets import ASTRONAUT_PTS, DEMO_CLIP
-from realtime.core.atomic import write_text_atomic
-from realtime.core.errors import UserError
+from realtime.core.atomic import json_text, sha256, write_text_atomic
+from realtime.core.cliargs import Parser, number
+from realtime.core.errors import UserError, run_command
+from realtime.core.outpaths import Output, prepare_outputs
+from realtime.io.video_out import VideoWriter
+from train.labels.democlip import astronaut, astronaut_points
+from train.labels.teacher import SUB_DETECTORS, Teacher, pts_text
 
 GENERATOR = "train.democlip v1"
 FOCAL_FACES = 4.0  # viewing distance of the tilted picture plane, in face widths
@@ -84,22 +90,6 @@ class ClipSpec:
 
     def timestamp(self, index: int) -> float:
         return round(1000 * index / self.fps) / 1000
-
-
-def astronaut() -> np.ndarray:
-    """(512, 512, 3) uint8 RGB; scikit-image ships it in its wheel (no download)."""
-    try:
-        from skimage import data
-    except ImportError:
-        raise UserError("scikit-image is not installed: pip install -e '.[democlip]'") from None
-    return np.ascontiguousarray(data.astronaut())
-
-
-def astronaut_points(path: Path = ASTRONAUT_PTS) -> np.ndarray:
-    """The committed teacher labels of the astronaut: (68, 2) float64, 0-based pixel centres."""
-    from train.data.datasets.ibug300w import read_pts
-
-    return read_pts(path).astype(np.float64)
 
 
 # Motion: each parameter is a sum of sines (amplitude, frequency Hz) with seeded phases.
@@ -257,17 +247,8 @@ def truth_text(clip: Clip, video_name: str, encoder: dict) -> str:
     return head[:-2] + ',\n "frames": [\n' + frames + "\n ]\n}\n"
 
 
-def load_truth(path: str | Path) -> dict:
-    """The truth file as a dict, plus ``points`` (N, 68, 2) and ``t`` (N,) numpy arrays."""
-    truth = json.loads(Path(path).read_text())
-    truth["points"] = np.array([f["points"] for f in truth["frames"]], dtype=np.float64)
-    truth["t"] = np.array([f["t"] for f in truth["frames"]], dtype=np.float64)
-    return truth
-
-
 def build(spec: ClipSpec, video: Path, truth: Path, crf: int = 24, preset: str = "slow") -> None:
     """Write the clip (H.264, atomically, via ``realtime.io.video_out.VideoWriter``) and its truth."""
-    from realtime.io.video_out import VideoWriter
 
     clip = Clip(spec)
     writer = VideoWriter(video, rate_hz=spec.fps, crf=crf, preset=preset)
@@ -284,8 +265,6 @@ def build(spec: ClipSpec, video: Path, truth: Path, crf: int = 24, preset: str =
 
 def label_astronaut(out: Path = ASTRONAUT_PTS) -> None:
     """Label the astronaut once with the teacher: ``out`` (.pts) and ``.teacher.json`` beside it."""
-    from train.teacher import SUB_DETECTORS, Teacher, pts_text
-    from realtime.core.atomic import json_text, sha256
 
     teacher = Teacher()
     faces = [f for f in teacher(astronaut()) if f.ok]
@@ -305,7 +284,6 @@ def label_astronaut(out: Path = ASTRONAUT_PTS) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = ClipSpec()
-    from realtime.core.cliargs import Parser, number
 
     p = Parser(prog="python -m train.democlip", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=str(DEMO_CLIP), help="the H.264 clip (.mp4)")
@@ -322,14 +300,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from realtime.core.errors import run_command
-
     return run_command(parse_args, run, argv)
 
 
 def run(args: argparse.Namespace) -> int:
-    from realtime.core.outpaths import Output, prepare_outputs
-
     if True:
         if args.label_astronaut:
             label_astronaut()

@@ -33,9 +33,21 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from realtime.core.assets import DEMO_CLIP
+from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
 from realtime.core.atomic import write_text_atomic
+from realtime.core.cliargs import Parser, Range
 from realtime.core.errors import UserError, run_command
-from train.data.datasets.ibug300w import SPLITS, present_subsets
+from realtime.core.outpaths import Output, prepare_outputs
+from realtime.detect.detector import (
+    DEFAULT_DETECTOR,
+    DETECTORS,
+    iou_matrix,
+    make_detector,
+)
+from realtime.io.capture import VideoFileSource
+from realtime.pipeline.processor import FrameProcessor, PipelineConfig
+from train.data.datasets.base import sample_image
+from train.data.datasets.ibug300w import SPLITS, load_300w, present_subsets
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -47,7 +59,6 @@ TIGHT_SCALE = 1.25
 
 def read_frames(path: str | Path) -> list[np.ndarray]:
     """Every frame of a video file, (H, W, 3) uint8 RGB."""
-    from realtime.io.capture import VideoFileSource
 
     with VideoFileSource(path) as source:
         return [frame.image for frame in source]
@@ -57,8 +68,6 @@ def crops_300w(root: str | Path, tight: bool = False) -> Iterable[tuple[np.ndarr
     """(RGB image, face box xyxy from its points) for every annotated crop of ``root``'s 300-W
     training split (``train.data.datasets.ibug300w``: whichever of its folders exist); ``tight`` cuts
     each to a square ``TIGHT_SCALE`` x the points' box first."""
-    from train.data.datasets.base import sample_image
-    from train.data.datasets.ibug300w import load_300w
 
     for sample in load_300w(root, "train").samples:
         image, points = sample_image(sample), sample.points.astype(np.float64)
@@ -103,7 +112,6 @@ def clip_detections(detector, frames: Sequence[np.ndarray]) -> dict:
 
 def crop_recall(detector, crops: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict:
     """Faces found (a detection with IoU >= ``MATCH_IOU`` with the points' box) and extra detections."""
-    from realtime.detect.detector import iou_matrix
 
     total = found = extra = 0
     for image, box in crops:
@@ -118,7 +126,6 @@ def crop_recall(detector, crops: Iterable[tuple[np.ndarray, np.ndarray]]) -> dic
 def track_clip(processor, clip: str | Path) -> dict:
     """The whole per-frame chain over ``clip`` in order: ``count_summary`` of the faces it reports,
     distinct track ids, frames that ran the detector, and the fps of the processing alone."""
-    from realtime.io.capture import VideoFileSource
 
     counts, ids, duplicates, busy_s = [], set(), 0, 0.0
     detector, calls = processor.detector, [0]
@@ -153,10 +160,6 @@ def _floats(text: str, what: str, valid) -> list[float]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.detect.detector import DEFAULT_DETECTOR, DETECTORS
-
-    from realtime.core.cliargs import Parser
-
     p = Parser(prog="python -m train.detectscore", description=__doc__.split("\n\n")[0])
     p.add_argument("--detector", action="append", choices=DETECTORS,
                    help=f"BlazeFace model(s) to score, repeatable (default: {DEFAULT_DETECTOR})")
@@ -175,8 +178,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _detector(model: str, threshold: float | None, nms_iou: float | None):
-    from realtime.detect.detector import make_detector
-
     detector = make_detector(model, "auto", "cpu", score_threshold=threshold)
     if nms_iou is not None:
         detector.nms_iou = nms_iou
@@ -189,10 +190,6 @@ def _line(name: str, s: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from realtime.detect.detector import DEFAULT_DETECTOR
-    from realtime.core.cliargs import Range
-    from realtime.core.outpaths import Output, prepare_outputs
-
     models = args.detector or [DEFAULT_DETECTOR]
     thresholds = _floats(args.thresholds, "--thresholds", Range(0, 1, True, True)) if args.thresholds else [None]
     nms_values = _floats(args.nms_iou, "--nms-iou", Range(0, 1, lo_open=True)) if args.nms_iou else [None]
@@ -224,9 +221,6 @@ def run(args: argparse.Namespace) -> int:
                     print(f"  300-W crops {kind}: found {s['found']} of {s['faces']} ({100 * s['recall']:.1f}%), "
                           f"extra {s['extra']}")
     if args.track:
-        from realtime.pipeline.processor import FrameProcessor, PipelineConfig
-        from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
-
         results["tracking"] = []
         for model in models:
             for name in frames:

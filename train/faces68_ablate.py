@@ -1,6 +1,6 @@
 """``python -m train.faces68_ablate``: ablations of the bundled 68-point recipe on 300-W, at a short budget.
 
-Each variant is ``train.faces68.recipe`` with one thing changed, trained for the same number of
+Each variant is ``train.recipes.faces68.recipe`` with one thing changed, trained for the same number of
 updates (``--steps``, cosine schedule over that budget) on the same photo-grouped partition of 300-W's
 training split, and scored on the same hold-out (never trained on) with the live decoder
 (soft-argmax), from its LAST checkpoint:
@@ -26,9 +26,21 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from realtime.core.cliargs import Parser, number
 from realtime.core.errors import UserError, run_command
+from realtime.core.outpaths import Output, check_outputs
+from train.data.datasets import open_dataset
+from train.engine.checkpoint import load_checkpoint
 from train.engine.config import FitConfig
-from train.faces68 import add_recipe_arguments, recipe, recipe_inputs, set_nme, write_report
+from train.engine.export import export
+from train.engine.runs import hardware, run_or_resume
+from train.recipes.faces68 import (
+    add_recipe_arguments,
+    recipe,
+    recipe_inputs,
+    set_nme,
+    write_report,
+)
 
 VARIANTS = ("recipe", "no_teacher", "elt", "width1")
 
@@ -49,9 +61,6 @@ def variant(name: str, base: FitConfig, elt_weight: float) -> FitConfig:
 
 def score(cfg: FitConfig) -> dict:
     """Hold-out NME of the run's last checkpoint (exported beside it), and the run's training time."""
-    from train.engine.checkpoint import load_checkpoint
-    from train.data.datasets import open_dataset
-    from train.engine.export import export
 
     last = Path(cfg.out) / "last.pt"
     weights = Path(cfg.out) / "last.safetensors"
@@ -90,8 +99,6 @@ def render(results: dict, command: str, hardware: str, steps: int) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.core.cliargs import Parser, number
-
     p = Parser(prog="python -m train.faces68_ablate", description=__doc__.split("\n\n")[0])
     add_recipe_arguments(p, "runs/faces68_ablate", 400, "where ablations_faces68.md/.json go")
     p.add_argument("--elt-weight", type=number(float, 0, lo_open=True), default=5000.0, help="weight of the ELT term in the 'elt' variant (> 0); the ELT term is in squared crop fractions and the 2016 cross-entropy sums over points, so 5000 makes ELT about a tenth of the loss at the start")
@@ -100,10 +107,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    from train.engine.runs import hardware, run_or_resume
-
     init = recipe_inputs(args)
-    from realtime.core.outpaths import Output, check_outputs
 
     check_outputs([Output(args.out, "--out", folder=True), Output(args.docs, "--docs", folder=True)], [init])
     names = [n.strip() for n in args.variants.split(",") if n.strip()]

@@ -3,7 +3,7 @@
 ``python -m train.faceset build --faces DIR -o data/faces68`` (needs the ``teacher`` extra) runs,
 in a scratch folder beside OUT:
 
-1. the teacher (``train.teacher``: dlib HOG + 68-point predictor, its refusal rules) over every
+1. the teacher (``train.labels.teacher``: dlib HOG + 68-point predictor, its refusal rules) over every
    photo under ``--faces`` and over scikit-image's astronaut (``--astronaut``), writing each
    accepted face as ``NAME.png`` (the face with half a box of context), ``NAME.pts`` and
    ``NAME.teacher.json`` exactly as ``python -m train.teacher`` does;
@@ -39,12 +39,16 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.core.assets import MEAN_FACE
 from realtime.core.atomic import json_text, sha256, write_text_atomic
+from realtime.core.cliargs import Parser, number
 from realtime.core.errors import UserError, model_file, run_command
 from train.data.datasets.base import read_image_rgb
 from train.data.datasets.ibug300w import read_pts
-from train.teacher import Teacher, _import_dlib, default_model_path
-from train.teacher_cli import REPORT_NAME, find_images, label_one, summary_line
+from train.labels.democlip import astronaut as astronaut_image
+from train.labels.headpose import label_folder
+from train.labels.teacher import Teacher, _import_dlib, default_model_path
+from train.labels.teacher_files import REPORT_NAME, find_images, label_one, summary_line
 
 MANIFEST = "faceset.json"
 SPLITS = ("train", "heldout")
@@ -110,8 +114,6 @@ def _label_sources(teacher: Teacher, faces_dir: Path, astronaut: bool, scratch: 
         records.append(label_one(teacher, image, rgb, stem, args, meta))
         print(summary_line(records[-1]), flush=True)
     if astronaut:
-        from train.democlip import astronaut as astronaut_image
-
         records.append(label_one(teacher, Path("skimage.data.astronaut()"), astronaut_image(),
                                  Path(ASTRONAUT_NAME), args, meta))
         print(summary_line(records[-1]), flush=True)
@@ -131,8 +133,6 @@ def _descriptors(scratch: Path, ident: Identities) -> tuple[list[str], list[np.n
 
 def build(args: argparse.Namespace) -> dict:
     """The whole build (module docstring); returns the manifest."""
-    from realtime.core.assets import MEAN_FACE
-    from train.meanface import label_folder
 
     faces_dir, out = Path(args.faces), Path(args.out)
     if not faces_dir.is_dir():
@@ -204,8 +204,6 @@ def _replace(new: Path, out: Path) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.core.cliargs import Parser, number
-
     p = Parser(prog="python -m train.faceset", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     b = sub.add_parser("build", help="label, embed, cluster and split the faces of a photo folder")

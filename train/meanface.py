@@ -4,7 +4,7 @@
     python -m train.meanface pose DIR            # yaw/pitch/roll attributes for a labelled folder
 
 ``derive`` (needs the ``teacher`` extra, scipy, scikit-image for the astronaut, and the face mesh
-model: ``train/labels/facemesh.py``): every face the teacher (``train/teacher.py``) accepts in the given
+model: ``train/labels/facemesh.py``): every face the teacher (``train/labels/teacher.py``) accepts in the given
 photos, plus scikit-image's astronaut with its committed labels (``assets/astronaut_68.pts``), is
 turned into 68 3D points: x, y are the teacher's landmarks, z is the face mesh's depth under each
 landmark (``facemesh.depth_at``), in the same pixels as x and y. The faces are aligned by
@@ -15,13 +15,8 @@ symmetry plane faces the camera, pitch zero where the plane through the four eye
 two mouth corners does, origin at the centroid of the 68 points, millimetres with the outer eye
 corners (36, 45) ``OUTER_EYE_MM`` apart.
 
-``pose``: for every face of a ``folder:`` dataset (``train/data/datasets/folder.py``: an image with a
-``.pts`` or ``.json`` beside it), yaw/pitch/roll by solvePnP against the mean face, written as
-``attributes`` with ``attribute_kinds`` "angle" into the face's ``.json`` or, for a ``.pts`` face,
-into its ``.teacher.json`` sidecar, so ``folder:DIR`` exposes them to ``--attribute-weight``.
-The camera of a photo is unknown: the face is put on the optical axis (principal point at the
-points' centroid), ``DISTANCE_MM`` away (focal length = that distance x the points' spread /
-the mean face's spread), which is close to the weak perspective of a portrait.
+``pose``: yaw/pitch/roll by solvePnP against the mean face for every face of a ``folder:``
+dataset, written as its attributes: ``train/labels/headpose.py``.
 """
 from __future__ import annotations
 
@@ -37,18 +32,23 @@ import numpy as np
 
 from realtime.core.assets import ASTRONAUT_PTS, MEAN_FACE
 from realtime.core.atomic import atomic_path
-from realtime.core.errors import UserError
+from realtime.core.cliargs import Parser
+from realtime.core.errors import UserError, run_command
+from realtime.core.outpaths import Output, check_outputs
 from realtime.geometry.layouts import get_layout
-from realtime.geometry.meanface import OUTER_EYE_MM
-from realtime.stages.pose import CameraIntrinsics, estimate_head_pose
+from realtime.geometry.meanface import OUTER_EYE_MM, load_mean_face
+from train.data.datasets.base import read_image_rgb
+from train.data.datasets.ibug300w import IMAGE_SUFFIXES, read_pts
+from train.labels.democlip import astronaut
+from train.labels.facemesh import FaceMesh, depth_at, triangulate
+from train.labels.headpose import label_folder, pose_attributes
+from train.labels.teacher import Teacher
 
 log = logging.getLogger(__name__)
 
 LAYOUT = get_layout("ibug68")
 FRONT_PLANE = (36, 39, 42, 45, 48, 54)  # eye corners and mouth corners: pitch zero when this plane faces the camera
-DISTANCE_MM = 1000.0
 MIN_PRESENCE_LOGIT = 0.0
-POSE_NOTE = "train.meanface.photo_pose: solvePnP against the 3D mean face, the face on the optical axis 1 m away"
 
 
 @dataclass
@@ -141,8 +141,6 @@ def eye_angle(points: np.ndarray) -> float:
 
 def astronaut_face() -> tuple[str, np.ndarray, np.ndarray, tuple]:
     """The astronaut (skimage), its committed teacher points and box."""
-    from train.democlip import astronaut
-    from train.data.datasets.ibug300w import read_pts
 
     side = json.loads(ASTRONAUT_PTS.with_suffix(".teacher.json").read_text())
     return "astronaut", astronaut(), read_pts(ASTRONAUT_PTS).astype(np.float64), tuple(side["box_in_image"])
@@ -150,8 +148,6 @@ def astronaut_face() -> tuple[str, np.ndarray, np.ndarray, tuple]:
 
 def teacher_faces(inputs: list[str], teacher) -> list[tuple[str, np.ndarray, np.ndarray, tuple]]:
     """(name, rgb, points (68, 2), box) of every face the teacher accepts in the images/folders."""
-    from train.data.datasets.base import read_image_rgb
-    from train.data.datasets.ibug300w import IMAGE_SUFFIXES
 
     files: list[Path] = []
     for name in inputs:
@@ -172,7 +168,6 @@ def teacher_faces(inputs: list[str], teacher) -> list[tuple[str, np.ndarray, np.
 
 def faces_3d(faces: list[tuple[str, np.ndarray, np.ndarray, tuple]], mesh) -> list[Face3D]:
     """Teacher x, y plus mesh depth for each face; faces the mesh does not see are dropped."""
-    from train.labels.facemesh import depth_at, triangulate
 
     meshes = [mesh(rgb, box, eye_angle(points)) for _, rgb, points, box in faces]
     kept = [(f, m, logit) for f, (m, logit) in zip(faces, meshes) if logit > MIN_PRESENCE_LOGIT]
@@ -208,53 +203,9 @@ def derive(faces: list[Face3D]) -> tuple[np.ndarray, np.ndarray]:
     return face, np.array(residual)
 
 
-# ---------------------------------------------------------------- pose of a photo
-
-def photo_pose(points: np.ndarray, model: np.ndarray, distance_mm: float = DISTANCE_MM):
-    """Head pose (``realtime.stages.pose.PoseEstimate``) of a face in a photo of unknown camera: the face
-    on the optical axis, ``distance_mm`` away (module docstring). ``points`` (K, 2), ``model`` (K, 3)."""
-    points = np.asarray(points, np.float64)
-    centre = points.mean(0)
-    spread_px = np.linalg.norm(points - centre, axis=1).mean()
-    spread_mm = np.linalg.norm(model[:, :2] - model[:, :2].mean(0), axis=1).mean()
-    focal = distance_mm * spread_px / spread_mm
-    return estimate_head_pose(points, model, CameraIntrinsics(focal, float(centre[0]), float(centre[1])))
-
-
-def pose_attributes(points: np.ndarray, model: np.ndarray) -> dict[str, float]:
-    angles = photo_pose(points, model).angles
-    return {"yaw": round(angles.yaw_deg, 2), "pitch": round(angles.pitch_deg, 2), "roll": round(angles.roll_deg, 2)}
-
-
-def label_folder(root: Path, model: np.ndarray) -> int:
-    """Write yaw/pitch/roll into every face of a folder dataset (module docstring); returns the count."""
-    from train.data.datasets.folder import _annotations, read_json_annotation
-    from train.data.datasets.ibug300w import read_pts
-    from realtime.core.atomic import json_text
-
-    pairs, _ = _annotations(root)
-    if not pairs:
-        raise UserError(f"no images with a .pts or .json beside them under {root}")
-    kinds = {"yaw": "angle", "pitch": "angle", "roll": "angle"}
-    for image, ann in pairs:
-        points = read_pts(ann) if ann.suffix == ".pts" else read_json_annotation(ann)["points"]
-        if len(points) != len(model):
-            raise UserError(f"{ann} has {len(points)} points; the mean face has {len(model)}")
-        target = ann.with_suffix(".teacher.json") if ann.suffix == ".pts" else ann
-        doc = json.loads(target.read_text(encoding="utf-8")) if target.is_file() else {}
-        doc["attributes"] = {**doc.get("attributes", {}), **pose_attributes(points, model)}
-        doc["attribute_kinds"] = {**doc.get("attribute_kinds", {}), **kinds}
-        doc["pose_model"] = POSE_NOTE
-        with atomic_path(target) as tmp:
-            tmp.write_text(json_text(doc))
-    return len(pairs)
-
-
 # ---------------------------------------------------------------- command line
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from realtime.core.cliargs import Parser
-
     p = Parser(prog="python -m train.meanface", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     d = sub.add_parser("derive", help="derive the 3D mean face from photos (teacher + face mesh)")
@@ -271,9 +222,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run_derive(args: argparse.Namespace) -> int:
-    from train.labels.facemesh import FaceMesh
-    from train.teacher import Teacher
-
     mesh = FaceMesh(args.mesh)
     faces = teacher_faces(args.faces, Teacher(args.model)) if args.faces else []
     if not args.no_astronaut:
@@ -299,19 +247,14 @@ def run_derive(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from realtime.core.errors import run_command
-
     return run_command(parse_args, run, argv)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "derive":
-        from realtime.core.outpaths import Output, check_outputs
-
         check_outputs([Output(args.out, "-o", (".npy",)), Output(args.report, "--report", (".json",))],
                       [*args.faces, args.mesh, args.model])
         return run_derive(args)
-    from realtime.geometry.meanface import load_mean_face
 
     count = label_folder(Path(args.folder), load_mean_face(args.mean_face))
     print(f"yaw/pitch/roll written for {count} faces under {args.folder}")

@@ -29,8 +29,15 @@ import cv2
 import numpy as np
 
 from realtime.core.assets import DEMO_TRUTH
+from realtime.core.cliargs import Parser
+from realtime.core.errors import run_command
 from realtime.geometry.meanface import load_mean_face
-from realtime.stages.pose import CameraIntrinsics, estimate_head_pose, rotation_to_angles
+from realtime.stages.pose import (
+    CameraIntrinsics,
+    estimate_head_pose,
+    rotation_to_angles,
+)
+from train.labels.democlip import load_truth
 
 TRUTH = DEMO_TRUTH
 PAIRS = (("roll", "angle_deg"), ("yaw", "yaw_deg"), ("pitch", "pitch_deg"))
@@ -75,7 +82,6 @@ def compare(recovered: np.ndarray, true: np.ndarray) -> dict[str, float]:
 def check(truth_path: str | Path = TRUTH, mean_face: np.ndarray | None = None) -> dict[str, dict[str, float]]:
     """``{"roll": {...}, "yaw": {...}, "pitch": {...}, "yaw_los": ..., "pitch_los": ..., "roll_los": ...}``
     (``compare``'s numbers) plus ``"frame0"``: the angles of frame 0 and the mean reprojection error."""
-    from train.democlip import load_truth
 
     truth = load_truth(truth_path)
     model = load_mean_face() if mean_face is None else mean_face
@@ -91,9 +97,6 @@ def check(truth_path: str | Path = TRUTH, mean_face: np.ndarray | None = None) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    from realtime.core.cliargs import Parser
-    from realtime.core.errors import run_command
-
     def parse(argv: list[str] | None) -> argparse.Namespace:
         p = Parser(prog="python -m train.posecheck", description=__doc__.split("\n\n")[0])
         p.add_argument("--truth", default=str(TRUTH), help="the clip's ground truth (demo_truth.json)")

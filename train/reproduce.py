@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import shlex
 import json
+import shlex
 import sys
 import time
 from dataclasses import replace
@@ -23,17 +23,20 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.backends.base import native_bf16
 from realtime.core.atomic import write_text_atomic
-from realtime.core.cliargs import Range, number_list
-from realtime.core.errors import UserError
+from realtime.core.cliargs import Parser, Range, number, number_list
+from realtime.core.errors import UserError, run_command
+from realtime.models.model import build_model
+from realtime.models.presets import make_config
 from realtime.models.weights import load_attribute_head, load_model
+from train.data.datasets import open_dataset
 from train.engine.checkpoint import load_checkpoint
 from train.engine.config import FitConfig
-from train.data.datasets import open_dataset
-from train.evaluation.evaluate import attribute_accuracy, evaluate_model
 from train.engine.runlog import save_figure
-from train.recipes.reproduce_semisup import finished
 from train.engine.runs import command_line, hardware, run_or_resume  # noqa: F401  (command_line: re-exported)
+from train.evaluation.evaluate import attribute_accuracy, evaluate_model
+from train.recipes.reproduce_semisup import GridSettings, finished, run_grid
 
 # The talk's table (../shared/PAPERS.md §0.5): mask -> (SumNet AFLW, SumNet AFW, RCN AFLW, RCN AFW).
 TALK_MASKS = {
@@ -124,8 +127,6 @@ def compare_section(grid: list[FitConfig], results: list[dict], docs: Path, plot
     # threshold: 10% above the worse model's best validation error, so both can reach it
     threshold = 1.1 * max(min(e for _, e in c) for c in curves.values())
     plot_curves(runs, docs / plot_name, threshold)
-    from realtime.models.model import build_model
-    from realtime.models.presets import make_config
 
     lines = [
         "| model | parameters | updates | wall time | best val NME | test NME, argmax | test NME, soft-argmax "
@@ -197,9 +198,6 @@ def mask_section(grid: list[FitConfig], results: list[dict | None], test_spec: s
 
 
 def main(argv: list[str] | None = None) -> int:
-    from realtime.core.cliargs import Parser, number
-    from realtime.core.errors import run_command
-
     return run_command(lambda a: _parse(a, Parser, number), _run, argv)
 
 
@@ -246,7 +244,6 @@ def resolve_bf16(choice: str, device: str) -> bool:
         return choice == "on"
     if device.startswith("cuda"):
         return True
-    from realtime.backends.base import native_bf16
 
     return bool(native_bf16())
 
@@ -301,8 +298,6 @@ def _run(args) -> int:
 
 
 def _run_semisup(args) -> int:
-    from train.recipes.reproduce_semisup import GridSettings, run_grid
-
     fractions = tuple(number_list("--fractions", args.fractions, float, Range(0)))
     sweep_a = tuple(number_list("--sweep-attribute-weights", args.sweep_attribute_weights, float, Range(0), empty=True))
     sweep_e = tuple(number_list("--sweep-elt-weights", args.sweep_elt_weights, float, Range(0), empty=True))

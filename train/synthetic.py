@@ -7,14 +7,13 @@ import time
 
 import numpy as np
 
+from realtime.core.cliargs import Parser, number
+from realtime.core.errors import run_command
+from realtime.core.outpaths import Output, prepare_outputs
 from train.data.synthetic import generate, write_preview
 
 
 def main(argv: list[str] | None = None) -> int:
-    from realtime.core.cliargs import Parser, number
-    from realtime.core.errors import run_command
-    from realtime.core.outpaths import Output, prepare_outputs
-
     def parse(argv: list[str] | None) -> argparse.Namespace:
         parser = Parser(prog="python -m train.synthetic", description="synthetic benchmark tools")
         parser.add_argument("--preview", metavar="PNG", help="write a .png grid of examples with their landmarks")

@@ -10,6 +10,7 @@ import hashlib
 import json
 import platform
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
@@ -116,7 +117,6 @@ def model_digest(model: nn.Module, decoder: str, beta: float) -> str:
 
 def package_version(name: str) -> str | None:
     """The installed version of a distribution, without importing it; None when absent."""
-    from importlib import metadata
 
     try:
         return metadata.version(name)

@@ -29,15 +29,18 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
 
-from realtime.core.assets import DEMO_CLIP, DEMO_TRUTH
-from realtime.core.atomic import atomic_path
 from realtime.backends.base import Backend, cache_dir, model_digest, package_version
 from realtime.backends.exported import _quiet, onnx_file, ort_backend, ov_backend
+from realtime.core.assets import DEMO_CLIP, DEMO_TRUTH
+from realtime.core.atomic import atomic_path
 from realtime.core.errors import UserError
+from realtime.geometry.crops import crop_matrix, face_box_from_points, warp_crop
+from realtime.geometry.layouts import get_layout
 
 log = logging.getLogger(__name__)
 CLIP, CLIP_TRUTH = DEMO_CLIP, DEMO_TRUTH
@@ -50,10 +53,6 @@ def clip_crops(size: int, grey: bool, every: int, offset: int = 0) -> np.ndarray
     """(N, size, size, C) uint8 face crops of the bundled clip, frames ``offset``,
     ``offset + every``, ...: each framed from its true points as in training, plus a jittered
     copy (turned, zoomed, shifted) as the tracker makes them."""
-    import cv2
-
-    from realtime.geometry.crops import crop_matrix, face_box_from_points, warp_crop
-    from realtime.geometry.layouts import get_layout
 
     if not CLIP.is_file() or not CLIP_TRUTH.is_file():
         raise UserError(f"int8 calibration needs the bundled clip {CLIP} and {CLIP_TRUTH.name}; restore assets/")
@@ -110,8 +109,13 @@ def ort_int8_file(model: nn.Module, decoder: str, beta: float) -> Path:
     if path.is_file():
         return path
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
-    from onnxruntime.quantization import quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     source = onnx_file(model, decoder, beta)

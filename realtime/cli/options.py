@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from realtime.backends.registry import BACKENDS
 from realtime.core.cliargs import FOCAL_PX, HFOV_DEG, NumberType
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """``--detector-backend``, ``--device`` and ``--backend``: shared by the video and webcam CLIs."""
-    from realtime.backends.registry import BACKENDS  # here: the registry imports torch
 
     parser.add_argument("--detector-backend", choices=("auto", "opencv", "torch"), default="auto",
                         help="run BlazeFace through OpenCV dnn or the PyTorch port on --device; auto: torch "

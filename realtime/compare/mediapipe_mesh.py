@@ -38,6 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.io.capture import VideoFileSource
+from realtime.pipeline.cliptruth import nearest_face
+
 SHARED_POINTS: tuple[tuple[int, int, str], ...] = (
     (36, 33, "image-left eye, outer corner"),
     (39, 133, "image-left eye, inner corner"),
@@ -142,8 +145,6 @@ def clip_run(clip: str | Path, truth: np.ndarray, max_frames: int | None = None,
     (N, 68, 2) picks the face nearest each frame's truth. -> {"frames", "wall_s", "fps", "points"
     (per frame the (7, 2) shared points or None)}. The graph is built and warmed up (one blank
     frame) before the clock starts, as our landmarker is."""
-    from realtime.io.capture import VideoFileSource
-    from realtime.pipeline.cliptruth import nearest_face
 
     points: list[np.ndarray | None] = []
     out = io.StringIO()

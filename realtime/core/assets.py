@@ -18,11 +18,14 @@ Caches (never shipped; safe to delete) are under ``$RCN_CACHE`` when it is set, 
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+
+from realtime.core.errors import UserError, run_command
 
 PACKAGE = "realtime._assets"
 CACHE_ENV = "RCN_CACHE"
@@ -84,9 +87,6 @@ def synthetic_cache_dir() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m realtime.core.assets [NAME]``: every shipped file and cache folder, or one file's path."""
-    import argparse
-
-    from realtime.core.errors import UserError, run_command
 
     p = argparse.ArgumentParser(prog="python -m realtime.core.assets", description="Where the shipped files (weights, "
                                 "detector models, mean face, demo clip) and the cache folders are.")

@@ -7,12 +7,13 @@ import platform
 import time
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[2]  # realtime/core/measure.py -> the checkout
 
 
 def machine() -> str:
     """CPU model, core count, torch version and threads, and the GPU when there is one."""
-    import torch  # here, not at the top: a module that only shows paths should not load torch
 
     cpu = platform.processor()
     try:
@@ -49,7 +50,5 @@ def seconds_per_call(backend, x, device: str, seconds: float) -> float:
 
 
 def _sync(device: str) -> None:
-    import torch
-
     if device.startswith("cuda"):
         torch.cuda.synchronize()

@@ -19,12 +19,26 @@ import cv2
 import numpy as np
 
 from realtime.core.assets import BLAZEFACE_DIR
-from realtime.detect.blazeface import (  # noqa: F401  (re-exported: the detector's public names)
-    BOTH_NMS_IOU, BOTH_SCORE_THRESHOLD, DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS, KEYPOINT_NAMES, MODELS,
-    BlazeFaceBase, BlazeFaceSpec, Detections, decode_detections, default_threshold, iou_matrix, letterbox,
-    ssd_anchors, weighted_nms,
-)
 from realtime.core.errors import UserError
+from realtime.detect.blazeface import (  # noqa: F401  (re-exported: the detector's public names)
+    BOTH_NMS_IOU,
+    BOTH_SCORE_THRESHOLD,
+    DEFAULT_DETECTOR,
+    DETECTOR_HELP,
+    DETECTORS,
+    KEYPOINT_NAMES,
+    MODELS,
+    BlazeFaceBase,
+    BlazeFaceSpec,
+    Detections,
+    decode_detections,
+    default_threshold,
+    iou_matrix,
+    letterbox,
+    ssd_anchors,
+    weighted_nms,
+)
+from realtime.detect.blazeface_torch import TorchBlazeFaceDetector
 
 
 class BlazeFaceDetector(BlazeFaceBase):
@@ -154,5 +168,4 @@ def make_detector(model: str = DEFAULT_DETECTOR, backend: str = "auto", device: 
         return BlazeFaceBoth(members, score_threshold)
     if resolve_detector_backend(backend, device) == "opencv":
         return BlazeFaceDetector(model, score_threshold=score_threshold)
-    from realtime.detect.blazeface_torch import TorchBlazeFaceDetector  # torch only when asked for
     return TorchBlazeFaceDetector(model, device=device, score_threshold=score_threshold)

@@ -15,6 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from realtime.core.errors import UserError
+from realtime.detect.detector import DEFAULT_DETECTOR
+from realtime.io.capture import VideoFileSource
+from realtime.pipeline.processor import FrameProcessor, PipelineConfig
+from realtime.stages.landmarker import Landmarker
+from realtime.stages.smoothing import SmoothingParams
 
 OUTER_EYE_CORNERS = (36, 45)  # 0-based iBUG indices of points 37 and 46
 
@@ -80,7 +85,6 @@ def score(predicted: list[np.ndarray | None], truth: ClipTruth) -> dict[str, flo
 def track_clip(processor, clip: str | Path, truth: ClipTruth, max_frames: int | None = None) -> list[np.ndarray | None]:
     """``processor``'s (a ``FrameProcessor``) points per frame of ``clip``, the face nearest the
     truth's, in frame order (the first ``max_frames`` frames when given)."""
-    from realtime.io.capture import VideoFileSource
 
     out: list[np.ndarray | None] = []
     with VideoFileSource(clip) as source:
@@ -96,10 +100,6 @@ def track_clip(processor, clip: str | Path, truth: ClipTruth, max_frames: int | 
 
 def score_clip(weights: str | Path, clip: str | Path, truth: ClipTruth, detector: str | None = None) -> dict[str, dict]:
     """``score`` of the whole pipeline on ``clip`` with smoothing off ("raw") and on ("smoothed")."""
-    from realtime.detect.detector import DEFAULT_DETECTOR
-    from realtime.stages.landmarker import Landmarker
-    from realtime.pipeline.processor import FrameProcessor, PipelineConfig
-    from realtime.stages.smoothing import SmoothingParams
 
     landmarker = Landmarker(weights)
     if landmarker.num_points != truth.points.shape[1]:

@@ -30,12 +30,23 @@ import numpy as np
 import torch
 
 from realtime.core.atomic import atomic_path, write_text_atomic
-from realtime.models.decode import soft_argmax
 from realtime.core.errors import UserError
-from realtime.models.weights import load_attribute_head, load_landmark_model, save_weights, torch_device, weights_info
+from realtime.io.capture import open_source
+from realtime.models.decode import soft_argmax
+from realtime.models.weights import (
+    load_attribute_head,
+    load_landmark_model,
+    save_weights,
+    torch_device,
+    weights_info,
+)
+from realtime.pipeline.processor import FrameProcessor, PipelineConfig
 from train.data.augment import AugmentConfig
+from train.data.datasets import KINDS, open_dataset
+from train.data.loader import LandmarkDataset
 from train.engine.checkpoint import load_checkpoint, save_checkpoint
 from train.engine.loop import run_updates
+from train.evaluation.evaluate import evaluate_model
 from train.objectives.elt import EltConfig, elt_loss, elt_residuals
 from train.objectives.losses import softargmax_l2
 
@@ -77,8 +88,6 @@ class AdaptConfig:
 def crops_from_footage(weights: Path, source_spec: str, cfg: AdaptConfig) -> np.ndarray:
     """(N, S, S, C) uint8 face crops of a video or image folder, cropped as the live pipeline
     crops them (detector, then tracking from the model's own landmarks)."""
-    from realtime.io.capture import open_source
-    from realtime.pipeline.processor import FrameProcessor, PipelineConfig
 
     processor = FrameProcessor.from_config(PipelineConfig(Path(weights), cfg.detector, face_model_3d=None))
     crops: list[np.ndarray] = []
@@ -99,8 +108,6 @@ def crops_from_footage(weights: Path, source_spec: str, cfg: AdaptConfig) -> np.
 
 def crops_from_dataset(spec: str, size: int, grey: bool, max_crops: int) -> np.ndarray:
     """(N, S, S, C) uint8 plain evaluation crops of a dataset spec; its labels are not used."""
-    from train.data.datasets import open_dataset
-    from train.data.loader import LandmarkDataset
 
     data = LandmarkDataset(open_dataset(spec), out_size=size, grey=grey)
     n = min(len(data), max_crops)
@@ -109,8 +116,6 @@ def crops_from_dataset(spec: str, size: int, grey: bool, max_crops: int) -> np.n
 
 
 def is_dataset_spec(text: str) -> bool:
-    from train.data.datasets import KINDS
-
     kind, sep, _ = text.partition(":")
     return kind.lower() in KINDS and (bool(sep) or kind.lower() == "synth") and not Path(text).exists()
 
@@ -148,8 +153,6 @@ def equivariance_error_px(model: torch.nn.Module, crops: np.ndarray, elt: EltCon
 def check_nme(model: torch.nn.Module, spec: str | None) -> float | None:
     if spec is None:
         return None
-    from train.data.datasets import open_dataset
-    from train.evaluation.evaluate import evaluate_model
 
     was_training = model.training
     model.eval()
@@ -172,9 +175,6 @@ def relative_drift(model: torch.nn.Module, start: dict[str, torch.Tensor]) -> to
 # --- training ------------------------------------------------------------------------------------
 
 def _labelled_batches(spec: str, model: torch.nn.Module, batch_size: int, seed: int, device: torch.device):
-    from train.data.datasets import open_dataset
-    from train.data.loader import LandmarkDataset
-
     data = LandmarkDataset(open_dataset(spec), out_size=model.config.input_size, grey=model.config.in_channels == 1,
                            aug=AugmentConfig(), seed=seed)
     if data.layout.num_points != model.config.num_points:

@@ -26,26 +26,36 @@ import numpy as np
 import torch
 
 from realtime.core.atomic import write_text_atomic
-from realtime.models.decode import argmax_decode, soft_argmax
-from realtime.models.denoise import Denoiser, DenoiserConfig, jitter_points, one_hot_maps
 from realtime.core.errors import UserError
-from realtime.geometry.layouts import get_layout
 from realtime.core.outpaths import Output, check_outputs, make_folders
+from realtime.geometry.layouts import get_layout
+from realtime.models.decode import argmax_decode, soft_argmax
+from realtime.models.denoise import (
+    Denoiser,
+    DenoiserConfig,
+    jitter_points,
+    one_hot_maps,
+)
 from realtime.models.model import LandmarkNet, build_model
 from realtime.models.presets import make_config
-from realtime.models.weights import save_weights
-from train.engine.checkpoint import load_checkpoint, save_checkpoint
-from train.engine.factorise import factorisable, factorise_into
-from train.engine.config import FitConfig
-from train.engine.loop import run_updates
+from realtime.models.weights import (
+    describe_model,
+    load_model,
+    save_weights,
+    torch_device,
+)
 from train.data.datasets import open_dataset
 from train.data.datasets.base import LandmarkSet
 from train.data.loader import LandmarkDataset
-from train.objectives.losses import l2_penalty, softargmax_l2, spatial_cross_entropy
-from train.evaluation.metrics import nme, normalising_distance
-from train.evaluation.predict import predict_dataset
+from train.engine.checkpoint import load_checkpoint, save_checkpoint
+from train.engine.config import FitConfig
+from train.engine.factorise import factorisable, factorise_into
+from train.engine.loop import run_updates
 from train.engine.runlog import RunLog
 from train.engine.semisup import SemiSupervision
+from train.evaluation.metrics import nme, normalising_distance
+from train.evaluation.predict import predict_dataset
+from train.objectives.losses import l2_penalty, softargmax_l2, spatial_cross_entropy
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +83,6 @@ def build(cfg: FitConfig, num_points: int, layout: str | None) -> LandmarkNet | 
 
 def init_from(model: LandmarkNet | Denoiser, path: str) -> None:
     """Load ``path``'s weights into ``model`` (a fine-tune); the architectures must agree exactly."""
-    from realtime.models.weights import describe_model, load_model
 
     source = load_model(path)
     if factorisable(source, model):
@@ -241,7 +250,6 @@ def fit(cfg: FitConfig, resume: bool = False, stop_after: int | None = None, pro
     ``cuda``, ``cuda:N``; the device is a property of the session, not of the run, so a run may be
     resumed elsewhere, though bit-exact continuation holds only on the same device). Returns a
     summary."""
-    from realtime.models.weights import torch_device
 
     cfg.validate()
     dev = torch_device(device)

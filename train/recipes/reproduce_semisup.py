@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from realtime.core.atomic import write_text_atomic
+from train.engine.checkpoint import load_checkpoint
 from train.engine.config import FitConfig
 from train.engine.runlog import save_figure
 
@@ -90,7 +91,6 @@ def sweep_grid(settings: GridSettings) -> list[tuple[float, float, FitConfig]]:
 
 def best_val(cfg: FitConfig) -> float:
     """The run's best validation NME (what early stopping kept)."""
-    from train.engine.checkpoint import load_checkpoint
 
     return float(load_checkpoint(Path(cfg.out) / "last.pt")["state"]["best"])
 
@@ -131,8 +131,6 @@ def grid(settings: GridSettings) -> list[tuple[float, str, FitConfig]]:
 
 
 def finished(cfg: FitConfig) -> bool:
-    from train.engine.checkpoint import load_checkpoint
-
     last = Path(cfg.out) / "last.pt"
     return last.is_file() and load_checkpoint(last)["step"] >= cfg.steps
 

@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from realtime.core.errors import UserError
+from train.data.datasets.aflw import load_aflw19_mat, load_aflw_sqlite
 from train.data.datasets.base import LandmarkSet
+from train.data.datasets.folder import load_folder
+from train.data.datasets.holdout import PARTS, select_part
+from train.data.datasets.ibug300w import load_300w, to_mtfl5
+from train.data.datasets.mtfl import load_mtfl
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,6 @@ def _int_option(options: dict[str, str], key: str, default: int | None, lowest: 
 
 def _holdout(data: LandmarkSet, options: dict[str, str]) -> LandmarkSet:
     """The ``part`` a spec asks for (``train.data.datasets.holdout``), or ``data`` unchanged."""
-    from train.data.datasets.holdout import PARTS, select_part
 
     if "part" not in options:
         if "holdout" in options or "holdout_seed" in options:
@@ -152,7 +156,6 @@ def _open(spec: DatasetSpec) -> LandmarkSet:
         raise UserError(f"dataset path not found: {path}")
     images = Path(opts["images"]).expanduser() if "images" in opts else None
     if spec.kind == "300w":
-        from train.data.datasets.ibug300w import load_300w, to_mtfl5
         subsets = [s.strip() for s in opts["subset"].split(",") if s.strip()] if "subset" in opts else None
         data = load_300w(path, spec.split, subsets)
         layout = opts.get("layout", "ibug68")
@@ -160,18 +163,14 @@ def _open(spec: DatasetSpec) -> LandmarkSet:
             raise UserError(f"300w layout must be ibug68 or mtfl5, got {layout!r}")
         return to_mtfl5(data) if layout == "mtfl5" else data
     if spec.kind == "aflw":
-        from train.data.datasets.aflw import load_aflw_sqlite
         points = opts.get("points", "21")
         if points not in ("19", "21"):
             raise UserError(f"option points={points!r} must be 19 or 21")
         return load_aflw_sqlite(path, images=images, points=int(points))
     if spec.kind == "aflw19":
-        from train.data.datasets.aflw import load_aflw19_mat
         return load_aflw19_mat(path, spec.split, images=images)
     if spec.kind == "mtfl":
-        from train.data.datasets.mtfl import load_mtfl
         return load_mtfl(path, spec.split)
-    from train.data.datasets.folder import load_folder
     return load_folder(path, layout=opts.get("layout"))
 
 
