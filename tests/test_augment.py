@@ -247,11 +247,11 @@ def test_fit_config_builds_both_recipes() -> None:
 
 
 def test_fit_cli_parses_augment_heavy(monkeypatch) -> None:
-    import train.engine.fit
+    import train.__main__
     from train.__main__ import main
 
     seen = []
-    monkeypatch.setattr(train.engine.fit, "fit", lambda cfg, **_: seen.append(cfg) or {
+    monkeypatch.setattr(train.__main__, "fit", lambda cfg, **_: seen.append(cfg) or {
         "step": 0, "seconds": 0.0, "best_val_nme": 0.0, "best_step": 0})
     common = ["fit", "--preset", "rcn_mtfl", "--data", "synth:train", "--out", "runs/x"]
     assert main([*common, "--augment", "heavy", "--mirror", "0.5", "--rotation", "30"]) == 0
