@@ -10,7 +10,9 @@
   train.X``, and ``train.__main__``), command lines included: what they share lives in the library
   sub-packages (``train.recipes.faces68``, ``train.labels.teacher``, ``train.labels.democlip``, ...).
 
-Imports inside functions count too: a lazy import is still an arrow.
+Imports inside functions count too: a lazy import is still an arrow. And imports sit at module top
+except for optional dependencies (``LOCAL_IMPORTS_ALLOWED``), imported where they are used so that a
+missing one costs only the feature that needs it.
 """
 from __future__ import annotations
 
@@ -186,3 +188,34 @@ def test_no_module_imports_a_train_command_line():
     assert not clis & {"train", "train.labels", "train.recipes"}
     arrows = sorted((a, b) for a, targets in graph().items() for b in targets if b in clis)
     assert arrows == [], arrows
+
+
+# Packages a function may import itself: optional extras (video, gui, fast, train, teacher,
+# mediapipe), loaded where they are used so that their absence costs only that feature; and
+# train.data.synthetic, which a dataset spec loads only when it names "synth:" (it imports the
+# dataset package itself, so a top-level import would be a cycle).
+LOCAL_IMPORTS_ALLOWED = {
+    "av", "PySide6", "pyqtgraph", "dlib", "matplotlib", "mediapipe", "nncf", "onnx", "onnxruntime", "openvino",
+    "scipy", "skimage", "tflite", "torch_tensorrt", "tqdm", "train.data.synthetic",
+}
+
+
+def local_imports(path: Path) -> set[str]:
+    """The modules ``path`` imports inside functions."""
+    found = set()
+    for fn in ast.walk(ast.parse(path.read_text())):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Import):
+                    found.update(a.name for a in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    found.add(node.module)
+    return found
+
+
+def test_imports_sit_at_module_top_except_optional_dependencies():
+    def allowed(name: str) -> bool:
+        return any(name == a or name.startswith(a + ".") for a in LOCAL_IMPORTS_ALLOWED)
+
+    local = sorted((m, name) for m, path in modules().items() for name in local_imports(path) if not allowed(name))
+    assert local == [], local

@@ -34,6 +34,7 @@ import importlib.util
 import io
 import json
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +63,6 @@ def missing_reason() -> str | None:
     if importlib.util.find_spec("mediapipe") is None:
         return f"mediapipe is not installed ({INSTALL})"
     try:
-        from importlib.metadata import version
-
         found = version("mediapipe")
     except Exception:  # noqa: BLE001 - an unreadable install is reported, not raised
         return "mediapipe is installed but its version cannot be read"
