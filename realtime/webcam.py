@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -31,17 +29,14 @@ import cv2
 from realtime.cli.options import add_engine_arguments, add_pose_arguments
 from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
 from realtime.core.cliargs import Parser, number
-from realtime.core.errors import UserError, require_files, run_command
+from realtime.core.errors import require_files, run_command
 from realtime.core.outpaths import Output, check_outputs, make_folders
 from realtime.detect.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
 from realtime.geometry.meanface import load_face_model
-from realtime.gui.overlay import run_window
+from realtime.gui import check_qt
 from realtime.io.capture import open_source
 from realtime.pipeline.live import LiveTuner
 from realtime.pipeline.processor import FrameProcessor, LivePipeline, PipelineConfig
-
-QT_HELP = ("without a display, set QT_QPA_PLATFORM=offscreen (no window; see --screenshot-after), or start a "
-           "virtual display: Xvfb :99 -screen 0 1280x1024x24 & and DISPLAY=:99 (Debian packages in the README)")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -59,29 +54,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--screenshot-after", type=number(int, 1), metavar="N", help="save a screenshot after N frames")
     parser.add_argument("--quit-after", type=number(int, 1), metavar="N", help="quit after N frames drawn")
     return parser.parse_args(argv)
-
-
-def check_qt() -> None:
-    """UserError, in one line, when Qt cannot start here (no PySide6, no display, missing libraries).
-
-    Qt aborts the whole process when its platform plugin fails, so the check runs in a child.
-    """
-    try:
-        import pyqtgraph  # noqa: F401
-        import PySide6  # noqa: F401
-    except ImportError as exc:
-        raise UserError(f"the overlay needs the gui extra ({exc.name} is missing): pip install -e '.[gui]'") from None
-    probe = "import sys; from PySide6.QtGui import QGuiApplication; QGuiApplication(sys.argv[:1])"
-    try:
-        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
-    except subprocess.TimeoutExpired:
-        raise UserError(f"Qt did not start within 60 s; {QT_HELP}") from None
-    if result.returncode != 0:
-        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
-        reason = next((line for line in lines if "could not connect" in line or "cannot" in line.lower()),
-                      lines[0] if lines else f"exit status {result.returncode}")
-        platform = os.environ.get("QT_QPA_PLATFORM") or "unset"
-        raise UserError(f"Qt cannot open a window (QT_QPA_PLATFORM={platform}: {reason}); {QT_HELP}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         source.close()
         raise
+    from realtime.gui.overlay import run_window  # needs Qt: imported once check_qt found it
+
     print(f"landmark backend: {landmarker.backend.name}", file=sys.stderr)
 
     make_folders(missing)  # the screenshot folder, once everything opened

@@ -162,6 +162,19 @@ def test_webcam_refuses_bad_values_before_opening_anything(work, capsys, monkeyp
     assert snapshot(work) == before
 
 
+def test_webcam_without_the_gui_extra_says_so_in_one_line(work):
+    """``make demo`` installs no Qt: the webcam must still start, parse and refuse in one line."""
+    clip = Path(__file__).resolve().parents[1] / "assets" / "demo.mp4"
+    code = ("import sys; sys.modules['pyqtgraph'] = None; sys.modules['PySide6'] = None\n"
+            "from realtime.webcam import main\n"
+            f"sys.exit(main(['--source', {str(clip)!r}, '--quit-after', '1']))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=work,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert lines[-1].startswith("error: the overlay needs the gui extra"), lines
+
+
 def test_bench_and_clipscore_refuse_bad_outputs(work, capsys, monkeypatch):
     from realtime.bench import main as bench
     from realtime.clipscore import main as clipscore
