@@ -416,10 +416,14 @@ def test_the_live_panel_applies_the_command_line_ranges():
 
     base = LiveParams.defaults()
     for change in ({"focal_px": float("nan")}, {"focal_px": 0.0}, {"hfov_deg": 180.0}, {"hfov_deg": float("inf")},
-                   {"detector_threshold": float("nan")}, {"detector_threshold": 1.5}, {"min_cutoff": float("nan")},
-                   {"beta": -1.0}, {"redetect_every": 0}):
+                   {"detector_threshold": float("nan")}, {"detector_threshold": 1.5},
+                   {"smoothing": replace(base.smoothing, min_cutoff=float("nan"))},
+                   {"smoothing": replace(base.smoothing, beta=-1.0)},
+                   {"smoothing": replace(base.smoothing, d_cutoff=0.0)}):
         with pytest.raises(UserError):
             replace(base, **change)
+    with pytest.raises(UserError):
+        replace(base, tracker=replace(base.tracker, redetect_every=0))
     assert replace(base, focal_px=800.0, hfov_deg=90.0).focal_px == 800.0
 
 

@@ -167,7 +167,9 @@ def test_live_tuner_applies_between_frames_on_the_calling_thread():
     processor = FrameProcessor.from_config(PipelineConfig(WEIGHTS, detector="full"))
     tuner = LiveTuner(processor)
     from dataclasses import replace
-    wanted = replace(tuner.params, min_cutoff=0.9, detector_threshold=0.2, redetect_every=4, focal_px=500.0)
+    params = tuner.params
+    wanted = replace(params, smoothing=replace(params.smoothing, min_cutoff=0.9), detector_threshold=0.2,
+                     tracker=replace(params.tracker, redetect_every=4), focal_px=500.0)
     tuner.set(wanted)
     assert processor.smoother.params.min_cutoff != 0.9 and tuner.applied != wanted  # not yet: no frame
     tuner(CapturedFrame(0, 0.0, np.zeros((32, 32, 3), np.uint8)))
@@ -192,7 +194,7 @@ def test_tuning_panel_changes_reach_the_running_pipelines_processor(app, tmp_pat
     window.params.child("detector", "threshold").setValue(0.35)
     window.params.child("detector", "redetect_every").setValue(3)
     window.params.child("camera", "hfov_deg").setValue(80.0)
-    assert tuner.params.min_cutoff == 0.7  # asked for at once ...
+    assert tuner.params.smoothing.min_cutoff == 0.7  # asked for at once ...
     # ... applied by the worker between frames (the four changes may land over two frames: wait for the last)
     assert wait_until(app, lambda: processor.tracker.config.redetect_every == 3 and processor.hfov_deg == 80.0)
     assert processor.smoother.params.min_cutoff == 0.7 and processor.detector.score_threshold == 0.35

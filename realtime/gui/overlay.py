@@ -55,13 +55,16 @@ def tuning_parameters(live: LiveParams, display: DisplayOptions,
 
     return Parameter.create(name="tuning", type="group", children=[
         {"name": "smoothing", "title": "Smoothing (One Euro)", "type": "group", "children": [
-            flag("on", "on", live.smoothing),
-            num("min_cutoff", "min cutoff", live.min_cutoff, (0.001, 30.0), 0.05, "Hz", "lower: less jitter, more lag"),
-            num("beta", "beta", live.beta, (0.0, 100.0), 0.5, "", "higher: less lag when moving"),
-            num("d_cutoff", "d cutoff", live.d_cutoff, (0.01, 30.0), 0.1, "Hz", "cutoff of the speed estimate")]},
+            flag("on", "on", live.smoothing.enabled),
+            num("min_cutoff", "min cutoff", live.smoothing.min_cutoff, (0.001, 30.0), 0.05, "Hz",
+                "lower: less jitter, more lag"),
+            num("beta", "beta", live.smoothing.beta, (0.0, 100.0), 0.5, "", "higher: less lag when moving"),
+            num("d_cutoff", "d cutoff", live.smoothing.d_cutoff, (0.01, 30.0), 0.1, "Hz",
+                "cutoff of the speed estimate")]},
         {"name": "detector", "title": "Detection and tracking", "type": "group", "children": [
             num("threshold", "detector threshold", live.detector_threshold, (0.0, 1.0), 0.05),
-            num("redetect_every", "re-detect every", live.redetect_every, (1, 10000), 1, "frames", kind="int")]},
+            num("redetect_every", "re-detect every", live.tracker.redetect_every, (1, 10000), 1, "frames",
+                kind="int")]},
         {"name": "camera", "title": "Camera intrinsics", "type": "group", "children": [
             num("focal_px", "focal length (0: FOV)", live.focal_px or 0.0, (0.0, 1e5), 10.0, "px"),
             num("hfov_deg", "horizontal FOV", live.hfov_deg, (1.0, 179.0), 1.0, "deg")]},
@@ -78,12 +81,15 @@ def tuning_parameters(live: LiveParams, display: DisplayOptions,
     ])
 
 
-def read_tuning(params: Parameter, display: DisplayOptions) -> tuple[LiveParams, DisplayOptions]:
-    """(LiveParams, DisplayOptions) from the tree of ``tuning_parameters``."""
+def read_tuning(params: Parameter, live: LiveParams, display: DisplayOptions) -> tuple[LiveParams, DisplayOptions]:
+    """(LiveParams, DisplayOptions) from the tree of ``tuning_parameters``: ``live`` and ``display``
+    with the panel's values (what the panel does not show, e.g. the tracker's other settings, kept)."""
     v = {group.name(): {child.name(): child.value() for child in group.children()} for group in params.children()}
     s, d, c, p, layers = v["smoothing"], v["detector"], v["camera"], v["pose"], v["layers"]
-    live = LiveParams(s["min_cutoff"], s["beta"], s["d_cutoff"], s["on"], float(d["threshold"]),
-                      int(d["redetect_every"]), c["focal_px"] or None, c["hfov_deg"], p["source"])
+    live = LiveParams(
+        replace(live.smoothing, min_cutoff=s["min_cutoff"], beta=s["beta"], d_cutoff=s["d_cutoff"], enabled=s["on"]),
+        replace(live.tracker, redetect_every=int(d["redetect_every"])), float(d["threshold"]),
+        c["focal_px"] or None, c["hfov_deg"], p["source"])
     display = replace(display, points=layers["points"], boxes=layers["boxes"], ids=layers["ids"],
                       pose=layers["pose"], pose_style=p["style"], axis_length=p["axis_length"],
                       plot_angles=tuple(name for name in ANGLES if p[name]))
@@ -155,7 +161,7 @@ class OverlayWindow(QtWidgets.QWidget):
     # -- tuning, keys ------------------------------------------------------------------------
     def _on_tuning(self, *_: object) -> None:
         try:
-            live, display = read_tuning(self.params, self.display)
+            live, display = read_tuning(self.params, self.live, self.display)
             if live != self.live and self.tuner is not None:
                 self.tuner.set(live)
         except UserError as exc:

@@ -1,13 +1,15 @@
 """Live tuning of a running ``FrameProcessor``: a GUI thread sets, the worker applies.
 
 numpy only, no Qt, no threads of its own. ``LiveParams`` is a frozen record of everything a user
-may change while frames flow (One Euro smoothing, detector threshold, re-detect interval, camera
-intrinsics, pose source). ``LiveTuner`` wraps the processor as the ``process`` callable of a
-``LivePipeline``:
+may change while frames flow, made of the records the processor itself runs with (the One Euro
+``SmoothingParams``, the ``TrackerConfig`` with its re-detect interval) and the few values that live
+on the processor (detector threshold, camera intrinsics, pose source). ``LiveTuner`` wraps the
+processor as the ``process`` callable of a ``LivePipeline``:
 
     tuner = LiveTuner(processor)
     pipeline = LivePipeline(source, tuner)      # the worker calls tuner(frame)
-    tuner.set(replace(tuner.params, min_cutoff=0.5))   # from any thread, e.g. the GUI's
+    p = tuner.params
+    tuner.set(replace(p, smoothing=replace(p.smoothing, min_cutoff=0.5)))   # from any thread, e.g. the GUI's
 
 ``set`` replaces the wanted record under a lock; the worker applies the newest one at the start of
 its next frame, between two frames, so a frame never sees half an update and the processor's
@@ -18,7 +20,7 @@ calling thread) a pose source the processor cannot use, so the worker never fail
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from realtime.io.capture import CapturedFrame
 from realtime.core.cliargs import FOCAL_PX, HFOV_DEG, SCORE, Range
@@ -33,29 +35,29 @@ from realtime.stages.tracker import TrackerConfig
 
 @dataclass(frozen=True)
 class LiveParams:
-    """``min_cutoff``, ``beta``, ``d_cutoff`` and ``smoothing`` as ``SmoothingParams`` (min_cutoff,
-    d_cutoff Hz; beta Hz per face size / s); ``detector_threshold`` BlazeFace score in [0, 1];
-    ``redetect_every`` frames (>= 1); ``focal_px`` (None: from ``hfov_deg``) and ``hfov_deg``
-    the camera intrinsics of ``pose.CameraIntrinsics.for_image``; ``pose_source`` "pnp" or
-    "head" (``pipeline.FrameProcessor.set_pose_source``)."""
+    """``smoothing``: the One Euro parameters (min_cutoff, d_cutoff Hz; beta Hz per face size / s;
+    enabled), a private copy (``SmoothingParams`` is mutable: filters read the live one by reference,
+    and ``apply`` copies these values into it); ``tracker``: the tracker's configuration, of which the
+    panel tunes ``redetect_every``; ``detector_threshold`` BlazeFace score in [0, 1]; ``focal_px``
+    (None: from ``hfov_deg``) and ``hfov_deg`` the camera intrinsics of
+    ``pose.CameraIntrinsics.for_image``; ``pose_source`` "pnp" or "head"
+    (``pipeline.FrameProcessor.set_pose_source``)."""
 
-    min_cutoff: float
-    beta: float
-    d_cutoff: float
-    smoothing: bool
+    smoothing: SmoothingParams
+    tracker: TrackerConfig
     detector_threshold: float
-    redetect_every: int
     focal_px: float | None
     hfov_deg: float
     pose_source: str = "pnp"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "smoothing", replace(self.smoothing))  # never shared with a running filter
         # the command lines' rules (realtime.core.cliargs): finite, inside the same ranges
-        Range(0, lo_open=True).check(self.min_cutoff, "smoothing min cutoff (Hz)")
-        Range(0, lo_open=True).check(self.d_cutoff, "smoothing d cutoff (Hz)")
-        Range(0).check(self.beta, "smoothing beta")
+        Range(0, lo_open=True).check(self.smoothing.min_cutoff, "smoothing min cutoff (Hz)")
+        Range(0, lo_open=True).check(self.smoothing.d_cutoff, "smoothing d cutoff (Hz)")
+        Range(0).check(self.smoothing.beta, "smoothing beta")
         SCORE.check(self.detector_threshold, "detector threshold")
-        Range(1).check(self.redetect_every, "re-detect interval (frames)")
+        Range(1).check(self.tracker.redetect_every, "re-detect interval (frames)")
         if self.focal_px is not None:
             FOCAL_PX.check(self.focal_px, "focal length (px)")
         HFOV_DEG.check(self.hfov_deg, "horizontal field of view (degrees)")
@@ -65,16 +67,13 @@ class LiveParams:
     @staticmethod
     def defaults() -> "LiveParams":
         """The values of a processor built with default settings (the default detector)."""
-        smoothing, tracker = SmoothingParams(), TrackerConfig()
-        return LiveParams(smoothing.min_cutoff, smoothing.beta, smoothing.d_cutoff, smoothing.enabled,
-                          default_threshold(DEFAULT_DETECTOR), tracker.redetect_every, None, DEFAULT_HFOV_DEG)
+        return LiveParams(SmoothingParams(), TrackerConfig(), default_threshold(DEFAULT_DETECTOR), None,
+                          DEFAULT_HFOV_DEG)
 
     @staticmethod
     def of(processor: FrameProcessor) -> "LiveParams":
         """The values ``processor`` runs with now."""
-        smoothing = processor.smoother.params
-        return LiveParams(smoothing.min_cutoff, smoothing.beta, smoothing.d_cutoff, smoothing.enabled,
-                          float(processor.detector.score_threshold), processor.tracker.config.redetect_every,
+        return LiveParams(processor.smoother.params, processor.tracker.config, float(processor.detector.score_threshold),
                           processor.focal_px, processor.hfov_deg, processor.pose_source)
 
 
@@ -83,12 +82,12 @@ def apply(params: LiveParams, processor: FrameProcessor) -> None:
 
     The smoothing record is changed in place: every track's filter holds that same object.
     """
-    smoothing = processor.smoother.params
-    smoothing.min_cutoff, smoothing.beta, smoothing.d_cutoff = params.min_cutoff, params.beta, params.d_cutoff
-    smoothing.enabled = params.smoothing
+    live = processor.smoother.params
+    for field in fields(SmoothingParams):
+        setattr(live, field.name, getattr(params.smoothing, field.name))
     processor.detector.score_threshold = params.detector_threshold
-    if processor.tracker.config.redetect_every != params.redetect_every:
-        processor.tracker.config = replace(processor.tracker.config, redetect_every=params.redetect_every)
+    if processor.tracker.config != params.tracker:
+        processor.tracker.config = params.tracker
     processor.focal_px, processor.hfov_deg = params.focal_px, params.hfov_deg
     processor.set_pose_source(params.pose_source)
 
