@@ -9,3 +9,9 @@ __version__ = "0.1.0"
 from realtime.core.signals import install_startup_hook as _install_startup_hook
 
 _install_startup_hook()  # `python -m realtime.X`: Ctrl-C during start-up prints one line, not a traceback
+
+# numpy before torch: torch's C extension imports numpy from C and swallows any exception raised in
+# there, so a Ctrl-C landing inside that import used to be lost and left numpy half-loaded (the next
+# `import numpy` then failed with "cannot load module more than once per process"). Imported here
+# first, a Ctrl-C during it is an ordinary KeyboardInterrupt.
+import numpy as _numpy  # noqa: E402,F401

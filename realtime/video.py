@@ -48,7 +48,7 @@ from realtime.core.cliargs import SCORE, NumberType, Parser, number
 from realtime.core.errors import UserError, require_files, run_command
 from realtime.core.outpaths import Output, check_outputs, make_folders
 from realtime.core.packet import FramePacket
-from realtime.core.signals import deferred, exit_code, interrupted_line
+from realtime.core.signals import deferred, exit_code, interrupted_line, raise_unhandled
 from realtime.detect.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
 from realtime.geometry.meanface import load_face_model
 from realtime.io.capture import VideoFileSource, open_source
@@ -216,8 +216,9 @@ def run(args: argparse.Namespace) -> int:
 
 def write_frame(video, landmarks, packet) -> None:
     """One processed frame into its outputs: the annotated image and the record, written whole or
-    not at all (a stop signal waits until both are done)."""
-
+    not at all (a stop signal waits until both are done). A stop signal whose exception something
+    swallowed is raised here, before the frame (``realtime.core.signals.raise_unhandled``)."""
+    raise_unhandled()
     image = draw_overlay(packet.image, packet)
     with deferred():
         video.write(image, packet.t_capture)

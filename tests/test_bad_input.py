@@ -378,7 +378,7 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path):
     """Ctrl-C while the command is still importing (torch, OpenCV) prints one line, no traceback."""
     from realtime.core.assets import DEMO_CLIP
 
-    for delay in (0.2, 0.6):
+    for delay in (0.2, 0.6, 1.0, 1.5):  # while torch imports on a loaded machine: once lost (ran to the end)
         proc = _start(["-m", "realtime.video", str(DEMO_CLIP), "-o", "o.mp4", "--landmarks", "o.jsonl"], tmp_path)
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
@@ -388,6 +388,24 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path):
                  and not ln.startswith("landmark backend")]
         assert "Traceback" not in err and lines and lines[-1].startswith("interrupted (Ctrl-C)"), err
         assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob(".*.tmp*")), list(tmp_path.iterdir())
+
+
+def test_a_swallowed_ctrl_c_is_raised_again_before_the_command_runs(capsys):
+    """A library that swallows the KeyboardInterrupt a signal raised (torch's C import of numpy did)
+    does not make the command ignore it: ``exit_status`` raises the noted signal before ``run``."""
+    import signal as signals_module
+
+    from realtime.core import signals
+    from realtime.core.errors import exit_status
+
+    ran = []
+    try:
+        signals._raise_noted(signals_module.SIGINT, None)  # what the handler does on Ctrl-C ...
+    except KeyboardInterrupt:
+        pass  # ... and a library's bare except
+    assert exit_status(lambda: ran.append(1) or 0) == 130 and ran == []
+    assert capsys.readouterr().err.strip() == "interrupted (Ctrl-C)"
+    assert exit_status(lambda: ran.append(1) or 0) == 0 and ran == [1]  # noted once, forgotten after
 
 
 def test_fit_stopped_by_sigterm_saves_a_consistent_checkpoint_and_exits_143(tmp_path):

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from realtime.core.signals import exit_code, interrupted_line, stop_signals
+from realtime.core.signals import exit_code, forget_unhandled, interrupted_line, raise_unhandled, stop_signals
 
 
 class UserError(Exception):
@@ -24,6 +24,7 @@ def exit_status(run: Callable[[], int], kept: Callable[[], str] = lambda: "") ->
     says) and exits with 128 + the signal's number."""
     try:
         with stop_signals():
+            raise_unhandled()  # a stop signal during start-up whose exception an import swallowed
             return run()
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -35,6 +36,8 @@ def exit_status(run: Callable[[], int], kept: Callable[[], str] = lambda: "") ->
         where = f": {exc.filename}" if exc.filename else ""
         print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
+    finally:
+        forget_unhandled()
 
 
 def run_command(parse_args: Callable, run: Callable, argv: list[str] | None) -> int:

@@ -10,6 +10,13 @@ signal), and ``exit_code`` gives the shell's convention, 128 + the signal's numb
 
 ``install_startup_hook()`` covers the moment before a command's own handling starts (imports at
 start-up): an uncaught ``KeyboardInterrupt`` prints one line instead of a traceback.
+
+A library may swallow the exception a signal raises (a bare ``except`` while it imports: a Ctrl-C
+0.6-2 s into ``python -m realtime.video`` on a loaded 2-core machine was lost while torch imported,
+and the command ran to the end). So the handlers here also note each signal, until a command's
+``except KeyboardInterrupt`` has seen it; ``raise_unhandled()`` raises a noted one again, and
+``realtime.core.errors.exit_status`` calls it before the command runs, as the video writer does
+before each frame.
 """
 from __future__ import annotations
 
@@ -41,8 +48,30 @@ def exit_code(exc: BaseException) -> int:
     return 128 + signal_number(exc)
 
 
-def _raise_stopped(signum: int, frame: object) -> None:
-    raise Stopped(signum)
+_unhandled: list[int] = []  # stop signals raised as exceptions that no handler of ours has seen yet
+
+
+def _interrupt(signum: int) -> KeyboardInterrupt:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Stopped(signum)
+
+
+def _raise_noted(signum: int, frame: object) -> None:
+    """The handler of the stop signals: note the signal, raise its exception."""
+    _unhandled.append(signum)
+    raise _interrupt(signum)
+
+
+def raise_unhandled() -> None:
+    """Raise again the last stop signal whose exception no handler of ours has seen (see module)."""
+    if _unhandled:
+        signum = _unhandled[-1]
+        _unhandled.clear()
+        raise _interrupt(signum)
+
+
+def forget_unhandled() -> None:
+    """A command's handler has seen the stop signal (or the command ended): nothing to raise again."""
+    _unhandled.clear()
 
 
 @contextlib.contextmanager
@@ -65,7 +94,7 @@ def handling(handler: Callable[[int, object], None], signals: tuple[int, ...] = 
 def stop_signals() -> contextlib.AbstractContextManager:
     """While inside, SIGTERM and SIGHUP raise ``Stopped`` in the main thread (Ctrl-C keeps raising
     ``KeyboardInterrupt``), ignored ones staying ignored (``handling``)."""
-    return handling(_raise_stopped, tuple(s for s in STOP_SIGNALS if s != signal.SIGINT))
+    return handling(_raise_noted, tuple(s for s in STOP_SIGNALS if s != signal.SIGINT))
 
 
 def interrupted_line(exc: BaseException, what: str = "") -> str:
@@ -91,6 +120,8 @@ def install_startup_hook() -> None:
 
     hook._rcn_startup = True  # type: ignore[attr-defined]
     sys.excepthook = hook
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when started with Ctrl-C ignored
+        signal.signal(signal.SIGINT, _raise_noted)
 
 
 @contextlib.contextmanager
