@@ -94,3 +94,39 @@ def test_semisup_grid_on_mtfl_fixture_sweeps_weights_and_reports_attribute_accur
     cfg = json.loads((tmp_path / "runs" / "semisup2018" / "f1_L-ELT-A" / "config.json").read_text())
     assert cfg["attribute_weight"] == chosen and cfg["elt_weight"] == 30 and cfg["bf16"] is False
     assert main(args) == 0  # resumes: everything finished, the same report
+
+
+def test_variants_runs_only_the_named_cells_and_reports_their_targets(tmp_path, capsys):
+    """--variants L,L+ELT+A: a longer schedule on just the cells the targets compare."""
+    args = ["semisup2018", "--out", str(tmp_path / "runs"), "--docs", str(tmp_path / "docs"), "--steps", "2",
+            "--batch-size", "4", "--eval-every", "2", "--fractions", "0.05,1", "--variants", "L+ELT+A,L",
+            "--train", "synth:train?n=40&seed=5", "--val", "synth:val?n=8&seed=5", "--test", "synth:test?n=8&seed=5"]
+    assert main(args) == 0
+    runs = tmp_path / "runs" / "semisup2018"
+    assert sorted(p.name for p in runs.iterdir()) == ["f0.05_L", "f0.05_L-ELT-A", "f1_L", "f1_L-ELT-A"]
+    report = (tmp_path / "docs" / "results_2018.md").read_text()
+    rows = [line.split("|")[1].strip() for line in report.split("## ")[0].splitlines() if line.startswith("| L")]
+    assert rows == ["L", "L+ELT+A"]  # the table's order, nothing "not run yet"
+    assert "not run yet" not in report and "L+ELT+A at 5% / L at 5%" in report
+    assert "--variants L,L+ELT+A" in report and report.count("python -m train fit") == 4
+
+
+def test_unknown_variant_is_a_one_line_error(tmp_path, capsys):
+    assert main(["semisup2018", "--out", str(tmp_path), "--variants", "L,L+X"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --variants") and err.count("\n") == 1
+
+
+def test_a_run_extended_by_a_longer_schedule_is_scored_again(tmp_path):
+    """The same command with more --steps resumes the run; its cached test score must not be reused."""
+    args = ["semisup2018", "--out", str(tmp_path / "runs"), "--docs", str(tmp_path / "docs"), "--batch-size", "4",
+            "--eval-every", "2", "--fractions", "1", "--variants", "L", "--train", "synth:train?n=40&seed=5",
+            "--val", "synth:val?n=8&seed=5", "--test", "synth:test?n=8&seed=5"]
+    assert main(args + ["--steps", "2"]) == 0
+    run = tmp_path / "runs" / "semisup2018" / "f1_L"
+    (cache,) = run.glob("test-*.json")
+    assert json.loads(cache.read_text())["step"] == 2
+    assert main(args + ["--steps", "4"]) == 0
+    scored = json.loads(cache.read_text())
+    assert scored["step"] == 4 and scored["best_step"] in (2, 4)
+    assert "| 100% | L |" in (tmp_path / "docs" / "results_2018.md").read_text()

@@ -36,7 +36,7 @@ from train.engine.config import FitConfig
 from train.engine.runlog import save_figure
 from train.engine.runs import command_line, hardware, run_or_resume  # noqa: F401  (command_line: re-exported)
 from train.evaluation.evaluate import attribute_accuracy, evaluate_model
-from train.recipes.reproduce_semisup import GridSettings, finished, run_grid
+from train.recipes.reproduce_semisup import VARIANTS, GridSettings, finished, run_grid
 
 # The talk's table (../shared/PAPERS.md §0.5): mask -> (SumNet AFLW, SumNet AFW, RCN AFLW, RCN AFW).
 TALK_MASKS = {
@@ -53,14 +53,18 @@ EVAL_VERSION = 2  # 2: attribute accuracy of runs with an attribute head
 
 def evaluate_run(cfg: FitConfig, test_spec: str) -> dict:
     """Test NME (eye-centre normaliser) with both decoders; cached in the run directory, one file
-    per test set (``test-<digest of the spec>.json``)."""
+    per test set (``test-<digest of the spec>.json``). The cache holds the run's step: a run
+    extended since (the same command with more updates) is scored again."""
     cache = Path(cfg.out) / f"test-{hashlib.sha1(test_spec.encode()).hexdigest()[:10]}.json"
     weights = Path(cfg.out) / "best.safetensors"
+    ckpt = load_checkpoint(Path(cfg.out) / "last.pt")
     if cache.is_file():
         cached = json.loads(cache.read_text())
         # a version-1 file lacks only the attribute accuracy, which a run without a head has none of
         current = cached.get("version", 1) == EVAL_VERSION or load_attribute_head(weights) is None
-        if cached.get("test") == test_spec and current:
+        # files written before the step was recorded: trust them only when the best step matches
+        same_run = cached.get("step", ckpt["step"]) == ckpt["step"] and cached.get("best_step") == ckpt["state"].get("best_step")
+        if cached.get("test") == test_spec and current and same_run:
             return cached
     model = load_model(weights)
     data = open_dataset(test_spec)
@@ -72,7 +76,7 @@ def evaluate_run(cfg: FitConfig, test_spec: str) -> dict:
     head = load_attribute_head(Path(cfg.out) / "best.safetensors")
     if head is not None:
         out["attributes"] = attribute_accuracy(model, head, data)
-    ckpt = load_checkpoint(Path(cfg.out) / "last.pt")
+    out["step"] = ckpt["step"]
     out["seconds"] = ckpt["state"].get("seconds", 0.0)
     out["best_step"] = ckpt["state"].get("best_step")
     write_text_atomic(cache, json.dumps(out, indent=2))
@@ -229,6 +233,8 @@ def _parse(argv: list[str] | None, Parser, number) -> argparse.Namespace:
     g.add_argument("--attribute-weight", type=number(float, 0), default=1.0, help="weight of the attribute loss")
     g.add_argument("--elt-weight", type=number(float, 0), default=300.0, help="weight of the ELT loss")
     g.add_argument("--fractions", default="0.01,0.05,1", help="comma list of landmark-labelled fractions")
+    g.add_argument("--variants", default=",".join(VARIANTS), help="comma list of the variants to run, of "
+                   f"{', '.join(VARIANTS)} (a longer schedule on the cells the targets compare costs less)")
     p.add_argument("--report-only", action="store_true", help="train nothing: report the finished runs (the "
                    "others show as not run yet)")
     g.add_argument("--sweep-attribute-weights", default="", help="semisup2018: comma list of attribute weights "
@@ -303,10 +309,15 @@ def _run_semisup(args) -> int:
     sweep_e = tuple(number_list("--sweep-elt-weights", args.sweep_elt_weights, float, Range(0), empty=True))
     if bool(sweep_a) != bool(sweep_e):
         raise UserError("the weight sweep needs both --sweep-attribute-weights and --sweep-elt-weights")
+    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants:
+        raise UserError(f"--variants: expected a comma list of {', '.join(VARIANTS)}, got {args.variants!r}")
+    variants = tuple(v for v in VARIANTS if v in variants)  # the table's order, each once
     settings = GridSettings(out=Path(args.out) / "semisup2018", docs=Path(args.docs), steps=args.steps,
                             batch_size=args.batch_size, attribute_weight=args.attribute_weight,
                             elt_weight=args.elt_weight, preset=args.preset, loss=args.loss, train=args.train,
-                            val=args.val, test=args.test, eval_every=args.eval_every, fractions=fractions,
+                            val=args.val, test=args.test, eval_every=args.eval_every, fractions=fractions, variants=variants,
                             bf16=resolve_bf16(args.bf16, args.device), device=args.device,
                             report="results_2018.md" if args.report == "results_2016.md" else args.report,
                             sweep_attribute=sweep_a, sweep_elt=sweep_e, sweep_steps=args.sweep_steps)

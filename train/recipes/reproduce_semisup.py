@@ -45,6 +45,7 @@ class GridSettings:
     test: str
     eval_every: int
     fractions: tuple[float, ...] = FRACTIONS
+    variants: tuple[str, ...] = VARIANTS
     bf16: bool = False
     device: str = "cpu"
     report: str = "results_2018.md"
@@ -122,7 +123,7 @@ def grid(settings: GridSettings) -> list[tuple[float, str, FitConfig]]:
     base = base_config(settings)
     runs = []
     for fraction in settings.fractions:
-        for variant in VARIANTS:
+        for variant in settings.variants:
             attribute_weight, elt_weight = variant_weights(variant, settings)
             cfg = replace(base, landmark_fraction=fraction, attribute_weight=attribute_weight, elt_weight=elt_weight,
                           out=str(settings.out / run_name(fraction, variant)))
@@ -135,14 +136,17 @@ def finished(cfg: FitConfig) -> bool:
     return last.is_file() and load_checkpoint(last)["step"] >= cfg.steps
 
 
-def plot(results: dict[tuple[float, str], dict], fractions: tuple[float, ...], path: Path, title: str) -> None:
+def plot(results: dict[tuple[float, str], dict], fractions: tuple[float, ...], path: Path, title: str,
+         variants: tuple[str, ...] = VARIANTS) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for variant, marker in zip(VARIANTS, "osD^"):
+    markers = dict(zip(VARIANTS, "osD^"))  # a variant keeps its marker when others are left out
+    for variant in variants:
+        marker = markers[variant]
         done = [f for f in fractions if (f, variant) in results]
         ys = [100 * results[(f, variant)]["softargmax"]["mean"] for f in done]
         ax.plot([100 * f for f in done], ys, marker=marker, label=variant)
@@ -154,10 +158,10 @@ def plot(results: dict[tuple[float, str], dict], fractions: tuple[float, ...], p
     save_figure(fig, path)
 
 
-def table(results: dict[tuple[float, str], dict], fractions: tuple[float, ...]) -> str:
+def table(results: dict[tuple[float, str], dict], fractions: tuple[float, ...], variants: tuple[str, ...] = VARIANTS) -> str:
     head = "| variant | " + " | ".join(f"{100 * f:g}% labels" for f in fractions) + " |"
     lines = [head, "|---|" + "---|" * len(fractions)]
-    for variant in VARIANTS:
+    for variant in variants:
         cells = []
         for f in fractions:
             r = results.get((f, variant))
@@ -169,7 +173,8 @@ def table(results: dict[tuple[float, str], dict], fractions: tuple[float, ...]) 
     return "\n".join(lines)
 
 
-def attribute_table_md(results: dict[tuple[float, str], dict], fractions: tuple[float, ...]) -> list[str]:
+def attribute_table_md(results: dict[tuple[float, str], dict], fractions: tuple[float, ...],
+                       variants: tuple[str, ...] = VARIANTS) -> list[str]:
     """Test accuracy of each attribute for the runs with an attribute head, with the majority-class
     floor of the test set; empty when no run has one."""
     names = sorted({n for r in results.values() for n in r.get("attributes", {})})
@@ -179,7 +184,7 @@ def attribute_table_md(results: dict[tuple[float, str], dict], fractions: tuple[
     lines = ["| labels | variant | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names),
              "| - | majority class | " + " | ".join(f"{100 * floor[n]['majority']:.1f}%" if n in floor else "-" for n in names) + " |"]
     for f in fractions:
-        for variant in VARIANTS:
+        for variant in variants:
             attrs = results.get((f, variant), {}).get("attributes")
             if attrs:
                 lines.append(f"| {100 * f:g}% | {variant} | " + " | ".join(
@@ -228,7 +233,8 @@ def run_grid(settings: GridSettings, run_or_resume, evaluate_run, command_line, 
         results[(fraction, variant)] = res
         rows.append((fraction, variant, res))
     where = "the synthetic benchmark" if settings.synthetic else "real faces"
-    plot(results, settings.fractions, settings.docs / settings.plot_name, f"semi-supervised training, {where}")
+    plot(results, settings.fractions, settings.docs / settings.plot_name, f"semi-supervised training, {where}",
+         settings.variants)
     total = sum(r["seconds"] for _, _, r in rows)
     per_run = ["| labels | variant | test NME, soft-argmax | argmax | failure@10% | AUC@10% | best step | wall time |",
                "|---|---|---|---|---|---|---|---|"]
@@ -238,11 +244,13 @@ def run_grid(settings: GridSettings, run_or_resume, evaluate_run, command_line, 
                        f"{100 * s['failure@0.1']:.1f}% | {100 * s['auc@0.1']:.1f}% | {r.get('best_step')} | "
                        f"{r['seconds'] / 60:.1f} min |")
     command = (f"python -m train.reproduce semisup2018 --out {settings.out.parent} --docs {settings.docs} "
-               f"--steps {settings.steps} --batch-size {settings.batch_size} --attribute-weight {settings.attribute_weight:g} "
+               f"--steps {settings.steps} --batch-size {settings.batch_size} --eval-every {settings.eval_every} --attribute-weight {settings.attribute_weight:g} "
                f"--elt-weight {settings.elt_weight:g} --preset {settings.preset} --loss {settings.loss}")
     if not settings.synthetic:
         command += (f" --train '{settings.train}' --val '{settings.val}' --test '{settings.test}' --report {settings.report}"
                     f" --fractions {','.join(f'{f:g}' for f in settings.fractions)}")
+    if settings.variants != VARIANTS:
+        command += f" --variants {','.join(settings.variants)}"
     attributes = ("attribute labels (`cls`, `orientation`) on every training image" if settings.synthetic else
                   "the data's attribute labels (MTFL: gender, smile, glasses, 5-way head pose) on every training image")
     report = [
@@ -259,10 +267,10 @@ def run_grid(settings: GridSettings, run_or_resume, evaluate_run, command_line, 
         "",
         f"Total training time: {total / 60:.1f} min (report written after {(time.monotonic() - t0) / 60:.1f} min "
         "including runs that were already finished).", "",
-        table(results, settings.fractions), "",
+        table(results, settings.fractions, settings.variants), "",
         *target_lines(results, settings.fractions), "",
         f"![test NME against labelled fraction]({settings.plot_name})", "",
-        *attribute_table_md(results, settings.fractions),
+        *attribute_table_md(results, settings.fractions, settings.variants),
         *sweep_section,
         "## Every run", "", *per_run, "",
         "## Commands", "", "```bash", *sweep_commands, *commands, "```", "",
