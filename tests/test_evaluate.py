@@ -34,6 +34,29 @@ def test_evaluate_matches_hand_computed_nme(monkeypatch):
     assert report.groups["all"]["eye_centres"]["mean"] == pytest.approx(np.mean(expected))
 
 
+def test_error_by_head_pose_groups_the_images_by_their_attribute(monkeypatch):
+    """--by pose: one row per MTFL head-pose class, each the mean of its own images' NME."""
+    data = open_dataset(f"mtfl:{FIXTURES / 'mtfl'}:train")
+    poses = [s.attributes["pose"] for s in data.samples]
+    groups = ev.group_indices(data, by="pose")
+    for value in set(poses):
+        assert list(groups[f"pose={value:g}"]) == [i for i, p in enumerate(poses) if p == value]
+    assert sum(len(v) for k, v in groups.items() if k.startswith("pose=")) == len(data)
+
+    def fake_predict(model, dataset, batch_size, decoder, beta, denoiser, **kwargs):
+        gt = np.stack([dataset[i]["points"].numpy() for i in range(len(dataset))])
+        pred = gt + np.arange(len(gt))[:, None, None]  # image i is off by (i, i) px
+        return Predictions(pred, gt, np.ones(gt.shape[:2], bool), np.ones(gt.shape[:2]))
+
+    monkeypatch.setattr(ev, "predict_dataset", fake_predict)
+    report = ev.evaluate_model(build_model(make_config("rcn_mtfl")), data, ["eye_centres"], by="pose")
+    for value in set(poses):
+        idx = groups[f"pose={value:g}"]
+        assert report.groups[f"pose={value:g}"]["eye_centres"]["mean"] == pytest.approx(report.errors["eye_centres"][idx].mean())
+    with pytest.raises(ev.UserError, match="--by age: no image .* has that attribute .*it has gender, glasses, pose, smile"):
+        ev.group_indices(data, by="age")
+
+
 def test_300w_groups_and_mask_table():
     data = open_dataset(f"300w:{FIXTURES / '300w'}:full")
     groups = ev.group_indices(data)

@@ -127,6 +127,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--mask-table", action="store_true", help="print the branch-masking table (talk layout)")
     p.add_argument("--batch-size", type=number(int, 1, 4096), default=64, help="images per forward pass")
     p.add_argument("--device", default="cpu", help="torch device of the models: cpu, cuda, cuda:N")
+    p.add_argument("--by", metavar="ATTRIBUTE", help="also one row per value of this attribute of the data "
+                   "(MTFL: pose, gender, smile, glasses; pose 0 = left profile ... 4 = right profile)")
 
 
 def _add_export(sub) -> None:
@@ -206,7 +208,7 @@ def _cmd_evaluate(args) -> None:
     prepare_outputs([Output(args.ced, "--ced", (".png", ".pdf", ".svg")), Output(args.json, "--json", (".json",))],
                     [*args.weights, args.denoiser])
     print(run_evaluate(args.weights, args.data, norms, args.decoder, args.beta, args.denoiser,
-                       args.ced, args.json, args.mask_table, args.batch_size, args.device))
+                       args.ced, args.json, args.mask_table, args.batch_size, args.device, args.by))
 
 
 def _cmd_export(args) -> None:

@@ -45,7 +45,10 @@ class Report:
     groups: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
 
-def group_indices(data: LandmarkSet) -> dict[str, np.ndarray]:
+def group_indices(data: LandmarkSet, by: str | None = None) -> dict[str, np.ndarray]:
+    """Image indices of each group: all, each subset (when there are several), 300-W's groups, and
+    with ``by`` one group per value of that attribute (e.g. MTFL's ``pose``: AFLW's error by head
+    pose, ``pose=0`` the left profile ... ``pose=4`` the right); images without it are left out."""
     subsets = np.array([s.subset for s in data.samples])
     groups = {"all": np.arange(len(subsets))}
     present = set(subsets.tolist())
@@ -55,14 +58,25 @@ def group_indices(data: LandmarkSet) -> dict[str, np.ndarray]:
     for name, members in GROUPS_300W.items():  # e.g. common/challenging inside 300W "full"
         if set(members) < present:
             groups[name] = np.flatnonzero(np.isin(subsets, members))
+    if by:
+        values = np.array([s.attributes.get(by, np.nan) for s in data.samples], dtype=float)
+        known = ~np.isnan(values)
+        if not known.any():
+            names = sorted({k for s in data.samples for k in s.attributes})
+            raise UserError(f"--by {by}: no image of {data.name} has that attribute "
+                            f"({'it has ' + ', '.join(names) if names else 'it has no attributes'})")
+        for value in np.unique(values[known]):
+            groups[f"{by}={value:g}"] = np.flatnonzero(values == value)
     return groups
 
 
 def evaluate_model(model: LandmarkNet, data: LandmarkSet, norms: list[str], decoder: str | None = None,
                    beta: float | None = None, denoiser: Denoiser | None = None, batch_size: int = 64,
-                   thresholds: tuple[float, ...] = (0.08, 0.10), device: torch.device | str = "cpu") -> Report:
+                   thresholds: tuple[float, ...] = (0.08, 0.10), device: torch.device | str = "cpu",
+                   by: str | None = None) -> Report:
     """Per-image NME of ``model`` (already on ``device``) on ``data`` under each normaliser, and
-    their summaries per group (all, and 300-W's groups where the data has them)."""
+    their summaries per group (all, 300-W's groups where the data has them, and the values of
+    attribute ``by``)."""
     layout = get_layout(data.layout)
     if model.config.num_points != layout.num_points:
         raise UserError(f"model predicts {model.config.num_points} points but the data has {layout.num_points} ({data.layout})")
@@ -70,7 +84,7 @@ def evaluate_model(model: LandmarkNet, data: LandmarkSet, norms: list[str], deco
     p = predict_dataset(model, dataset, batch_size, decoder, beta, denoiser, device=device)
     errors = {k: nme(p.pred, p.gt, p.mask, normalising_distance(p.gt, p.mask, layout, k)) for k in norms}
     report = Report(data.name, errors, [s.subset for s in data.samples])
-    for gname, idx in group_indices(data).items():
+    for gname, idx in group_indices(data, by).items():
         report.groups[gname] = {k: summarise(e[idx], thresholds) | {"n": int(len(idx))} for k, e in errors.items()}
     return report
 
@@ -142,7 +156,7 @@ def _mask_order(mask: str) -> tuple:
 
 def run_evaluate(weights: list[str], data_specs: list[str], norms: list[str], decoder: str | None,
                  beta: float | None, denoiser_path: str | None, ced: str | None, json_out: str | None,
-                 show_mask_table: bool, batch_size: int = 64, device: str = "cpu") -> str:
+                 show_mask_table: bool, batch_size: int = 64, device: str = "cpu", by: str | None = None) -> str:
     """``python -m train evaluate``: every weights file on every data spec, on ``device``."""
     dev = torch_device(device)
     models = []
@@ -157,7 +171,7 @@ def run_evaluate(weights: list[str], data_specs: list[str], norms: list[str], de
     for path, model in models:
         scores = {}
         for spec, data in zip(data_specs, datasets):
-            report = evaluate_model(model, data, norms, decoder, beta, denoiser, batch_size, device=dev)
+            report = evaluate_model(model, data, norms, decoder, beta, denoiser, batch_size, device=dev, by=by)
             out.append(format_report(Path(path).name, report, norms))
             scores[spec] = report.groups["all"][norms[0]]["mean"]
             curves[f"{Path(path).parent.name}/{Path(path).stem} @ {spec}"] = ced_curve(report.errors[norms[0]], 0.10)
