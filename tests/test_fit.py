@@ -70,6 +70,20 @@ def test_resume_refuses_changed_settings(tmp_path):
         fit(_cfg(tmp_path / "a"), progress=False)
 
 
+def test_a_copied_run_folder_resumes_to_a_longer_schedule_exactly(tmp_path):
+    """Copy a finished run elsewhere and extend it: the same weights as one uninterrupted longer run."""
+    import shutil
+    fit(_cfg(tmp_path / "long"), progress=False)
+    fit(_cfg(tmp_path / "short", steps=3), progress=False)
+    shutil.copytree(tmp_path / "short", tmp_path / "copy")
+    fit(_cfg(tmp_path / "copy"), resume=True, progress=False)
+    a, b = load_checkpoint(tmp_path / "long" / "last.pt"), load_checkpoint(tmp_path / "copy" / "last.pt")
+    assert a["step"] == b["step"] == 6
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert json.loads((tmp_path / "copy" / "config.json").read_text())["out"] == str(tmp_path / "copy")
+
+
 def test_export_round_trip(tmp_path):
     fit(_cfg(tmp_path / "a", steps=3, preset="sumnet_mtfl"), progress=False)
     export(tmp_path / "a" / "last.pt", tmp_path / "w.safetensors")
