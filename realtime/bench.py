@@ -48,7 +48,7 @@ from realtime.compare.dlib_model import resolve_model_path
 from realtime.core.assets import DEMO_CLIP as DEFAULT_CLIP
 from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
 from realtime.core.atomic import atomic_path, write_text_atomic
-from realtime.core.cliargs import Parser, Range, number, number_list
+from realtime.core.cliargs import Parser, Range, name_list, number, number_list
 from realtime.core.errors import UserError, run_command
 from realtime.core.measure import machine, seconds_per_call, shown_path
 from realtime.core.outpaths import Output, check_outputs, make_folders
@@ -430,11 +430,8 @@ def run(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise UserError(f"{what} not found: {path}")
     missing = check_outputs([Output(args.out, "-o", folder=True)], [weights, clip])
-    parts = {s.strip() for s in args.parts.split(",") if s.strip()} - ({"dlib"} if args.no_dlib else set())
-    unknown = parts - {"landmarks", "pipeline", "dlib", "mediapipe", "live", "streams"}
-    if unknown:
-        raise UserError(f"unknown part(s) {', '.join(sorted(unknown))}: choose from landmarks, pipeline, dlib, "
-                        "mediapipe, live, streams")
+    parts = set(name_list("--parts", args.parts, ("landmarks", "pipeline", "dlib", "mediapipe", "live", "streams"),
+                          "part", empty=True)) - ({"dlib"} if args.no_dlib else set())
     counts = number_list("--streams", args.streams, int, Range(1, 256)) if args.streams else (
         [1, 4, 16] if args.device.startswith("cuda") else [1, 4])
     if args.batches:

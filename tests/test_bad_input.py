@@ -471,3 +471,14 @@ def test_resuming_from_a_pickle_is_refused_in_plain_words(work, capsys, monkeypa
     line = one_error_line(capsys)
     assert "refused" in line and "weights_only" not in line
     assert snapshot(work) == before
+
+
+def test_name_list_keeps_order_drops_repeats_and_names_the_choices():
+    from realtime.core.cliargs import name_list
+    from realtime.core.errors import UserError
+    assert name_list("--parts", " b, a,b ", ("a", "b", "c"), "part") == ["b", "a"]
+    assert name_list("--parts", "", ("a", "b"), "part", empty=True) == []
+    with pytest.raises(UserError, match=r"^--parts: unknown part\(s\) x, y: choose from a, b$"):
+        name_list("--parts", "a,x,y", ("a", "b"), "part")
+    with pytest.raises(UserError, match="^--parts: name at least one part of a, b"):
+        name_list("--parts", " , ", ("a", "b"), "part")

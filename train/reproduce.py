@@ -25,7 +25,7 @@ import numpy as np
 
 from realtime.backends.base import native_bf16
 from realtime.core.atomic import write_text_atomic
-from realtime.core.cliargs import Parser, Range, number, number_list
+from realtime.core.cliargs import Parser, Range, name_list, number, number_list
 from realtime.core.errors import UserError, run_command
 from realtime.models.model import build_model
 from realtime.models.presets import make_config
@@ -309,11 +309,8 @@ def _run_semisup(args) -> int:
     sweep_e = tuple(number_list("--sweep-elt-weights", args.sweep_elt_weights, float, Range(0), empty=True))
     if bool(sweep_a) != bool(sweep_e):
         raise UserError("the weight sweep needs both --sweep-attribute-weights and --sweep-elt-weights")
-    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown or not variants:
-        raise UserError(f"--variants: expected a comma list of {', '.join(VARIANTS)}, got {args.variants!r}")
-    variants = tuple(v for v in VARIANTS if v in variants)  # the table's order, each once
+    chosen = name_list("--variants", args.variants, VARIANTS, "variant")
+    variants = tuple(v for v in VARIANTS if v in chosen)  # the table's order
     settings = GridSettings(out=Path(args.out) / "semisup2018", docs=Path(args.docs), steps=args.steps,
                             batch_size=args.batch_size, attribute_weight=args.attribute_weight,
                             elt_weight=args.elt_weight, preset=args.preset, loss=args.loss, train=args.train,

@@ -71,6 +71,19 @@ def number_list(flag: str, text: str, kind: type = float, valid: Range = Range()
     return values
 
 
+def name_list(flag: str, text: str, choices: tuple[str, ...] | list[str], noun: str, empty: bool = False) -> list[str]:
+    """A comma list of names, each one of ``choices``, in the order given and each once, e.g.
+    ``--parts landmarks,pipeline``; "" is [] when ``empty`` allows it. An unknown or (unless
+    ``empty``) missing name is a ``UserError`` naming ``flag`` and the choices."""
+    names = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    unknown = [n for n in names if n not in choices]
+    if unknown:
+        raise UserError(f"{flag}: unknown {noun}(s) {', '.join(unknown)}: choose from {', '.join(choices)}")
+    if not names and not empty:
+        raise UserError(f"{flag}: name at least one {noun} of {', '.join(choices)}, got {text!r}")
+    return names
+
+
 def _fmt(value: float) -> str:
     return f"{value:g}"
 
