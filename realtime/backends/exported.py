@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from realtime.core import altstack
 from realtime.core.atomic import atomic_path
 from realtime.backends.base import MAX_BUCKET, Backend, Decoded, bucket, cache_dir, chunked, model_digest
 from realtime.core.errors import UserError
@@ -129,7 +130,8 @@ def ov_backend(name: str, path: Path, device: torch.device, precision: str, note
 
     config = {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": torch.get_num_threads(),
               "PERFORMANCE_HINT": "LATENCY"}
-    compiled = ov.Core().compile_model(str(path), "CPU", config)
+    with altstack.kept():  # OpenVINO's CPU plugin swaps the thread's signal stack (realtime.core.altstack)
+        compiled = ov.Core().compile_model(str(path), "CPU", config)
     request = compiled.create_infer_request()  # one request: a backend serves one thread
 
     def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

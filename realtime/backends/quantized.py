@@ -37,6 +37,7 @@ from torch import nn
 from realtime.backends.base import Backend, cache_dir, model_digest, package_version
 from realtime.backends.exported import _quiet, onnx_file, ort_backend, ov_backend
 from realtime.core.assets import DEMO_CLIP, DEMO_TRUTH
+from realtime.core import altstack
 from realtime.core.atomic import atomic_path
 from realtime.core.errors import UserError
 from realtime.geometry.crops import crop_matrix, face_box_from_points, warp_crop
@@ -170,7 +171,9 @@ def ov_int8_file(model: nn.Module, decoder: str, beta: float) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        with _quiet(), contextlib.redirect_stderr(io.StringIO()):  # NNCF's progress bars write to stderr
+        # NNCF compiles with OpenVINO, which swaps the thread's signal stack (realtime.core.altstack);
+        # its progress bars write to stderr.
+        with _quiet(), contextlib.redirect_stderr(io.StringIO()), altstack.kept():
             quantized = nncf.quantize(core_model, nncf.Dataset([b[None] for b in batches]),
                                       subset_size=len(batches), ignored_scope=ignored)
         ov.save_model(quantized, str(scratch / "model.xml"), compress_to_fp16=False)

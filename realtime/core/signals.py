@@ -26,6 +26,8 @@ import sys
 import threading
 from typing import Callable, Iterator
 
+from realtime.core import altstack
+
 STOP_SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
                      if s is not None)
 
@@ -79,10 +81,13 @@ def handling(handler: Callable[[int, object], None], signals: tuple[int, ...] = 
     """While inside, ``handler`` handles ``signals`` (the stop signals by default), the previous
     handlers coming back on the way out. A signal the process was started with ignored (``nohup``
     ignores SIGHUP, a shell's background job SIGINT) stays ignored. Outside the main thread (where
-    Python cannot install handlers) it does nothing. Every stop-signal path here goes through it."""
+    Python cannot install handlers) it does nothing. Every stop-signal path here goes through it,
+    so each first makes sure the thread's signal stack is mapped (``realtime.core.altstack``: a
+    library can leave it pointing at freed memory, and the next signal would then crash)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    altstack.ensure()
     previous = {sig: signal.signal(sig, handler) for sig in signals if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         yield
