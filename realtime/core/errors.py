@@ -1,4 +1,10 @@
-"""The one exception type that command lines turn into a one-line message and a non-zero exit."""
+"""The exception types that command lines turn into a one-line message and a non-zero exit.
+
+They are rooted in the built-in types, so a library user catches them the usual way: every
+``UserError`` is a ``ValueError`` (bad input), and a missing input file or folder
+(``InputNotFoundError``) is also a ``FileNotFoundError`` (so an ``OSError``). Command lines catch
+``UserError`` first, so their messages and exit status (2) do not depend on which it is.
+"""
 from __future__ import annotations
 
 import sys
@@ -8,12 +14,18 @@ from typing import Callable
 from realtime.core.signals import exit_code, forget_unhandled, interrupted_line, raise_unhandled, stop_signals
 
 
-class UserError(Exception):
+class UserError(ValueError):
     """Bad input from the user: a missing or malformed file, an unknown name, a nonsense value.
 
     Raise it with a message that says what is wrong and, where it helps, what to do instead.
-    Command lines catch it, print ``error: <message>`` and exit with status 2.
+    Command lines catch it, print ``error: <message>`` and exit with status 2. A ``ValueError``,
+    so ``except ValueError`` in a caller's code catches it.
     """
+
+
+class InputNotFoundError(UserError, FileNotFoundError):
+    """A named input (image, video, folder, weights, ...) that is not there: a ``UserError`` for
+    the command lines, a ``FileNotFoundError`` for a library user. The message names the path."""
 
 
 def exit_status(run: Callable[[], int], kept: Callable[[], str] = lambda: "") -> int:
@@ -56,7 +68,7 @@ def require_files(*named: tuple[str, str | Path | None]) -> None:
     (not None) but missing or a folder: every command line's check of its input files."""
     for what, path in named:
         if path is not None and not Path(path).is_file():
-            raise UserError(f"{what} file not found: {path}")
+            raise InputNotFoundError(f"{what} file not found: {path}")
 
 
 def model_file(path: str | Path | None, default: Callable[[], Path | None], no_default: str, what: str) -> Path:
@@ -69,5 +81,5 @@ def model_file(path: str | Path | None, default: Callable[[], Path | None], no_d
             raise UserError(no_default)
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{what} not found: {path}")
+        raise InputNotFoundError(f"{what} not found: {path}")
     return path
