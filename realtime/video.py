@@ -15,7 +15,12 @@ An image, or a folder of images, is a set of independent pictures (stills): each
 with no tracking or smoothing carried over from the previous one, so a folder of N photos gives
 exactly the points of N single-image runs; the records name each one's file (``source``, its name
 inside the folder; for an image or a video, the path as given), and the annotated video shows them
-one after the other at ``--rate``. The camera's intrinsics default to a 60 degree horizontal field
+one after the other at ``--rate``. One bad still does not lose the others: a file of a folder that
+cannot be read as an image is skipped with one ``warning:`` line, its record says
+``"skipped": <reason>`` (JSONL; a CSV gets the short row of a frame without faces), every other
+image is processed and written, and the command ends with exit status 3 (``EXIT_SKIPPED``: done,
+but not every input was read); ``--strict`` instead stops at the first such file (``error:``,
+exit 2, no output). The camera's intrinsics default to a 60 degree horizontal field
 of view, typical of webcams. The annotated video is H.264 with the input's audio copied, pose drawn
 as axes on each face. Outputs are atomic: bad input (a missing, empty, non-video or truncated file)
 prints one ``error:`` line, exits with status 2 and leaves no output; the paths are checked before
@@ -45,7 +50,7 @@ from typing import Callable
 from realtime.cli.options import add_engine_arguments, add_pose_arguments
 from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
 from realtime.core.cliargs import SCORE, NumberType, Parser, number
-from realtime.core.errors import UserError, require_files, run_command
+from realtime.core.errors import InputNotFoundError, UserError, require_files, run_command
 from realtime.core.outpaths import Output, check_outputs, make_folders
 from realtime.core.packet import FramePacket
 from realtime.core.signals import deferred, exit_code, interrupted_line, raise_unhandled
@@ -53,12 +58,7 @@ from realtime.detect.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
 from realtime.geometry.meanface import load_face_model
 from realtime.io.capture import VideoFileSource, open_source
 from realtime.io.video_out import LandmarksWriter, VideoWriter, draw_overlay
-from realtime.pipeline.processor import (
-    FrameProcessor,
-    PipelineConfig,
-    run_file,
-    run_streams,
-)
+from realtime.pipeline.processor import FrameProcessor, PipelineConfig, run_file, run_streams
 from realtime.stages.tracker import TrackerConfig
 
 
@@ -79,6 +79,7 @@ def _progress(total: int | None) -> tuple[Callable[[], None], Callable[[], None]
 
 
 LANDMARK_FORMATS = {".jsonl": "jsonl", ".csv": "csv"}
+EXIT_SKIPPED = 3  # every output written, but some stills could not be read (module docstring)
 VIDEO_SUFFIXES = (".mp4",)
 
 
@@ -99,6 +100,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="frame rate of the annotated video of a folder of images (Hz); each image is still "
                         "processed on its own")
     add_pose_arguments(parser)
+    parser.add_argument("--strict", action="store_true", help="stop at the first image of a folder that cannot be "
+                        "read (error, exit 2, no output) instead of skipping it with a warning (exit 3 at the end)")
     parser.add_argument("--min-confidence", type=NumberType(float, SCORE), default=None,
                         help="re-detect when a track's mean point score (0-1) falls below this (default: the "
                         "threshold stored in the weights)")
@@ -147,7 +150,7 @@ def check_paths(args: argparse.Namespace) -> list[Path]:
     inputs = args.input if isinstance(args.input, list) else [args.input]
     for given in inputs:
         if not Path(given).exists():
-            raise UserError(f"input not found: {given}")
+            raise InputNotFoundError(f"input not found: {given}")
     if importlib.util.find_spec("av") is None:
         raise UserError("the annotated video is written with PyAV, which is not installed: "
                         "pip install 'rcn-realtime[video]' (or pip install -e '.[video]' in a checkout)")
@@ -176,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(args.input, list):
         return run_many(args, config, missing)
     processor = FrameProcessor.from_config(config)
-    source = open_source(args.input, rate_hz=args.rate)
+    source = open_source(args.input, rate_hz=args.rate, skip_unreadable=not args.strict)
     total = _declared_frames(source)
     try:
         make_folders(missing)
@@ -188,9 +191,11 @@ def run(args: argparse.Namespace) -> int:
     video, landmarks = outputs
     print(f"landmark backend: {processor.landmarker.backend.name}", file=sys.stderr)
     step, close_bar = _progress(total)
+    skipped: list[str] = []
 
     def on_packet(packet: FramePacket) -> None:
-        write_frame(video, landmarks, packet)
+        if write_frame(video, landmarks, packet):
+            skipped.append(packet.source)
         step()
 
     try:
@@ -207,22 +212,39 @@ def run(args: argparse.Namespace) -> int:
         landmarks.abort()
         raise
     close_bar()
+    if skipped and len(skipped) == stats.processed:
+        video.abort()
+        landmarks.abort()
+        raise UserError(f"none of the {len(skipped)} images of {args.input} could be read")
     video.close()
     landmarks.close()
     print(f"{stats.processed} frames in {stats.wall_s:.1f} s ({stats.fps:.1f} fps): "
-          f"{args.output}, {args.landmarks}", file=sys.stderr)
-    return 0
+          f"{args.output}, {args.landmarks}{skipped_note(skipped)}", file=sys.stderr)
+    return EXIT_SKIPPED if skipped else 0
 
 
-def write_frame(video, landmarks, packet) -> None:
+def skipped_note(skipped: list[str]) -> str:
+    """The end of a run's summary line: how many inputs were skipped, and the exit status that says so."""
+    return f"; {len(skipped)} unreadable image(s) skipped (exit status {EXIT_SKIPPED})" if skipped else ""
+
+
+def write_frame(video, landmarks, packet) -> bool:
     """One processed frame into its outputs: the annotated image and the record, written whole or
-    not at all (a stop signal waits until both are done). A stop signal whose exception something
-    swallowed is raised here, before the frame (``realtime.core.signals.raise_unhandled``)."""
+    not at all (a stop signal waits until both are done). A skipped input (``packet.skipped``)
+    gets its record and one ``warning:`` line, no video frame; returns whether it was one. A stop
+    signal whose exception something swallowed is raised here, before the frame
+    (``realtime.core.signals.raise_unhandled``)."""
     raise_unhandled()
+    if packet.skipped:
+        print(f"warning: skipped {packet.source}: {packet.skipped}", file=sys.stderr)
+        with deferred():
+            landmarks.write(packet)
+        return True
     image = draw_overlay(packet.image, packet)
     with deferred():
         video.write(image, packet.t_capture)
         landmarks.write(packet)
+    return False
 
 
 def _open_outputs(source, video_path, landmarks_path, fmt: str, num_points: int, input_path: str, rate: float) -> list:
@@ -257,7 +279,7 @@ def run_many(args: argparse.Namespace, config, missing: list[Path]) -> int:
     open_ = [True] * len(args.input)
     try:
         for path in args.input:
-            sources.append(open_source(path, rate_hz=args.rate))
+            sources.append(open_source(path, rate_hz=args.rate, skip_unreadable=not args.strict))
         make_folders(missing)
         for source, path, (video_path, landmarks_path) in zip(sources, args.input, args.streams):
             writers.append(_open_outputs(source, video_path, landmarks_path, args.format,
@@ -273,8 +295,11 @@ def run_many(args: argparse.Namespace, config, missing: list[Path]) -> int:
     totals = [_declared_frames(s) for s in sources]
     step, close_bar = _progress(None if None in totals else sum(totals))
 
+    skipped: list[str] = []
+
     def on_packet(i: int, packet) -> None:
-        write_frame(*writers[i], packet)
+        if write_frame(*writers[i], packet):
+            skipped.append(packet.source)
         step()
 
     def on_end(i: int, error: BaseException | None) -> None:
@@ -303,8 +328,8 @@ def run_many(args: argparse.Namespace, config, missing: list[Path]) -> int:
     frames = sum(st.processed for st in stats)
     wall = max(st.wall_s for st in stats)
     print(f"{frames} frames of {len(stats)} inputs in {wall:.1f} s ({frames / wall if wall else 0:.1f} fps "
-          f"in all): {args.output}", file=sys.stderr)
-    return 0
+          f"in all): {args.output}{skipped_note(skipped)}", file=sys.stderr)
+    return EXIT_SKIPPED if skipped else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
                             [args.source, args.weights, args.face_model])
 
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own error says it in one line
-    source = open_source(args.source, as_live=True, width=args.width, height=args.height, fps=args.fps)
+    # a folder's unreadable image stops the window with one error line (the view has no skipped frame to show)
+    source = open_source(args.source, as_live=True, width=args.width, height=args.height, fps=args.fps,
+                         skip_unreadable=False)
     try:
         check_qt()
         face_model = "auto" if args.face_model is None else load_face_model(args.face_model)

@@ -143,3 +143,18 @@ def test_bad_several_input_commands_are_one_line_errors(tmp_path, clips, capsys,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
     assert (tmp_path / "taken.txt").read_text() == "mine\n" and not (tmp_path / "out").exists()
+
+
+def test_cli_several_inputs_with_an_unreadable_still_skip_it_and_finish_the_rest(tmp_path, clips, capsys):
+    """A folder among several inputs whose one file is not an image: its record says so, the rest
+    of every input is written, and the exit status says that something was skipped (3)."""
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    cv2 = pytest.importorskip("cv2")
+    cv2.imwrite(str(folder / "a.png"), np.full((48, 64, 3), 90, np.uint8))
+    (folder / "b.jpg").write_text("not an image")
+    assert main([str(clips[0]), str(folder), "-o", str(tmp_path / "many")]) == 3
+    stills = records((tmp_path / "many" / "stills.jsonl").read_text().splitlines())
+    assert [r["source"] for r in stills] == ["a.png", "b.jpg"] and "skipped" in stills[1] and "skipped" not in stills[0]
+    assert len((tmp_path / "many" / "near.jsonl").read_text().splitlines()) == 24
+    assert "warning: skipped b.jpg: cannot read" in capsys.readouterr().err

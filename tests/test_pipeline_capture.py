@@ -114,6 +114,26 @@ def test_image_and_folder_sources(tmp_path):
     np.testing.assert_allclose([f.t_capture for f in frames], [0.0, 0.1, 0.2])
 
 
+def test_a_folder_skips_an_unreadable_image_in_its_place_or_stops_there_when_strict(tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((5, 7, 3), 90, np.uint8))
+    (tmp_path / "b.jpg").write_text("not a picture")
+    (tmp_path / "c.png").write_bytes(b"")
+    cv2.imwrite(str(tmp_path / "d.png"), np.full((4, 4, 3), 50, np.uint8))
+    frames = list(open_source(str(tmp_path)))
+    assert [(f.frame_id, f.source, f.image.shape) for f in frames] == [
+        (0, "a.png", (5, 7, 3)), (1, "b.jpg", (0, 0, 3)), (2, "c.png", (0, 0, 3)), (3, "d.png", (4, 4, 3))]
+    assert [f.skipped for f in frames] == [None, f"cannot read {tmp_path / 'b.jpg'} as an image",
+                                           f"input is an empty (zero-byte) file: {tmp_path / 'c.png'}", None]
+    strict = open_source(str(tmp_path), skip_unreadable=False)
+    with pytest.raises(UserError, match="cannot read .*b.jpg as an image"):
+        list(strict)
+
+
+def test_a_missing_input_is_also_a_file_not_found_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="input not found: .*nope.mp4"):
+        open_source(str(tmp_path / "nope.mp4"))
+
+
 @pytest.mark.parametrize("case", ["missing", "zero_byte", "not_video", "empty_folder", "bad_image"])
 def test_bad_inputs_are_one_line_user_errors(tmp_path, case):
     path = {"missing": tmp_path / "nope.mp4", "zero_byte": tmp_path / "empty.mp4",

@@ -12,6 +12,7 @@ av = pytest.importorskip("av")
 
 import realtime.video
 from realtime.video import main
+from cli_errors import one_error_line
 from test_pipeline_capture import make_clip
 
 torch.set_num_threads(1)
@@ -92,3 +93,46 @@ def test_ctrl_c_finishes_both_outputs_with_the_frames_done(tmp_path, monkeypatch
     assert main([str(clip), "-o", str(out), "--landmarks", str(marks)]) == 130
     assert [json.loads(line)["frame_id"] for line in marks.read_text().splitlines()] == list(range(5))
     assert count_video_frames(out) == 5
+
+
+def test_an_unreadable_still_is_skipped_with_one_warning_and_a_record(tmp_path, capsys):
+    """A folder of images with one file that is not an image: the others are processed and written,
+    the bad one has a record saying why and one ``warning:`` line, and the exit status is 3."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name in ("a.png", "c.png"):
+        cv2.imwrite(str(folder / name), np.full((48, 64, 3), 90, np.uint8))
+    (folder / "b.jpg").write_text("not an image\n")
+    out, marks = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    assert main([str(folder), "-o", str(out), "--landmarks", str(marks)]) == realtime.video.EXIT_SKIPPED == 3
+    rows = [json.loads(line) for line in marks.read_text().splitlines()]
+    assert [(r["frame_id"], r["source"]) for r in rows] == [(0, "a.png"), (1, "b.jpg"), (2, "c.png")]
+    assert rows[1]["skipped"] == f"cannot read {folder / 'b.jpg'} as an image" and rows[1]["faces"] == []
+    assert rows[1]["width"] is None and "skipped" not in rows[0] and rows[2]["width"] == 64
+    assert count_video_frames(out) == 2
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: skipped b.jpg: cannot read {folder / 'b.jpg'} as an image"]
+    assert "Traceback" not in err and "error" not in err and "1 unreadable image(s) skipped (exit status 3)" in err
+
+
+def test_strict_stops_at_the_first_unreadable_still(tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.full((48, 64, 3), 90, np.uint8))
+    (folder / "b.jpg").write_text("not an image\n")
+    out = tmp_path / "out"
+    code = main([str(folder), "-o", str(out / "o.mp4"), "--landmarks", str(out / "o.jsonl"), "--strict"])
+    assert code == 2 and one_error_line(capsys) == f"error: cannot read {folder / 'b.jpg'} as an image"
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_a_folder_with_no_readable_image_is_an_error(tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "b.jpg").write_text("not an image\n")
+    out = tmp_path / "out"
+    code = main([str(folder), "-o", str(out / "o.mp4"), "--landmarks", str(out / "o.jsonl")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1] == f"error: none of the 1 images of {folder} could be read"
+    assert not out.exists() or list(out.iterdir()) == []

@@ -47,6 +47,10 @@ class FaceResult:
         if len(self.scores) != len(self.points):
             raise ValueError(f"{len(self.points)} points but {len(self.scores)} scores")
 
+    def to_dict(self, digits: int = 2) -> dict[str, Any]:
+        """This face as the JSON-able dict of a ``--landmarks`` record (``face_to_dict``)."""
+        return face_to_dict(self, digits)
+
 
 @dataclass
 class FramePacket:
@@ -57,7 +61,9 @@ class FramePacket:
     ``image`` (H, W, 3) uint8 RGB; ``timings`` stage name -> milliseconds; ``dropped`` how many
     frames the entrance mailbox has dropped so far (cumulative); ``source`` the input file the frame
     came from (``capture.CapturedFrame.source``: an image's name inside its folder, or the image or
-    video as given), None for a camera.
+    video as given), None for a camera. ``skipped`` is None for a processed frame, else why the
+    input could not be processed (an unreadable image in a folder of stills): such a packet has no
+    faces and a (0, 0, 3) image, and its record says so.
     """
 
     frame_id: int
@@ -67,6 +73,7 @@ class FramePacket:
     timings: dict[str, float] = field(default_factory=dict)
     dropped: int = 0
     source: str | None = None
+    skipped: str | None = None
 
     def __post_init__(self) -> None:
         if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
@@ -79,6 +86,10 @@ class FramePacket:
     @property
     def width(self) -> int:
         return int(self.image.shape[1])
+
+    def to_dict(self, digits: int = 2) -> dict[str, Any]:
+        """This frame as its ``--landmarks OUT.jsonl`` record (``packet_to_dict``)."""
+        return packet_to_dict(self, digits)
 
 
 def _round_list(values: np.ndarray, digits: int) -> list[Any]:
@@ -107,17 +118,21 @@ def face_to_dict(face: FaceResult, digits: int = 2) -> dict[str, Any]:
 
 def packet_to_dict(packet: FramePacket, digits: int = 2) -> dict[str, Any]:
     """JSON-able dict of one frame (the image is left out): one ``--landmarks OUT.jsonl`` record;
-    ``source`` is None (null) for a camera's frames."""
-    return {
+    ``source`` is None (null) for a camera's frames. A skipped input (``FramePacket.skipped``) has
+    ``"skipped": <reason>``, null width and height and no faces; processed frames have no such key."""
+    record = {
         "frame_id": int(packet.frame_id),
         "source": packet.source,
         "t_capture": round(float(packet.t_capture), 6),
-        "width": packet.width,
-        "height": packet.height,
+        "width": None if packet.skipped else packet.width,
+        "height": None if packet.skipped else packet.height,
         "faces": [face_to_dict(face, digits) for face in packet.faces],
         "timings_ms": {name: round(float(ms), 3) for name, ms in packet.timings.items()},
         "dropped": int(packet.dropped),
     }
+    if packet.skipped:
+        record["skipped"] = packet.skipped
+    return record
 
 
 def face_from_dict(record: dict[str, Any]) -> FaceResult:

@@ -17,7 +17,10 @@ Timestamps (``t_capture``):
 Stills are stills: an image, and every image of a folder, is a ``still`` frame, an independent
 picture that the pipeline processes as if it were alone (fresh detection, no tracks or smoothing
 carried over from the previous one). ``source`` names the file: an image or a video as given on
-the command line, a folder's image by its name inside the folder; None for a camera.
+the command line, a folder's image by its name inside the folder; None for a camera. One bad still
+does not lose the others: a folder's file that cannot be read as an image comes out as a frame with
+``skipped`` set to the reason and an empty (0, 0, 3) image, in its place in the order, and the
+folder goes on (``skip_unreadable=False`` raises the UserError instead, at that file).
 
 A file can be played "as live" (``as_live=True``): frames are released at their own rate, paced
 by their timestamps against ``time.monotonic()`` with ``Event.wait`` (so ``stop`` ends the wait at
@@ -35,7 +38,7 @@ from typing import Iterator, NamedTuple
 import cv2
 import numpy as np
 
-from realtime.core.errors import UserError
+from realtime.core.errors import InputNotFoundError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +48,19 @@ DEFAULT_FOLDER_RATE_HZ = 30.0
 
 class CapturedFrame(NamedTuple):
     """One input frame: ``frame_id`` counts from 0, ``t_capture`` seconds, ``image`` (H, W, 3) uint8 RGB;
-    ``source`` the file's name (module docstring) or None; ``still`` True for a picture of its own."""
+    ``source`` the file's name (module docstring) or None; ``still`` True for a picture of its own;
+    ``skipped`` None, or why this input has no image (an unreadable file in a folder)."""
 
     frame_id: int
     t_capture: float
     image: np.ndarray
     source: str | None = None
     still: bool = False
+    skipped: str | None = None
+
+
+NO_IMAGE = np.zeros((0, 0, 3), np.uint8)  # the image of a skipped frame
+NO_IMAGE.flags.writeable = False
 
 
 def to_rgb(image: np.ndarray, order: str = "RGB") -> np.ndarray:
@@ -77,7 +86,7 @@ def to_rgb(image: np.ndarray, order: str = "RGB") -> np.ndarray:
 
 def _check_file(path: Path) -> None:
     if not path.exists():
-        raise UserError(f"input not found: {path}")
+        raise InputNotFoundError(f"input not found: {path}")
     if path.is_file() and path.stat().st_size == 0:
         raise UserError(f"input is an empty (zero-byte) file: {path}")
 
@@ -132,14 +141,15 @@ class ImageSource(Source):
 
 class FolderSource(Source):
     """Every image in a folder, sorted by file name, at ``t = index / rate_hz`` seconds: stills,
-    each named by its file name."""
+    each named by its file name. A file that cannot be read as an image is a ``skipped`` frame
+    (module docstring), or with ``skip_unreadable=False`` a UserError there."""
 
-    def __init__(self, path: str | Path, rate_hz: float = DEFAULT_FOLDER_RATE_HZ) -> None:
+    def __init__(self, path: str | Path, rate_hz: float = DEFAULT_FOLDER_RATE_HZ, skip_unreadable: bool = True) -> None:
         super().__init__()
         self.path = Path(path)
         if rate_hz <= 0:
             raise UserError(f"folder frame rate must be positive, got {rate_hz}")
-        self.rate_hz = rate_hz
+        self.rate_hz, self.skip_unreadable = rate_hz, skip_unreadable
         self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not self.files:
             raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {self.path}")
@@ -148,7 +158,14 @@ class FolderSource(Source):
         for i, file in enumerate(self.files):
             if self.stop_event.is_set():
                 return
-            yield CapturedFrame(i, i / self.rate_hz, read_image(file), file.name, True)
+            try:
+                image = read_image(file)
+            except UserError as exc:
+                if not self.skip_unreadable:
+                    raise
+                yield CapturedFrame(i, i / self.rate_hz, NO_IMAGE, file.name, True, skipped=str(exc))
+                continue
+            yield CapturedFrame(i, i / self.rate_hz, image, file.name, True)
 
 
 class VideoFileSource(Source):
@@ -278,9 +295,11 @@ def _ffmpeg_message(exc: BaseException) -> str:
 
 
 def open_source(spec: str | int, *, as_live: bool = False, rate_hz: float = DEFAULT_FOLDER_RATE_HZ,
-                width: int | None = None, height: int | None = None, fps: float | None = None) -> Source:
+                width: int | None = None, height: int | None = None, fps: float | None = None,
+                skip_unreadable: bool = True) -> Source:
     """A source from a command-line spec: a camera index ("0") or ``/dev/video*`` path, a folder,
-    an image file (by suffix) or anything else as a video file."""
+    an image file (by suffix) or anything else as a video file. ``skip_unreadable``: a folder's
+    unreadable images become skipped frames (``FolderSource``)."""
     if isinstance(spec, int) or str(spec).isdigit():
         return CameraSource(int(spec), width, height, fps)
     path = Path(spec)
@@ -288,7 +307,7 @@ def open_source(spec: str | int, *, as_live: bool = False, rate_hz: float = DEFA
         return CameraSource(str(spec), width, height, fps)
     _check_file(path)
     if path.is_dir():
-        return FolderSource(path, rate_hz)
+        return FolderSource(path, rate_hz, skip_unreadable)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource(path)
     return VideoFileSource(path, as_live=as_live)

@@ -224,24 +224,28 @@ class FrameProcessor:
         """One frame's packet; a ``still`` frame (an image, a folder's image) is processed on its
         own, after ``reset``, so a folder of N photos gives the points of N single-image runs."""
         steps = self.steps(frame)
-        request = next(steps)
+        answer = None  # the first send starts the chain
         while True:
-            answer = (self.detector(request.image) if isinstance(request, DetectRequest)
-                      else self.landmarker(request.image, request.rois))
             try:
                 request = steps.send(answer)
             except StopIteration as done:
                 return done.value
+            answer = (self.detector(request.image) if isinstance(request, DetectRequest)
+                      else self.landmarker(request.image, request.rois))
 
     def steps(self, frame: CapturedFrame) -> Generator[DetectRequest | LandmarkRequest, object, FramePacket]:
         """The per-frame chain with its two model calls handed out: yields a ``DetectRequest``
         (answer: ``Detections``) when the tracker asks for detection, then one or two
         ``LandmarkRequest``s (answer: (points, scores) in image pixels), and returns the packet.
         ``__call__`` answers each request at once; ``process_together`` answers the requests of
-        many streams with one batched call, which is what keeps a GPU busy."""
+        many streams with one batched call, which is what keeps a GPU busy. A skipped input
+        (``frame.skipped``: an unreadable still) asks for nothing and gives a packet without faces
+        that carries the reason."""
         frame_id, t, image = frame.frame_id, frame.t_capture, frame.image
         if frame.still:
             self.reset()
+        if frame.skipped is not None:
+            return FramePacket(frame_id, t, image, source=frame.source, skipped=frame.skipped)
         timings: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -347,8 +351,13 @@ def process_together(processors: Sequence[FrameProcessor], frames: Sequence[Capt
     if any(p.landmarker is not landmarker or p.detector is not detector for p in processors):
         raise ValueError("process_together needs processors that share one landmarker and one detector")
     chains = [p.steps(f) for p, f in zip(processors, frames)]
-    pending = {i: next(chain) for i, chain in enumerate(chains)}
     packets: list[FramePacket | None] = [None] * len(chains)
+    pending = {}
+    for i, chain in enumerate(chains):
+        try:
+            pending[i] = next(chain)
+        except StopIteration as done:  # a chain with nothing to ask (a skipped still)
+            packets[i] = done.value
     while pending:
         # every detection first, so that all first landmark requests meet in one batch
         kind = DetectRequest if any(isinstance(r, DetectRequest) for r in pending.values()) else LandmarkRequest
