@@ -43,10 +43,10 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from realtime.api import pipeline_config
 from realtime.cli.options import add_engine_arguments, add_pose_arguments
 from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
 from realtime.core.cliargs import SCORE, NumberType, Parser, number
@@ -55,11 +55,9 @@ from realtime.core.outpaths import Output, check_outputs, make_folders
 from realtime.core.packet import FramePacket
 from realtime.core.signals import deferred, exit_code, interrupted_line, raise_unhandled
 from realtime.detect.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
-from realtime.geometry.meanface import load_face_model
 from realtime.io.capture import VideoFileSource, open_source
 from realtime.io.video_out import LandmarksWriter, VideoWriter, draw_overlay
-from realtime.pipeline.processor import FrameProcessor, PipelineConfig, run_file, run_streams
-from realtime.stages.tracker import TrackerConfig
+from realtime.pipeline.processor import FrameProcessor, run_file, run_streams
 
 
 def _progress(total: int | None) -> tuple[Callable[[], None], Callable[[], None]]:
@@ -169,13 +167,10 @@ def check_paths(args: argparse.Namespace) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     missing = check_paths(args)
-    tracker = TrackerConfig()
-    if args.min_confidence is not None:
-        tracker = replace(tracker, min_confidence=args.min_confidence)
-    face_model = "auto" if args.face_model is None else load_face_model(args.face_model)
-    config = PipelineConfig(Path(args.weights), args.detector, args.device, tracker=tracker, face_model_3d=face_model,
-                            focal_px=args.focal_px, hfov_deg=args.hfov, pose_source=args.pose_source,
-                            backend=args.backend, detector_backend=args.detector_backend)
+    config = pipeline_config(args.weights, detector=args.detector, device=args.device, backend=args.backend,
+                             detector_backend=args.detector_backend, focal_px=args.focal_px, hfov=args.hfov,
+                             face_model=args.face_model, pose_source=args.pose_source,
+                             min_confidence=args.min_confidence)
     if isinstance(args.input, list):
         return run_many(args, config, missing)
     processor = FrameProcessor.from_config(config)

@@ -132,15 +132,18 @@ def test_the_pipeline_is_assembled_in_one_place():
 
 
 # realtime's layers, bottom to top; a module may import its own layer and the layers below it.
-LAYERS = ("core", "geometry", "models", "backends", "detect", "stages", "io", "pipeline", "compare", "gui", "cli")
+# ``api`` is the module ``realtime.api`` (the Python front door), above the pipeline it assembles.
+LAYERS = ("core", "geometry", "models", "backends", "detect", "stages", "io", "pipeline", "compare", "api", "gui",
+          "cli")
 
 
 def layer_of(module: str) -> int:
-    """The layer of a ``realtime`` module: its sub-package, or ``cli`` for the top-level command
-    lines (``realtime.video`` and the others; the package's ``__init__`` counts as core)."""
+    """The layer of a ``realtime`` module: its sub-package (or ``realtime.api``), or ``cli`` for the
+    top-level command lines (``realtime.video`` and the others). The package's ``__init__`` is the
+    package's face, with the command lines: it hands out ``realtime.api.FaceLandmarker``."""
     parts = module.split(".")
     if len(parts) == 1:
-        return LAYERS.index("core")
+        return LAYERS.index("cli")
     return LAYERS.index(parts[1]) if parts[1] in LAYERS else LAYERS.index("cli")
 
 
@@ -151,8 +154,9 @@ def test_realtime_is_layered_and_no_arrow_points_up():
 
 
 def test_the_tree_has_the_layers_as_sub_packages():
-    """Every runtime module sits in its layer's sub-package except the command lines, which are
-    the package's face (``python -m realtime.video``, ``python -m realtime.webcam``)."""
+    """Every runtime module sits in its layer's sub-package except the command lines and the
+    Python API, which are the package's face (``python -m realtime.video``, ``from realtime
+    import FaceLandmarker``)."""
     flat = sorted(name for name in modules() if name.startswith("realtime.") and name.count(".") == 1
                   and name.split(".")[1] not in LAYERS)
     assert flat == sorted(REALTIME_CLIS), flat
@@ -198,6 +202,7 @@ LOCAL_IMPORTS_ALLOWED = {
     "av", "PySide6", "pyqtgraph", "dlib", "matplotlib", "mediapipe", "nncf", "onnx", "onnxruntime", "openvino",
     "scipy", "skimage", "tflite", "torch_tensorrt", "tqdm", "train.data.synthetic",
     "realtime.gui.overlay",  # imports Qt at its top: the webcam loads it after realtime.gui.check_qt
+    "realtime.api",  # imports torch: the package's __getattr__ loads it on first use, so `import realtime` stays cheap
 }
 
 

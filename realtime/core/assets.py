@@ -64,6 +64,7 @@ SYNTH_5 = asset("rcn_mtfl_synth.safetensors")        # the 5-point model of the 
 MEAN_FACE = asset("mean_face_68.npy")                # (68, 3) mm, for head pose
 DEMO_CLIP = asset("demo.mp4")                        # the astronaut clip (also int8 calibration)
 DEMO_TRUTH = asset("demo_truth.json")                # its 68 points per frame
+DEMO_PHOTO = asset("astronaut.jpg")                  # the clip's source portrait, the API's example photo
 ASTRONAUT_PTS = asset("astronaut_68.pts")            # the astronaut's labels (+ .teacher.json beside)
 BLAZEFACE_DIR = asset("blazeface")                   # the detector: .tflite (OpenCV) and .safetensors (torch)
 
