@@ -60,8 +60,9 @@ from realtime.io.video_out import LandmarksWriter, VideoWriter, draw_overlay
 from realtime.pipeline.processor import FrameProcessor, run_file, run_streams
 
 
-def _progress(total: int | None) -> tuple[Callable[[], None], Callable[[], None]]:
-    """(step, close) of a tqdm bar on stderr, or of a plain stderr counter without tqdm."""
+def _progress(total: int | None) -> tuple[Callable[[], None], Callable[[], None], Callable[[str], None]]:
+    """(step, close, say) of a tqdm bar on stderr, or of a plain stderr counter without tqdm;
+    ``say(line)`` prints a line of its own above the bar."""
     try:
         from tqdm import tqdm
     except ImportError:
@@ -71,9 +72,10 @@ def _progress(total: int | None) -> tuple[Callable[[], None], Callable[[], None]
             count[0] += 1
             if count[0] % 25 == 0:
                 print(f"\r{count[0]} frames", end="", file=sys.stderr, flush=True)
-        return step, lambda: print(f"\r{count[0]} frames", file=sys.stderr)
+        return (step, lambda: print(f"\r{count[0]} frames", file=sys.stderr),
+                lambda line: print(f"\r{line}", file=sys.stderr))
     bar = tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True)
-    return lambda: bar.update(1), bar.close
+    return lambda: bar.update(1), bar.close, lambda line: bar.write(line, file=sys.stderr)
 
 
 LANDMARK_FORMATS = {".jsonl": "jsonl", ".csv": "csv"}
@@ -185,11 +187,11 @@ def run(args: argparse.Namespace) -> int:
         raise
     video, landmarks = outputs
     print(f"landmark backend: {processor.landmarker.backend.name}", file=sys.stderr)
-    step, close_bar = _progress(total)
+    step, close_bar, say = _progress(total)
     skipped: list[str] = []
 
     def on_packet(packet: FramePacket) -> None:
-        if write_frame(video, landmarks, packet):
+        if write_frame(video, landmarks, packet, say):
             skipped.append(packet.source)
         step()
 
@@ -223,15 +225,15 @@ def skipped_note(skipped: list[str]) -> str:
     return f"; {len(skipped)} unreadable image(s) skipped (exit status {EXIT_SKIPPED})" if skipped else ""
 
 
-def write_frame(video, landmarks, packet) -> bool:
+def write_frame(video, landmarks, packet, say: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> bool:
     """One processed frame into its outputs: the annotated image and the record, written whole or
     not at all (a stop signal waits until both are done). A skipped input (``packet.skipped``)
-    gets its record and one ``warning:`` line, no video frame; returns whether it was one. A stop
-    signal whose exception something swallowed is raised here, before the frame
-    (``realtime.core.signals.raise_unhandled``)."""
+    gets its record and one ``warning:`` line (through ``say``: above the progress bar), no video
+    frame; returns whether it was one. A stop signal whose exception something swallowed is raised
+    here, before the frame (``realtime.core.signals.raise_unhandled``)."""
     raise_unhandled()
     if packet.skipped:
-        print(f"warning: skipped {packet.source}: {packet.skipped}", file=sys.stderr)
+        say(f"warning: skipped {packet.source}: {packet.skipped}")
         with deferred():
             landmarks.write(packet)
         return True
@@ -288,12 +290,11 @@ def run_many(args: argparse.Namespace, config, missing: list[Path]) -> int:
         raise
     print(f"landmark backend: {first.landmarker.backend.name}; {len(sources)} inputs at once", file=sys.stderr)
     totals = [_declared_frames(s) for s in sources]
-    step, close_bar = _progress(None if None in totals else sum(totals))
-
+    step, close_bar, say = _progress(None if None in totals else sum(totals))
     skipped: list[str] = []
 
     def on_packet(i: int, packet) -> None:
-        if write_frame(*writers[i], packet):
+        if write_frame(*writers[i], packet, say):
             skipped.append(packet.source)
         step()
 

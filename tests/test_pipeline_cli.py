@@ -12,7 +12,6 @@ av = pytest.importorskip("av")
 
 import realtime.video
 from realtime.video import main
-from cli_errors import one_error_line
 from test_pipeline_capture import make_clip
 
 torch.set_num_threads(1)
@@ -123,7 +122,9 @@ def test_strict_stops_at_the_first_unreadable_still(tmp_path, capsys):
     (folder / "b.jpg").write_text("not an image\n")
     out = tmp_path / "out"
     code = main([str(folder), "-o", str(out / "o.mp4"), "--landmarks", str(out / "o.jsonl"), "--strict"])
-    assert code == 2 and one_error_line(capsys) == f"error: cannot read {folder / 'b.jpg'} as an image"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1] == f"error: cannot read {folder / 'b.jpg'} as an image"
+    assert sum("error" in line for line in err) == 1 and not any(line.startswith("warning") for line in err)
     assert not out.exists() or list(out.iterdir()) == []
 
 
