@@ -324,7 +324,7 @@ def _run_semisup(args) -> int:
 
 PUBLISHED_TABLE_A = ("Published (2016 paper, Table A, eye-centre NME in %, AFLW / AFW): TCDCN 8.0 / 8.2; RCN 5.60 / "
                      "5.36. The paper's AFW is TCDCN's 377 faces with their own 5 points; ours is 300-W's "
-                     "re-annotation (337 faces, 5 points derived from the 68: README, Datasets).")
+                     "re-annotation (337 faces, 5 points derived from the 68: docs/training.md, Datasets).")
 
 
 def render_report(sections, commands, args, plot_name: str = "rcn_vs_sumnet.png") -> str:

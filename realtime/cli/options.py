@@ -18,7 +18,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="auto",
                         help="inference backend of the landmark model: auto (the fastest whose landmarks stay "
                         "within 0.1 crop px of eager fp32; decided once per machine and model, then cached) "
-                        f"or one of {', '.join(BACKENDS)} (README: Inference backends)")
+                        f"or one of {', '.join(BACKENDS)} (docs/backends.md)")
 
 
 def add_pose_arguments(parser: argparse.ArgumentParser) -> None:

@@ -75,7 +75,7 @@ DETECTOR_BACKENDS = ("auto", "opencv", "torch")
 
 def resolve_detector_backend(backend: str, device: str = "cpu") -> str:
     """"auto" -> "torch" on a CUDA device (detection batches on the GPU next to the landmarks),
-    else "opencv", the faster on CPU (the timings are in the README, "Detector backends")."""
+    else "opencv", the faster on CPU (the timings are in docs/video.md, "Detector backends")."""
     if backend not in DETECTOR_BACKENDS:
         raise UserError(f"unknown detector backend {backend!r}; choose one of {', '.join(DETECTOR_BACKENDS)}")
     if backend == "auto":

@@ -13,7 +13,7 @@ import sys
 from realtime.core.errors import UserError
 
 QT_HELP = ("without a display, set QT_QPA_PLATFORM=offscreen (no window; see --screenshot-after), or start a "
-           "virtual display: Xvfb :99 -screen 0 1280x1024x24 & and DISPLAY=:99 (Debian packages in the README)")
+           "virtual display: Xvfb :99 -screen 0 1280x1024x24 & and DISPLAY=:99 (Debian packages in docs/webcam.md)")
 
 
 def check_qt() -> None:
