@@ -42,7 +42,7 @@ from realtime.io.capture import DEFAULT_FOLDER_RATE_HZ, CapturedFrame, open_sour
 from realtime.pipeline.processor import FrameProcessor, LivePipeline, PipelineConfig
 from realtime.stages.tracker import TrackerConfig
 
-__all__ = ["FaceLandmarker", "pipeline_config", "DEMO_CLIP", "DEMO_PHOTO"]
+__all__ = ["FaceLandmarker", "pipeline_config"]
 
 log = logging.getLogger(__name__)
 

@@ -95,6 +95,9 @@ def test_video_runs_from_an_installed_wheel_outside_the_repository(wheel, tmp_pa
     (record,) = [json.loads(line) for line in (work / "out.jsonl").read_text().splitlines()]
     assert len(record["faces"]) == 1 and len(record["faces"][0]["points"]) == 68
     assert (work / "out.mp4").stat().st_size > 0
+    api = python("-c", "from realtime import FaceLandmarker; from realtime.core.assets import DEMO_PHOTO; "
+                       "faces = FaceLandmarker(backend='eager')(DEMO_PHOTO); print(len(faces), faces[0].points.shape)")
+    assert api.returncode == 0 and api.stdout.split() == ["1", "(68,", "2)"], api.stderr[-3000:]  # the API, installed
     console = python("-c", "import sys; from realtime.video import main; sys.argv = ['rcn-video', '--help']; main()")
     assert console.returncode == 0 and "usage:" in console.stdout  # what the rcn-video script calls
 
