@@ -26,17 +26,17 @@ from pathlib import Path
 
 import cv2
 
+from realtime.api import pipeline_config
 from realtime.cli.options import add_engine_arguments, add_pose_arguments
 from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
 from realtime.core.cliargs import Parser, number
 from realtime.core.errors import require_files, run_command
 from realtime.core.outpaths import Output, check_outputs, make_folders
 from realtime.detect.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
-from realtime.geometry.meanface import load_face_model
 from realtime.gui import check_qt
 from realtime.io.capture import open_source
 from realtime.pipeline.live import LiveTuner
-from realtime.pipeline.processor import FrameProcessor, LivePipeline, PipelineConfig
+from realtime.pipeline.processor import FrameProcessor, LivePipeline
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -67,11 +67,10 @@ def run(args: argparse.Namespace) -> int:
                          skip_unreadable=False)
     try:
         check_qt()
-        face_model = "auto" if args.face_model is None else load_face_model(args.face_model)
-        processor = FrameProcessor.from_config(PipelineConfig(
-            Path(args.weights), args.detector, args.device, face_model_3d=face_model, focal_px=args.focal_px,
-            hfov_deg=args.hfov, pose_source=args.pose_source, backend=args.backend,
-            detector_backend=args.detector_backend))
+        processor = FrameProcessor.from_config(pipeline_config(
+            args.weights, detector=args.detector, device=args.device, backend=args.backend,
+            detector_backend=args.detector_backend, focal_px=args.focal_px, hfov=args.hfov,
+            face_model=args.face_model, pose_source=args.pose_source))
         landmarker, tuner = processor.landmarker, LiveTuner(processor)
     except BaseException:
         source.close()
