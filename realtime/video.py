@@ -4,7 +4,7 @@
     python -m realtime.video A.mp4 B.mp4 ... -o OUTDIR [--csv]        (several inputs at once)
                              [--detector both|short|full] [--detector-backend auto|opencv|torch]
                              [--focal-px F | --hfov DEG] [--face-model F.npy] [--pose-source pnp|head]
-                             [--backend auto|eager|onnxruntime|openvino|...]
+                             [--backend auto|eager|onnxruntime|openvino|...] [--strict]
 
 Every input frame is processed, in order, and gets one landmarks record (JSON line, or CSV rows with
 ``--csv``): frame index, source file, timestamp, and per face its track id, box, points, scores and
