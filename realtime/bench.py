@@ -402,7 +402,7 @@ def plot(results: dict, path: Path) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = Parser(prog="python -m realtime.bench", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python -m realtime.bench", description=__doc__.split("\n\n")[0], version_weights=DEFAULT_WEIGHTS)
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="landmark model (.safetensors)")
     p.add_argument("--clip", default=str(DEFAULT_CLIP), help="clip with a _truth.json beside it")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:N")

@@ -42,7 +42,7 @@ from realtime.pipeline.cliptruth import (  # noqa: F401  (re-exported for the co
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = Parser(prog="python -m realtime.clipscore", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python -m realtime.clipscore", description=__doc__.split("\n\n")[0], version_weights=DEFAULT_WEIGHTS)
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="68-point landmark model (.safetensors)")
     p.add_argument("--clip", default=str(DEFAULT_CLIP), help="the clip (default: the bundled demo)")
     p.add_argument("--truth", help="its truth JSON (default: CLIP's stem + _truth.json beside it)")

@@ -84,7 +84,7 @@ VIDEO_SUFFIXES = (".mp4",)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = Parser(prog="python -m realtime.video", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="python -m realtime.video", description=__doc__.split("\n\n")[0], version_weights=DEFAULT_WEIGHTS)
     parser.add_argument("input", nargs="+", help="a video file, an image, or a folder of images; several: "
                         "processed at once, -o is then a folder")
     parser.add_argument("-o", "--output", required=True, help="annotated H.264 video (.mp4); with several "

@@ -40,7 +40,7 @@ from realtime.pipeline.processor import FrameProcessor, LivePipeline
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = Parser(prog="python -m realtime.webcam", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="python -m realtime.webcam", description=__doc__.split("\n\n")[0], version_weights=DEFAULT_WEIGHTS)
     parser.add_argument("--source", default="0", help="camera index or /dev/video*, a video file, an image or "
                         "a folder of images (files play as live, at their own rate)")
     parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="landmark model (.safetensors)")

@@ -75,17 +75,21 @@ def test_openvino_cores_released_in_creation_order_leave_the_signal_stack_as_it_
     """The backends' OpenVINO path: two compiled models dropped oldest first (which, unguarded, leaves
     the first one's unmapped stack in place), then a signal with a plain Python handler."""
     pytest.importorskip("openvino")
+    pytest.importorskip("onnx")
     child = run_child(f"""
         import gc, os, signal
-        import numpy as np, openvino as ov, openvino.opset13 as ops, torch
+        import onnx, torch
+        from onnx import TensorProto, helper
         from realtime.backends.exported import ov_backend
         from realtime.core import altstack
-        x = ops.parameter([1, 3, 8, 8], np.float32, name="x")
-        relu = ops.relu(x)
-        ov.save_model(ov.Model([relu, ops.sigmoid(x)], [x]), {str(tmp_path / "m.xml")!r})
+        path = {str(tmp_path / "m.onnx")!r}
+        io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, 8, 8]) for n in ("x", "a", "b")]
+        graph = helper.make_graph([helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Sigmoid", ["x"], ["b"])],
+                                  "two", io[:1], io[1:])
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
         before = altstack.current()
-        first = ov_backend("openvino", {str(tmp_path / "m.xml")!r}, torch.device("cpu"), "f32", "")
-        second = ov_backend("openvino", {str(tmp_path / "m.xml")!r}, torch.device("cpu"), "f32", "")
+        first = ov_backend("openvino", path, torch.device("cpu"), "f32", "")
+        second = ov_backend("openvino", path, torch.device("cpu"), "f32", "")
         del first; gc.collect()
         del second; gc.collect()
         assert altstack.current() == before, (altstack.current(), before)

@@ -25,7 +25,7 @@ import pytest
 from realtime.core import assets
 from conftest import REPO
 
-SOURCES = ("pyproject.toml", "README.md", "realtime", "train", "assets")
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", "LICENSE-weights.md", "realtime", "train", "assets")
 
 
 def shipped(folder: Path) -> list[str]:

@@ -7,6 +7,7 @@ import sys
 import time
 from dataclasses import MISSING, fields
 
+from realtime.core.assets import LANDMARKS_68
 from realtime.core.cliargs import Parser, fraction, number, positive
 from realtime.core.errors import UserError, exit_status, require_files
 from realtime.core.outpaths import Output, prepare_outputs
@@ -228,7 +229,7 @@ def _cmd_synth(args) -> None:
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="python -m train", description=__doc__)
+    parser = Parser(prog="python -m train", description=__doc__, version_weights=LANDMARKS_68)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for add in (_add_fit, _add_evaluate, _add_export, _add_synth, _add_adapt):
         add(sub)

@@ -6,14 +6,18 @@
 - ``number(kind, lo, hi, ...)``: an argparse ``type`` that accepts only finite numbers inside a range
   (``nan``, ``inf`` and out-of-range values are refused with the range in the message); ``Range`` is
   the same check for values that do not come from the command line (the webcam's live panel).
+- ``Parser(..., version_weights=W)``: ``--version``, the versions a bug report needs.
 """
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from realtime.core.errors import UserError
+from realtime.core.versions import version_report
 
 
 @dataclass(frozen=True)
@@ -150,11 +154,30 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 class Parser(argparse.ArgumentParser):
     """argparse that reports bad arguments as one line (exit 2 through ``realtime.core.errors``) instead
-    of usage + error, with ``HelpFormatter`` as its help."""
+    of usage + error, with ``HelpFormatter`` as its help.
 
-    def __init__(self, *args, **kwargs) -> None:
+    ``version_weights``: the command's default weights file; given, the parser takes ``--version``,
+    which prints ``realtime.core.versions.version_report`` for the ``--weights`` on the same command
+    line (anywhere on it), else for that default, and exits 0 before any other argument is checked.
+    """
+
+    def __init__(self, *args, version_weights: str | Path | None = None, **kwargs) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
+        self.version_weights = version_weights
+        if version_weights is not None:
+            self.add_argument("--version", action="store_true", help="print the versions of this package, "
+                              "torch, OpenCV, PyAV, onnxruntime, OpenVINO and the weights file, and exit")
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        words = sys.argv[1:] if args is None else list(args)
+        before_dashes = words[:words.index("--")] if "--" in words else words
+        if self.version_weights is not None and "--version" in before_dashes:
+            weights = argparse.ArgumentParser(add_help=False)
+            weights.add_argument("--weights", default=str(self.version_weights))
+            print(version_report(weights.parse_known_args(before_dashes)[0].weights))
+            self.exit(0)
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UserError(f"{message} (see '{self.prog} --help')")
