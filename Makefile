@@ -52,7 +52,7 @@ test: $(DEV_STAMP)
 # Qt). CI runs it in a second venv with the newest versions the bounds allow (.ci/run).
 SMOKE_OUT ?= $(VENV)/smoke
 SMOKE_TESTS := tests/test_import_rules.py tests/test_tflite_engine.py tests/test_stages_detector.py \
-	tests/test_pipeline_video_out.py tests/test_altstack.py tests/test_qt_binding.py tests/test_versions.py \
+	tests/test_pipeline_video_out.py tests/test_altstack.py tests/test_qt_binding.py tests/test_versions.py tests/test_api.py \
 	tests/test_backends.py::test_landmarker_runs_on_the_named_backend \
 	tests/test_backends.py::test_auto_picks_a_present_backend_within_tolerance_and_caches_it
 smoke: $(DEV_STAMP)

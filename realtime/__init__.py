@@ -15,8 +15,6 @@ Coordinate convention, used everywhere in this project: points are (x, y) in pix
 with pixel centres at integer coordinates (OpenCV's convention: pixel (i, j) covers
 [j - 0.5, j + 0.5) x [i - 0.5, i + 0.5)). Boxes are (x0, y0, x1, y1).
 """
-__version__ = "0.1.0"
-
 from realtime.core.signals import install_startup_hook as _install_startup_hook
 
 _install_startup_hook()  # `python -m realtime.X`: Ctrl-C during start-up prints one line, not a traceback
@@ -28,6 +26,7 @@ _install_startup_hook()  # `python -m realtime.X`: Ctrl-C during start-up prints
 import numpy as _numpy  # noqa: E402,F401
 
 from realtime.core.errors import InputNotFoundError, UserError  # noqa: E402
+from realtime.core.versions import __version__  # noqa: E402
 from realtime.core.packet import FaceResult, FramePacket, HeadPose  # noqa: E402
 
 __all__ = ["FaceLandmarker", "FaceResult", "FramePacket", "HeadPose", "InputNotFoundError", "UserError", "__version__"]

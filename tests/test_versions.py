@@ -48,5 +48,5 @@ def test_version_reports_the_weights_given_anywhere_and_needs_no_other_argument(
 def test_one_version_number_for_the_source_the_metadata_and_the_cli():
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert "version" in pyproject["project"]["dynamic"]
-    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "realtime.__version__"}
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "realtime.core.versions.__version__"}
     assert metadata.version("rcn-realtime") == realtime.__version__

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
 
-import realtime
+__version__ = "0.1.0"  # the package's one version number: pyproject.toml and realtime.__version__ read it
 
 # (shown name, distributions that provide it, first installed wins)
 LIBRARIES = (
@@ -40,8 +40,8 @@ def installed(*distributions: str) -> str | None:
 
 
 def package_version() -> str:
-    """This package's version: the installed distribution's, else the source tree's."""
-    return installed("rcn-realtime") or realtime.__version__
+    """This package's version (the source tree's: an older install's metadata may lag behind it)."""
+    return __version__
 
 
 def weights_line(path: str | Path) -> str:
