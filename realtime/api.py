@@ -53,11 +53,13 @@ CHANNELS = ("rgb", "bgr")
 def pipeline_config(weights: str | Path | None = None, *, detector: str = DEFAULT_DETECTOR, device: str = "cpu",
                     backend: str = "auto", detector_backend: str = "auto", focal_px: float | None = None,
                     hfov: float = 60.0, face_model: str | Path | np.ndarray | None = None,
-                    pose_source: str = "pnp", min_confidence: float | None = None) -> PipelineConfig:
+                    pose_source: str = "pnp", min_confidence: float | None = None,
+                    turned_search: bool = True) -> PipelineConfig:
     """The ``PipelineConfig`` of these options, each named and defaulted like the video command
     line's flag (``--weights``, ``--detector``, ..., ``--min-confidence``): ``weights`` None is
     the bundled model, ``face_model`` None the shipped mean face (else a (K, 3) array or its .npy
-    file), ``focal_px`` given wins over ``hfov``. Values outside the flags' ranges are a UserError.
+    file), ``focal_px`` given wins over ``hfov``, ``turned_search`` False is ``--no-turned-search``.
+    Values outside the flags' ranges are a UserError.
 
     >>> config = pipeline_config(hfov=70)
     >>> config.weights.name, config.hfov_deg, config.backend
@@ -80,7 +82,8 @@ def pipeline_config(weights: str | Path | None = None, *, detector: str = DEFAUL
         face_model = load_face_model(face_model)
     return PipelineConfig(weights, detector, device, tracker=tracker, face_model_3d=face_model,
                           focal_px=None if focal_px is None else float(focal_px), hfov_deg=float(hfov),
-                          pose_source=pose_source, backend=backend, detector_backend=detector_backend)
+                          pose_source=pose_source, backend=backend, detector_backend=detector_backend,
+                          turned_search=bool(turned_search))
 
 
 class FaceLandmarker:

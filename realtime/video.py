@@ -5,6 +5,7 @@
                              [--detector both|short|full] [--detector-backend auto|opencv|torch]
                              [--focal-px F | --hfov DEG] [--face-model F.npy] [--pose-source pnp|head]
                              [--backend auto|eager|onnxruntime|openvino|...] [--strict]
+                             [--keep-stored-orientation] [--no-turned-search]
 
 Every input frame is processed, in order, and gets one landmarks record (JSON line, or CSV rows with
 ``--csv``): frame index, source file, timestamp, and per face its track id, box, points, scores and
@@ -37,6 +38,16 @@ needs it in one batch and (on a GPU) runs one landmark batch over the faces of a
 CPU the landmarks are computed per input, so every record equals the one a single-input run
 writes. An input that turns out bad (a truncated file) leaves no output of its own; the others are
 finished, and the command then reports the error (exit 2).
+
+Phone video is processed as it is shown: a file's display rotation (the MP4 display matrix) is
+applied to its pixels first, so detection, landmarks, records (``width``, ``height``,
+``rotation_deg``, ``mirrored`` say which frame the coordinates refer to) and the annotated video,
+written upright with no rotation of its own, are all in the orientation every player shows.
+``--keep-stored-orientation`` keeps the pixels as stored instead: the records are then in the
+stored frame, and the annotated video carries the input's display rotation, so it still plays like
+the input. Faces turned in the picture itself (a camera upside down, a person lying down) are
+found by trying the frame turned by a quarter turn when the detector finds no face, or finds one
+whose landmarks are unsure (``--no-turned-search`` turns that off; docs/rotation.md).
 """
 from __future__ import annotations
 
@@ -47,7 +58,7 @@ from pathlib import Path
 from typing import Callable
 
 from realtime.api import pipeline_config
-from realtime.cli.options import add_engine_arguments, add_pose_arguments
+from realtime.cli.options import add_engine_arguments, add_pose_arguments, add_turned_search_argument
 from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
 from realtime.core.cliargs import SCORE, NumberType, Parser, number
 from realtime.core.errors import InputNotFoundError, UserError, require_files, run_command
@@ -102,6 +113,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_pose_arguments(parser)
     parser.add_argument("--strict", action="store_true", help="stop at the first image of a folder that cannot be "
                         "read (error, exit 2, no output) instead of skipping it with a warning (exit 3 at the end)")
+    parser.add_argument("--keep-stored-orientation", action="store_true",
+                        help="process a video's pixels as stored, not turned to its display rotation (records in the "
+                        "stored frame; the annotated video carries the input's rotation; docs/rotation.md)")
+    add_turned_search_argument(parser)
     parser.add_argument("--min-confidence", type=NumberType(float, SCORE), default=None,
                         help="re-detect when a track's mean point score (0-1) falls below this (default: the "
                         "threshold stored in the weights)")
@@ -172,11 +187,12 @@ def run(args: argparse.Namespace) -> int:
     config = pipeline_config(args.weights, detector=args.detector, device=args.device, backend=args.backend,
                              detector_backend=args.detector_backend, focal_px=args.focal_px, hfov=args.hfov,
                              face_model=args.face_model, pose_source=args.pose_source,
-                             min_confidence=args.min_confidence)
+                             min_confidence=args.min_confidence, turned_search=args.turned_search)
     if isinstance(args.input, list):
         return run_many(args, config, missing)
     processor = FrameProcessor.from_config(config)
-    source = open_source(args.input, rate_hz=args.rate, skip_unreadable=not args.strict)
+    source = open_source(args.input, rate_hz=args.rate, skip_unreadable=not args.strict,
+                         keep_stored=args.keep_stored_orientation)
     total = _declared_frames(source)
     try:
         make_folders(missing)
@@ -245,13 +261,15 @@ def write_frame(video, landmarks, packet, say: Callable[[str], None] = lambda li
 
 
 def _open_outputs(source, video_path, landmarks_path, fmt: str, num_points: int, input_path: str, rate: float) -> list:
-    """The (video, landmarks) writers of one input; what was opened is aborted if one fails."""
+    """The (video, landmarks) writers of one input; what was opened is aborted if one fails. The
+    annotated video is tagged with the input's display rotation where the pixels were kept as stored."""
 
     is_video = isinstance(source, VideoFileSource)
     outputs: list = []
     try:
         outputs.append(VideoWriter(video_path, rate_hz=source.rate_hz if is_video else rate,
-                                   audio_from=input_path if is_video else None))
+                                   audio_from=input_path if is_video else None,
+                                   display=source.display if is_video and source.orientation.is_identity else None))
         outputs.append(LandmarksWriter(landmarks_path, fmt, num_points))
     except BaseException:
         for output in outputs:
@@ -276,7 +294,8 @@ def run_many(args: argparse.Namespace, config, missing: list[Path]) -> int:
     open_ = [True] * len(args.input)
     try:
         for path in args.input:
-            sources.append(open_source(path, rate_hz=args.rate, skip_unreadable=not args.strict))
+            sources.append(open_source(path, rate_hz=args.rate, skip_unreadable=not args.strict,
+                                       keep_stored=args.keep_stored_orientation))
         make_folders(missing)
         for source, path, (video_path, landmarks_path) in zip(sources, args.input, args.streams):
             writers.append(_open_outputs(source, video_path, landmarks_path, args.format,

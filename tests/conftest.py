@@ -3,7 +3,8 @@
 - The shipped files (weights, mean face, demo clip, its truth) are package data: tests import their
   paths from ``realtime.core.assets`` (``SYNTH_5``, ``LANDMARKS_68``, ``DEMO_CLIP``, ...), never build a path
   into this checkout, so they test what an install reads.
-- ``clip_frames(*indices)``: frames of the bundled clip, decoded once per session.
+- ``clip_frames(*indices)``: frames of the bundled clip, decoded once per session; ``write_clip``
+  encodes frames as a small H.264 clip, with a display rotation when asked.
 - The shared data (``../shared/data`` beside the repository: photos, 300-W crops, real footage) is
   never copied into the repository. Its fixtures skip, saying what is missing, when it is absent;
   ``SHARED_DATA`` and ``FACE_PHOTO`` are here for the helpers that need a path at import time
@@ -51,6 +52,24 @@ class ClipFrames:
             if not set(missing) <= self._decoded.keys():
                 raise IndexError(f"{self.path} has no frames {sorted(set(missing) - self._decoded.keys())}")
         return [self._decoded[i].copy() for i in indices]
+
+
+def write_clip(path: Path, frames: list[np.ndarray], rate: int = 30, display=None, crf: int | None = None) -> Path:
+    """Encode (H, W, 3) uint8 RGB ``frames`` as an H.264 .mp4 at ``rate`` frames/s; ``display``
+    (a ``realtime.geometry.orientation.Orientation``) is written as its display matrix, the way
+    phones store a turn beside the pixels; ``crf`` the x264 quality (None: its default)."""
+    av = pytest.importorskip("av")
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        if crf is not None:
+            stream.options = {"crf": str(crf)}
+        if display is not None:
+            stream.set_display_matrix(display.display_matrix())
+        for image in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -89,7 +89,8 @@ def test_csv_has_a_header_and_a_row_per_frame_even_without_faces(tmp_path):
         writer.write(packet(i, faces=i % 2))
     writer.close()
     rows = list(csv.reader(out.open()))
-    assert rows[0][:4] == ["frame_id", "t_capture", "source", "track_id"] and len(rows[0]) == 11 + 15
+    assert rows[0][:8] == ["frame_id", "t_capture", "source", "width", "height", "rotation_deg", "mirrored",
+                           "track_id"] and len(rows[0]) == 15 + 15
     assert [r[0] for r in rows[1:]] == ["0", "1", "2"]
 
 

@@ -108,5 +108,8 @@ def test_json_line_and_csv_rows():
     assert len(rows) == 1 and len(rows[0]) == len(header)
     row = dict(zip(header, rows[0]))
     assert row["track_id"] == 3 and row["yaw_deg"] == 10.0 and row["x0"] == 30.12 and row["x1"] == ""
-    empty = FramePacket(frame_id=8, t_capture=1.5, image=np.zeros((2, 2, 3), np.uint8))
-    assert packet_to_csv_rows(empty) == [[8, 1.5, ""]]
+    assert (row["width"], row["height"], row["rotation_deg"], row["mirrored"]) == (64, 48, 0, 0)
+    empty = FramePacket(frame_id=8, t_capture=1.5, image=np.zeros((2, 3, 3), np.uint8), rotation_deg=270, mirrored=True)
+    assert packet_to_csv_rows(empty) == [[8, 1.5, "", 3, 2, 270, 1]]  # the frame the coordinates refer to
+    record = json.loads(packet_to_json(empty))
+    assert (record["width"], record["height"], record["rotation_deg"], record["mirrored"]) == (3, 2, 270, True)

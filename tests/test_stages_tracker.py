@@ -242,3 +242,19 @@ def test_processor_takes_the_weights_calibrated_redetect_threshold():
     mine = FrameProcessor.from_config(PipelineConfig(DEFAULT_WEIGHTS, tracker=TrackerConfig(min_confidence=0.5)))
     assert mine.tracker.config.min_confidence == 0.5
     assert FaceTracker(64, MTFL).config.min_confidence == 0.3  # no weights: the default
+
+
+def test_a_sure_track_keeps_its_measured_roll_against_a_detectors_upright_guess():
+    """BlazeFace finds an upside-down face but places its eye keypoints as if it were upright: a
+    sure track that takes the detector's framing keeps the roll its landmarks measured (180), while
+    an unsure one takes the detector's (it may come from a turned pass, ``stages/turned_search``)."""
+    config = TrackerConfig(redetect_every=1, redetect_every_max=1, min_confidence=0.3)
+    for confidence, expected in ((0.9, 180.0), (0.1, 0.0)):
+        tracker = FaceTracker(crop_size=64, layout=MTFL, config=config)
+        upside_down = face_at(300, 200, roll_deg=180.0)
+        (roi,) = tracker.rois(detections_for([upside_down]))
+        tracker.update({roi.track_id: (upside_down, np.full(5, confidence))})
+        assert abs(abs(tracker.tracks[roi.track_id].rotation_deg) - 180.0) < 1e-6
+        fooled = face_at(300, 230, roll_deg=0.0)  # its eyes where an upright face's would be, framed lower
+        (roi,) = tracker.rois(detections_for([fooled]))
+        assert roi.source == "detection" and abs((abs(roi.rotation_deg) - expected)) < 1e-6, (confidence, roi)

@@ -33,3 +33,11 @@ def add_pose_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pose-source", choices=("pnp", "head"), default="pnp",
                         help="head pose by solvePnP against the 3D face (default), or from the weights' "
                         "attribute head (needs one predicting yaw, pitch and roll)")
+
+
+def add_turned_search_argument(parser: argparse.ArgumentParser) -> None:
+    """``--no-turned-search`` (sets ``turned_search`` False): shared by the video and webcam CLIs."""
+    parser.add_argument("--no-turned-search", dest="turned_search", action="store_false",
+                        help="detect faces in the upright frame only; by default the frame turned by 90, 180 or 270 "
+                        "degrees is tried too when no face is found or one is unsure (faces at any roll; "
+                        "docs/rotation.md)")

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+FRAME_COLUMNS = ("width", "height", "rotation_deg", "mirrored")  # CSV: the frame the coordinates refer to
 
 @dataclass(frozen=True)
 class HeadPose:
@@ -63,7 +64,10 @@ class FramePacket:
     came from (``capture.CapturedFrame.source``: an image's name inside its folder, or the image or
     video as given), None for a camera. ``skipped`` is None for a processed frame, else why the
     input could not be processed (an unreadable image in a folder of stills): such a packet has no
-    faces and a (0, 0, 3) image, and its record says so.
+    faces and a (0, 0, 3) image, and its record says so. ``rotation_deg`` (0, 90, 180 or 270,
+    counter-clockwise) and ``mirrored`` say how ``image``, the frame all coordinates refer to, was
+    turned from the pixels as stored or captured (a video's display rotation, a camera's
+    ``--rotate``; docs/rotation.md).
     """
 
     frame_id: int
@@ -74,6 +78,8 @@ class FramePacket:
     dropped: int = 0
     source: str | None = None
     skipped: str | None = None
+    rotation_deg: int = 0
+    mirrored: bool = False
 
     def __post_init__(self) -> None:
         if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
@@ -118,14 +124,18 @@ def face_to_dict(face: FaceResult, digits: int = 2) -> dict[str, Any]:
 
 def packet_to_dict(packet: FramePacket, digits: int = 2) -> dict[str, Any]:
     """JSON-able dict of one frame (the image is left out): one ``--landmarks OUT.jsonl`` record;
-    ``source`` is None (null) for a camera's frames. A skipped input (``FramePacket.skipped``) has
-    ``"skipped": <reason>``, null width and height and no faces; processed frames have no such key."""
+    ``source`` is None (null) for a camera's frames; ``width`` and ``height`` are the frame the
+    coordinates refer to, turned from the stored one by ``rotation_deg`` and ``mirrored``. A skipped
+    input (``FramePacket.skipped``) has ``"skipped": <reason>``, null width and height and no faces;
+    processed frames have no such key."""
     record = {
         "frame_id": int(packet.frame_id),
         "source": packet.source,
         "t_capture": round(float(packet.t_capture), 6),
         "width": None if packet.skipped else packet.width,
         "height": None if packet.skipped else packet.height,
+        "rotation_deg": int(packet.rotation_deg),
+        "mirrored": bool(packet.mirrored),
         "faces": [face_to_dict(face, digits) for face in packet.faces],
         "timings_ms": {name: round(float(ms), 3) for name, ms in packet.timings.items()},
         "dropped": int(packet.dropped),
@@ -155,20 +165,24 @@ def packet_to_json(packet: FramePacket, digits: int = 2) -> str:
 
 def csv_header(num_points: int) -> list[str]:
     """Column names of ``packet_to_csv_rows``: one row per face, points as x0, y0, s0, x1, ...;
-    ``source`` the input file (empty for a camera)."""
+    ``source`` the input file (empty for a camera); ``width``, ``height``, ``rotation_deg`` and
+    ``mirrored`` (0 or 1) the frame the coordinates refer to, as in ``packet_to_dict``."""
     per_point = [f"{axis}{k}" for k in range(num_points) for axis in ("x", "y", "s")]
-    return ["frame_id", "t_capture", "source", "track_id", "box_x0", "box_y0", "box_x1", "box_y1",
+    return ["frame_id", "t_capture", "source", *FRAME_COLUMNS, "track_id", "box_x0", "box_y0", "box_x1", "box_y1",
             "yaw_deg", "pitch_deg", "roll_deg", *per_point]
 
 
 def packet_to_csv_rows(packet: FramePacket, digits: int = 2) -> list[list[Any]]:
     """Rows matching ``csv_header(K)``, one per face; a frame with no face gives one short row
-    holding only frame_id, t_capture and source, so every input frame appears in the file.
+    holding only frame_id, t_capture, source and the frame's size and turn, so every input frame
+    appears in the file.
     Missing values (no pose, NaN points, no source) are empty strings."""
     def cell(value: float | None, nd: int = digits) -> Any:
         return "" if value is None or not np.isfinite(value) else round(float(value), nd)
 
-    frame = [packet.frame_id, round(packet.t_capture, 6), packet.source or ""]
+    size = ("", "") if packet.skipped else (packet.width, packet.height)
+    frame = [packet.frame_id, round(packet.t_capture, 6), packet.source or "", *size, int(packet.rotation_deg),
+             int(packet.mirrored)]
     if not packet.faces:
         return [frame]
     rows = []

@@ -2,7 +2,8 @@
 
 numpy + cv2 + av only, no threads. Every source is a plain iterable of ``CapturedFrame``
 (``frame_id`` from 0, ``t_capture`` seconds, ``image`` (H, W, 3) uint8 RGB, ``source`` the file it
-came from, ``still`` whether it is a picture of its own) with ``close()``;
+came from, ``still`` whether it is a picture of its own, ``orientation`` the turn applied to the
+stored pixels) with ``close()``;
 the pipeline module drives it from its capture thread. Grey, RGBA and 16-bit images come out as
 8-bit RGB.
 
@@ -22,6 +23,12 @@ does not lose the others: a folder's file that cannot be read as an image comes 
 ``skipped`` set to the reason and an empty (0, 0, 3) image, in its place in the order, and the
 folder goes on (``skip_unreadable=False`` raises the UserError instead, at that file).
 
+Video files come out as every player shows them: the display rotation (an MP4 display matrix, as
+phones write it: the pixels stored sideways or upside down, the turn beside them) is applied to the
+pixels (``realtime/geometry/orientation.py``), so detection, landmarks, records and overlay are in
+the shown frame; ``keep_stored=True`` keeps the stored pixels. ``VideoFileSource.display`` is the
+file's display orientation either way, read from its first frame (docs/rotation.md).
+
 A file can be played "as live" (``as_live=True``): frames are released at their own rate, paced
 by their timestamps against ``time.monotonic()`` with ``Event.wait`` (so ``stop`` ends the wait at
 once), and ``t_capture`` stays the stream time. A camera that stops delivering frames is released
@@ -29,6 +36,7 @@ and reopened up to ``reconnect_attempts`` times, ``reconnect_wait_s`` apart; the
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -39,6 +47,7 @@ import cv2
 import numpy as np
 
 from realtime.core.errors import InputNotFoundError, UserError
+from realtime.geometry.orientation import Orientation
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +58,8 @@ DEFAULT_FOLDER_RATE_HZ = 30.0
 class CapturedFrame(NamedTuple):
     """One input frame: ``frame_id`` counts from 0, ``t_capture`` seconds, ``image`` (H, W, 3) uint8 RGB;
     ``source`` the file's name (module docstring) or None; ``still`` True for a picture of its own;
-    ``skipped`` None, or why this input has no image (an unreadable file in a folder)."""
+    ``skipped`` None, or why this input has no image (an unreadable file in a folder);
+    ``orientation`` how ``image`` was turned from the pixels as stored or captured (identity: not)."""
 
     frame_id: int
     t_capture: float
@@ -57,6 +67,7 @@ class CapturedFrame(NamedTuple):
     source: str | None = None
     still: bool = False
     skipped: str | None = None
+    orientation: Orientation = Orientation()
 
 
 NO_IMAGE = np.zeros((0, 0, 3), np.uint8)  # the image of a skipped frame
@@ -169,7 +180,8 @@ class FolderSource(Source):
 
 
 class VideoFileSource(Source):
-    """A video file decoded by PyAV with frame threading; timestamps from pts * time_base.
+    """A video file decoded by PyAV with frame threading; timestamps from pts * time_base; frames
+    turned to the file's display orientation unless ``keep_stored`` (module docstring).
 
     A file that cannot be opened, or has no video stream, is a UserError at construction. A file
     that breaks off mid-stream yields every frame that decodes and then raises a UserError saying
@@ -177,7 +189,7 @@ class VideoFileSource(Source):
     cut short without a decode error).
     """
 
-    def __init__(self, path: str | Path, as_live: bool = False) -> None:
+    def __init__(self, path: str | Path, as_live: bool = False, keep_stored: bool = False) -> None:
         super().__init__()
         import av  # optional dependency (pip install .[video])
 
@@ -198,6 +210,21 @@ class VideoFileSource(Source):
         self.declared_frames = int(self.stream.frames or 0)
         rate = self.stream.average_rate
         self.rate_hz = float(rate) if rate else 30.0
+        # the first frame is decoded now, for its display matrix; ``__iter__`` yields it (or its error)
+        self._frames = self.container.decode(self.stream)
+        self._first: object | None = None
+        self._first_error: BaseException | None = None
+        try:
+            self._first = next(self._frames, None)
+        except av.FFmpegError as exc:
+            self._first_error = exc
+        self.display = self._display_orientation(self._first)
+        self.orientation = Orientation() if keep_stored else self.display
+
+    def _display_orientation(self, frame: object | None) -> Orientation:
+        """The orientation a decoded frame's display matrix asks for (identity without one)."""
+        matrix = None if frame is None else frame.side_data.get(self._av.sidedata.sidedata.Type.DISPLAYMATRIX)
+        return Orientation() if matrix is None else Orientation.from_display_matrix(np.frombuffer(bytes(matrix), np.int32))
 
     def _timestamp(self, frame: object, index: int) -> float:
         pts, base = getattr(frame, "pts", None), getattr(frame, "time_base", None) or self.stream.time_base
@@ -205,8 +232,11 @@ class VideoFileSource(Source):
 
     def __iter__(self) -> Iterator[CapturedFrame]:
         count, t_first, start = 0, None, 0.0
+        first, error, self._first, self._first_error = self._first, self._first_error, None, None
         try:
-            for frame in self.container.decode(self.stream):
+            if error is not None:
+                raise error
+            for frame in self._frames if first is None else itertools.chain([first], self._frames):
                 if self.stop_event.is_set():
                     return
                 t = self._timestamp(frame, count)
@@ -216,7 +246,8 @@ class VideoFileSource(Source):
                     delay = start + (t - t_first) - time.monotonic()
                     if delay > 0 and self.stop_event.wait(delay):
                         return
-                yield CapturedFrame(count, t, to_rgb(frame.to_ndarray(format="rgb24")), self.name)
+                image = self.orientation.apply(to_rgb(frame.to_ndarray(format="rgb24")))
+                yield CapturedFrame(count, t, image, self.name, orientation=self.orientation)
                 count += 1
         except self._av.FFmpegError as exc:
             raise UserError(f"{self.path}: video is corrupt or truncated after {count} frames "
@@ -296,10 +327,11 @@ def _ffmpeg_message(exc: BaseException) -> str:
 
 def open_source(spec: str | int, *, as_live: bool = False, rate_hz: float = DEFAULT_FOLDER_RATE_HZ,
                 width: int | None = None, height: int | None = None, fps: float | None = None,
-                skip_unreadable: bool = True) -> Source:
+                skip_unreadable: bool = True, keep_stored: bool = False) -> Source:
     """A source from a command-line spec: a camera index ("0") or ``/dev/video*`` path, a folder,
     an image file (by suffix) or anything else as a video file. ``skip_unreadable``: a folder's
-    unreadable images become skipped frames (``FolderSource``)."""
+    unreadable images become skipped frames (``FolderSource``); ``keep_stored``: a video's pixels
+    as stored, not turned to its display orientation."""
     if isinstance(spec, int) or str(spec).isdigit():
         return CameraSource(int(spec), width, height, fps)
     path = Path(spec)
@@ -310,4 +342,4 @@ def open_source(spec: str | int, *, as_live: bool = False, rate_hz: float = DEFA
         return FolderSource(path, rate_hz, skip_unreadable)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource(path)
-    return VideoFileSource(path, as_live=as_live)
+    return VideoFileSource(path, as_live=as_live, keep_stored=keep_stored)

@@ -8,7 +8,10 @@ numpy + cv2 + av only, no threads.
   audio of ``audio_from`` (the input video), when it has an audio stream, is copied unchanged
   (packets remuxed at ``close``, no re-encode). Everything goes to a hidden temporary file beside
   the target, renamed onto it by ``close``; ``abort`` deletes it. A killed process therefore
-  leaves at most a hidden ``.NAME.*.tmp.mp4``, never a corrupt ``OUT.mp4``.
+  leaves at most a hidden ``.NAME.*.tmp.mp4``, never a corrupt ``OUT.mp4``. The pixels are
+  written as given, with no display rotation, so they play as they are (upright, when the input
+  was turned to its display orientation); ``display`` tags them with one instead (an input kept in
+  its stored orientation then plays as the input does; docs/rotation.md).
 - ``LandmarksWriter``: one JSON line (``packet.packet_to_json``) or CSV rows per frame, appended
   and flushed as each frame arrives, to ``OUT.partial`` (e.g. ``out.jsonl.partial``), renamed to
   ``OUT`` by ``close``; ``abort`` deletes it. Choice: after a crash the ``.partial`` file stays
@@ -28,6 +31,7 @@ import numpy as np
 
 from realtime.core.atomic import atomic_path
 from realtime.core.errors import UserError
+from realtime.geometry.orientation import Orientation
 from realtime.io.overlay_scale import face_size_px, mark_sizes
 from realtime.core.packet import FramePacket, csv_header, packet_to_csv_rows, packet_to_json
 from realtime.stages.pose import angles_to_rotation
@@ -64,17 +68,18 @@ def fit_into(image: np.ndarray, width: int, height: int) -> np.ndarray:
 class VideoWriter:
     """Annotated H.264 output, written atomically (module docstring). ``write(image, t_capture)``
     takes (H, W, 3) uint8 RGB and seconds; a frame whose size differs from the first is
-    letterboxed into the first frame's size."""
+    letterboxed into the first frame's size. ``display`` is the display orientation written into
+    the file (its display matrix) for players to apply; None or the identity writes none."""
 
     def __init__(self, path: str | Path, rate_hz: float = 30.0, audio_from: str | Path | None = None,
-                 crf: int = 23, preset: str = "veryfast") -> None:
+                 crf: int = 23, preset: str = "veryfast", display: Orientation | None = None) -> None:
         import av  # optional dependency (pip install .[video])
 
         self._av = av
         self.path = Path(path)
         self._atomic = atomic_path(self.path)
         self.tmp_path = self._atomic.__enter__()
-        self.rate_hz, self.crf, self.preset = rate_hz, crf, preset
+        self.rate_hz, self.crf, self.preset, self.display = rate_hz, crf, preset, display
         try:
             self.container = av.open(str(self.tmp_path), "w", format="mp4")
         except av.FFmpegError as exc:
@@ -105,6 +110,8 @@ class VideoWriter:
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.time_base = TIME_BASE
         stream.options = {"crf": str(self.crf), "preset": self.preset}
+        if self.display is not None and not self.display.is_identity:
+            stream.set_display_matrix(self.display.display_matrix())
         self.stream, self.size = stream, (width, height)
 
     def write(self, image: np.ndarray, t_capture: float) -> None:

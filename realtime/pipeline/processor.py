@@ -1,7 +1,8 @@
 """The threaded pipeline: the only module in ``realtime`` that starts threads.
 
 ``FrameProcessor`` is the single-threaded per-frame chain (a plain object; tests call it directly):
-detect (only when the tracker asks) -> track -> landmarks of all faces in one batch -> One Euro
+detect (only when the tracker asks; on the frame turned by a quarter turn too when that is not
+enough, ``realtime.stages.turned_search``) -> track -> landmarks of all faces in one batch -> One Euro
 smoothing per track -> head pose -> ``FramePacket``. Head pose has two sources (``pose_source``,
 switchable between frames with ``set_pose_source``), both smoothed per track by ``PoseSmoother``:
 
@@ -57,6 +58,7 @@ from realtime.core.errors import UserError
 from realtime.stages.landmarker import Landmarker
 from realtime.pipeline.mailbox import LatestMailbox, MailboxClosed
 from realtime.geometry.meanface import face_model_for
+from realtime.geometry.orientation import turn_image
 from realtime.core.packet import FaceResult, FramePacket, HeadPose
 from realtime.stages.pose import (
     CameraIntrinsics, PoseEstimate, PoseSmoother, crop_pose_to_image, estimate_head_pose, place_rotation,
@@ -64,6 +66,7 @@ from realtime.stages.pose import (
 from realtime.stages.pose_head import PoseHead, pose_head_of
 from realtime.stages.smoothing import SmoothingParams, TrackSmoother
 from realtime.stages.tracker import FaceRoi, FaceTracker, TrackerConfig
+from realtime.stages.turned_search import TurnedSearch, detections_back, merge
 
 POSE_SOURCES = ("pnp", "head")
 
@@ -94,7 +97,9 @@ class PipelineConfig:
     inference backend (``realtime.backends``: a name or "auto"); ``queue_size`` frames decoded ahead
     in file mode (``run_file``); ``detector_backend`` "opencv", "torch" or "auto" (torch on a CUDA
     ``device``, else OpenCV, the faster on CPU: ``detector.resolve_detector_backend``);
-    ``smoothing`` the One Euro parameters (None: ``SmoothingParams()``'s defaults)."""
+    ``smoothing`` the One Euro parameters (None: ``SmoothingParams()``'s defaults);
+    ``turned_search`` whether detection also tries the frame turned by quarter turns when the
+    upright pass is not enough (faces at any roll: ``realtime.stages.turned_search``)."""
 
     weights: Path
     detector: str = DEFAULT_DETECTOR
@@ -109,6 +114,7 @@ class PipelineConfig:
     backend: str = "eager"
     detector_backend: str = "auto"
     smoothing: SmoothingParams | None = None
+    turned_search: bool = True
 
 
 @dataclass
@@ -130,14 +136,16 @@ class FrameProcessor:
     """One frame in, one ``FramePacket`` out; keeps the tracks and filters between calls.
 
     ``pose_head`` (``pose_head.pose_head_of``) makes ``pose_source`` "head" possible, at start or
-    later through ``set_pose_source``; None leaves only "pnp".
+    later through ``set_pose_source``; None leaves only "pnp". ``turned_search`` as
+    ``PipelineConfig``; ``self.turned_search.passes`` counts the turned detector passes.
     """
 
     def __init__(self, landmarker: Landmarker, detector: BlazeFaceBase | BlazeFaceBoth, tracker_config: TrackerConfig = TrackerConfig(),
                  smoothing: SmoothingParams | None = None, face_model_3d: np.ndarray | str | None = None,
                  focal_px: float | None = None, hfov_deg: float = 60.0, pose_source: str = "pnp",
-                 pose_head: PoseHead | None = None) -> None:
+                 pose_head: PoseHead | None = None, turned_search: bool = True) -> None:
         self.landmarker, self.detector = landmarker, detector
+        self.turned_search = TurnedSearch(turned_search)
         calibrated = getattr(landmarker, "track_min_confidence", None)  # stand-ins in tests may lack it
         if tracker_config.min_confidence is None and calibrated is not None:
             tracker_config = replace(tracker_config, min_confidence=float(calibrated))
@@ -178,7 +186,8 @@ class FrameProcessor:
         pose_head = pose_head_of(landmarker, required=config.pose_source == "head")
         processor = FrameProcessor(landmarker, detector, config.tracker, smoothing=config.smoothing,
                                    face_model_3d=config.face_model_3d, focal_px=config.focal_px,
-                                   hfov_deg=config.hfov_deg, pose_source=config.pose_source, pose_head=pose_head)
+                                   hfov_deg=config.hfov_deg, pose_source=config.pose_source, pose_head=pose_head,
+                                   turned_search=config.turned_search)
         if on_cuda:
             processor.warmup()
         return processor
@@ -219,6 +228,7 @@ class FrameProcessor:
         self.pose_smoother.reset()
         self._last_pose.clear()
         self.last_rois = []
+        self.turned_search.reset()
 
     def __call__(self, frame: CapturedFrame) -> FramePacket:
         """One frame's packet; a ``still`` frame (an image, a folder's image) is processed on its
@@ -235,7 +245,8 @@ class FrameProcessor:
 
     def steps(self, frame: CapturedFrame) -> Generator[DetectRequest | LandmarkRequest, object, FramePacket]:
         """The per-frame chain with its two model calls handed out: yields a ``DetectRequest``
-        (answer: ``Detections``) when the tracker asks for detection, then one or two
+        (answer: ``Detections``) when the tracker asks for detection, and a second one on the frame
+        turned by quarter turns when ``turned_search`` wants it, then one or two
         ``LandmarkRequest``s (answer: (points, scores) in image pixels), and returns the packet.
         ``__call__`` answers each request at once; ``process_together`` answers the requests of
         many streams with one batched call, which is what keeps a GPU busy. A skipped input
@@ -254,7 +265,13 @@ class FrameProcessor:
             now = time.perf_counter()
             timings[name], clock = (now - clock) * 1e3, now
 
-        detections = (yield DetectRequest(image)) if self.tracker.needs_detection() else None
+        detections = None
+        if self.tracker.needs_detection():
+            detections = yield DetectRequest(image)
+            quarters = self.turned_search.turn_for(detections, list(self.tracker.tracks), self.tracker.unsure_ids())
+            if quarters:  # faces at any roll: the frame turned once more (realtime.stages.turned_search)
+                turned = yield DetectRequest(turn_image(image, quarters))
+                detections = merge(detections, detections_back(turned, quarters, image.shape[1], image.shape[0]))
         lap("detect_ms")
         rois = self.tracker.rois(detections)
         lap("track_ms")
@@ -277,7 +294,8 @@ class FrameProcessor:
         self._add_pose(faces, t, image.shape[1], image.shape[0], rois)
         lap("pose_ms")
         timings["process_ms"] = sum(timings.values())
-        return FramePacket(frame_id, t, image, faces, timings, source=frame.source)
+        return FramePacket(frame_id, t, image, faces, timings, source=frame.source,
+                           rotation_deg=frame.orientation.rotation_deg, mirrored=frame.orientation.mirrored)
 
     def _add_pose(self, faces: list[FaceResult], t: float, width: int, height: int,
                   rois: Sequence[FaceRoi] = ()) -> None:

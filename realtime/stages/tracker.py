@@ -30,6 +30,9 @@ and its centre is turned back. From a detection: ``crops.face_box_from_detection
 from BlazeFace's two eye keypoints. ``crops.crop_matrix`` then turns the content by the roll so the
 eyes come out level. A confident matched track keeps its landmark crop on detection frames, so the
 framing does not jump every ``redetect_every`` frames; an unconfident one takes the detector's.
+Rolls are kept in full (-180 to 180 degrees: a face upside down is cut upright); a confident track
+that takes the detector's framing keeps its own roll when the detector's differs by more than
+``ROLL_TRUST_DEG`` (faces at any roll: ``realtime/stages/turned_search.py``).
 """
 from __future__ import annotations
 
@@ -51,6 +54,9 @@ DEFAULT_MIN_CONFIDENCE = 0.3  # for weights without a calibrated value (picked f
 # by side are about 1 apart; a second box on one face (the forehead, a hand at the face) is closer.
 NEW_TRACK_GAP = 0.75
 REMATCH_GAP = 1.0  # a track or a lost face's id goes to a detection within one face side of its box
+# A confident track keeps the roll its landmarks measured when a detection's eye keypoints say
+# otherwise by more than this: BlazeFace places them as if upright on an upside-down face.
+ROLL_TRUST_DEG = 45.0
 
 
 @dataclass(frozen=True)
@@ -200,9 +206,11 @@ class FaceTracker:
 
     def needs_detection(self) -> bool:
         """Whether this frame should run the detector (the re-detect policy)."""
-        return (not self.tracks
-                or self._frames_since_detection >= self._interval()
-                or any(track.confidence < self.config.min_confidence for track in self.tracks.values()))
+        return not self.tracks or bool(self.unsure_ids()) or self._frames_since_detection >= self._interval()
+
+    def unsure_ids(self) -> list[int]:
+        """The ids of the tracks whose last landmarks scored below ``min_confidence``."""
+        return [i for i, track in self.tracks.items() if track.confidence < self.config.min_confidence]
 
     def _roi(self, track: Track, source: str, score: float | None) -> FaceRoi:
         cx, cy, side = track.box
@@ -324,7 +332,11 @@ class FaceTracker:
             off = math.hypot(cx - track.box[0], cy - track.box[1]) / side
             if SIDE_RATIO_RANGE[0] <= ratio <= SIDE_RATIO_RANGE[1] and off <= 0.25:
                 return self._roi(track, "landmarks", score)
-        track.box, track.rotation_deg = self._detection_box(detections, det)
+        box, rotation_deg = self._detection_box(detections, det)
+        if track.points is not None and track.confidence >= self.config.min_confidence \
+                and abs((rotation_deg - track.rotation_deg + 180.0) % 360.0 - 180.0) > ROLL_TRUST_DEG:
+            rotation_deg = track.rotation_deg  # a face far from upright: its eye keypoints are a guess
+        track.box, track.rotation_deg = box, rotation_deg
         track.box_xyxy = detections.boxes[det].astype(np.float64).copy()
         track.shift, track.from_landmarks = np.zeros(2), False
         return self._roi(track, "detection", score)
