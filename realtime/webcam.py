@@ -3,7 +3,8 @@
     python -m realtime.webcam [--source 0|/dev/video0|FILE|DIR] [--weights W] [--width W --height H
                               --fps F] [--focal-px F | --hfov DEG] [--detector both|short|full]
                               [--detector-backend auto|opencv|torch]
-                              [--face-model MEAN_FACE.npy] [--pose-source pnp|head]
+                              [--face-model MEAN_FACE.npy] [--pose-source pnp|head] [--rotate 0|90|180|270]
+                              [--no-turned-search]
                               [--backend auto|eager|onnxruntime|openvino|...] [--screenshot-dir DIR]
                               [--screenshot-after N] [--quit-after N]
 
@@ -16,6 +17,10 @@ Head pose uses ``--face-model`` (a (K, 3) .npy matching the model's points) or e
 3D mean face's points for the model's layout; a layout with no known 3D points gets no pose.
 ``--pose-source head`` takes it from the weights' attribute head instead (an error when they
 have none predicting yaw, pitch and roll); the panel switches between the two when both exist.
+``--rotate N`` turns every frame N degrees clockwise before anything else (a camera mounted
+sideways or upside down; also in the panel); a recorded file is first turned to its own display
+rotation. Faces rolled in the picture are found at any angle (``--no-turned-search``: upright
+detection only; docs/rotation.md).
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ from pathlib import Path
 import cv2
 
 from realtime.api import pipeline_config
-from realtime.cli.options import add_engine_arguments, add_pose_arguments
+from realtime.cli.options import add_engine_arguments, add_pose_arguments, add_turned_search_argument
 from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
 from realtime.core.cliargs import Parser, number
 from realtime.core.errors import require_files, run_command
@@ -35,7 +40,7 @@ from realtime.core.outpaths import Output, check_outputs, make_folders
 from realtime.detect.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
 from realtime.gui import check_qt
 from realtime.io.capture import open_source
-from realtime.pipeline.live import LiveTuner
+from realtime.pipeline.live import ROTATIONS_DEG, LiveTuner
 from realtime.pipeline.processor import FrameProcessor, LivePipeline
 
 
@@ -50,6 +55,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_pose_arguments(parser)
     parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
     add_engine_arguments(parser)
+    parser.add_argument("--rotate", type=int, choices=ROTATIONS_DEG, default=0, metavar="DEG",
+                        help="turn the picture this many degrees clockwise, 0, 90, 180 or 270 (a camera mounted "
+                        "sideways or upside down; also in the panel)")
+    add_turned_search_argument(parser)
     parser.add_argument("--screenshot-dir", default=".", help="folder for screenshots (S key); made if missing")
     parser.add_argument("--screenshot-after", type=number(int, 1), metavar="N", help="save a screenshot after N frames")
     parser.add_argument("--quit-after", type=number(int, 1), metavar="N", help="quit after N frames drawn")
@@ -70,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
         processor = FrameProcessor.from_config(pipeline_config(
             args.weights, detector=args.detector, device=args.device, backend=args.backend,
             detector_backend=args.detector_backend, focal_px=args.focal_px, hfov=args.hfov,
-            face_model=args.face_model, pose_source=args.pose_source))
-        landmarker, tuner = processor.landmarker, LiveTuner(processor)
+            face_model=args.face_model, pose_source=args.pose_source, turned_search=args.turned_search))
+        landmarker, tuner = processor.landmarker, LiveTuner(processor, args.rotate)
     except BaseException:
         source.close()
         raise

@@ -26,7 +26,10 @@ pytest.importorskip("av")
 
 from pyqtgraph.Qt import QtCore, QtGui, QtTest
 
+from dataclasses import replace
+
 from realtime.core.assets import SYNTH_5 as WEIGHTS
+from realtime.core.errors import UserError
 from realtime.io.capture import CapturedFrame, VideoFileSource
 from realtime.pipeline.live import LiveTuner
 from realtime.gui.overlay import OverlayWindow
@@ -178,6 +181,27 @@ def test_live_tuner_applies_between_frames_on_the_calling_thread():
     assert processor.focal_px == 500.0
 
 
+def test_live_tuner_turns_a_sideways_cameras_frames_and_starts_afresh_on_a_new_turn():
+    """--rotate 90 (clockwise): the processor sees, and the packet carries, the turned frame, which
+    says how it was turned; a new turn from the panel resets the tracks (their coordinates were in
+    the old frame); a turn that is no quarter turn is refused."""
+    processor = FrameProcessor.from_config(PipelineConfig(WEIGHTS, detector="full"))
+    tuner = LiveTuner(processor, rotate_deg=90)
+    image = np.zeros((32, 48, 3), np.uint8)
+    image[0, 0] = 255  # top left -> top right, a quarter turn clockwise
+    packet = tuner(CapturedFrame(0, 0.0, image))
+    assert packet.image.shape == (48, 32, 3) and packet.image[0, 31].all() and not packet.image[0, 0].any()
+    assert (packet.rotation_deg, packet.mirrored) == (270, False)  # counter-clockwise, as the records count
+    tracker = processor.tracker
+    tuner(CapturedFrame(1, 0.1, image))
+    assert processor.tracker is tracker  # the same turn: tracking goes on
+    tuner.set(replace(tuner.params, rotate_deg=180))
+    packet = tuner(CapturedFrame(2, 0.2, image))
+    assert processor.tracker is not tracker and packet.image.shape == (32, 48, 3) and packet.image[31, 47].all()
+    with pytest.raises(UserError, match="rotation must be one of 0, 90, 180, 270"):
+        replace(tuner.params, rotate_deg=45)
+
+
 def test_tuning_panel_changes_reach_the_running_pipelines_processor(app, tmp_path):
     clip = make_clip(tmp_path / "clip.mp4", frames=100, fps=25)
     processor = FrameProcessor.from_config(PipelineConfig(WEIGHTS, detector="full"))
@@ -194,11 +218,14 @@ def test_tuning_panel_changes_reach_the_running_pipelines_processor(app, tmp_pat
     window.params.child("detector", "threshold").setValue(0.35)
     window.params.child("detector", "redetect_every").setValue(3)
     window.params.child("camera", "hfov_deg").setValue(80.0)
-    assert tuner.params.smoothing.min_cutoff == 0.7  # asked for at once ...
+    window.params.child("camera", "rotate").setValue(270)
+    assert tuner.params.smoothing.min_cutoff == 0.7 and tuner.params.rotate_deg == 270  # asked for at once ...
     # ... applied by the worker between frames (the four changes may land over two frames: wait for the last)
     assert wait_until(app, lambda: processor.tracker.config.redetect_every == 3 and processor.hfov_deg == 80.0)
     assert processor.smoother.params.min_cutoff == 0.7 and processor.detector.score_threshold == 0.35
     assert processor.hfov_deg == 80.0 and processor.focal_px is None
+    assert wait_until(app, lambda: window.packet is not None and window.packet.rotation_deg == 90)
+    assert window.packet.image.shape == (160, 120, 3)  # the 160x120 clip, turned upright by 270 clockwise
     window.close()  # stops the pipeline: threads joined, source released
     assert window.stats is not None and window.stats.processed >= 2
     assert not {t.name for t in threading.enumerate()} & {"capture", "worker"}
@@ -268,13 +295,14 @@ def test_webcam_cli_ctrl_c_closes_the_window_and_exits_130(tmp_path):
     assert cli.returncode == 130 and "frames processed" in err and "Traceback" not in err, err
 
 
-@pytest.mark.parametrize("case", ["missing", "not_video", "zero_byte", "bad_camera", "bad_count"])
+@pytest.mark.parametrize("case", ["missing", "not_video", "zero_byte", "bad_camera", "bad_count", "bad_rotate"])
 def test_webcam_cli_bad_input_is_one_error_line_and_exit_2(tmp_path, capsys, case):
     (tmp_path / "notes.txt").write_text("not a video\n")
     (tmp_path / "empty.mp4").write_bytes(b"")
     source = {"missing": tmp_path / "nope.mp4", "not_video": tmp_path / "notes.txt",
-              "zero_byte": tmp_path / "empty.mp4", "bad_camera": "9", "bad_count": tmp_path / "notes.txt"}[case]
-    extra = ["--quit-after", "0"] if case == "bad_count" else []
+              "zero_byte": tmp_path / "empty.mp4", "bad_camera": "9", "bad_count": tmp_path / "notes.txt",
+              "bad_rotate": tmp_path / "notes.txt"}[case]
+    extra = {"bad_count": ["--quit-after", "0"], "bad_rotate": ["--rotate", "45"]}.get(case, [])
     assert main(["--source", str(source), "--screenshot-dir", str(tmp_path / "shots"), *extra]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "Traceback" not in err

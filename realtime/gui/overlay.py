@@ -32,7 +32,7 @@ from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
 
 from realtime.core.atomic import atomic_path
 from realtime.core.errors import UserError
-from realtime.pipeline.live import LiveParams, LiveTuner
+from realtime.pipeline.live import ROTATIONS_DEG, LiveParams, LiveTuner
 from realtime.pipeline.mailbox import MailboxClosed
 from realtime.gui.overlay_items import ANGLES, DisplayOptions, FaceLayers, PosePlot
 from realtime.core.packet import FramePacket
@@ -65,7 +65,10 @@ def tuning_parameters(live: LiveParams, display: DisplayOptions,
             num("threshold", "detector threshold", live.detector_threshold, (0.0, 1.0), 0.05),
             num("redetect_every", "re-detect every", live.tracker.redetect_every, (1, 10000), 1, "frames",
                 kind="int")]},
-        {"name": "camera", "title": "Camera intrinsics", "type": "group", "children": [
+        {"name": "camera", "title": "Camera", "type": "group", "children": [
+            {"name": "rotate", "title": "rotate (clockwise)", "type": "list", "limits": list(ROTATIONS_DEG),
+             "value": live.rotate_deg, "tip": "turn the picture of a camera mounted sideways or upside "
+             "down upright (tracks start afresh)"},
             num("focal_px", "focal length (0: FOV)", live.focal_px or 0.0, (0.0, 1e5), 10.0, "px"),
             num("hfov_deg", "horizontal FOV", live.hfov_deg, (1.0, 179.0), 1.0, "deg")]},
         {"name": "pose", "title": "Head pose", "type": "group", "children": [
@@ -89,7 +92,7 @@ def read_tuning(params: Parameter, live: LiveParams, display: DisplayOptions) ->
     live = LiveParams(
         replace(live.smoothing, min_cutoff=s["min_cutoff"], beta=s["beta"], d_cutoff=s["d_cutoff"], enabled=s["on"]),
         replace(live.tracker, redetect_every=int(d["redetect_every"])), float(d["threshold"]),
-        c["focal_px"] or None, c["hfov_deg"], p["source"])
+        c["focal_px"] or None, c["hfov_deg"], p["source"], int(c["rotate"]))
     display = replace(display, points=layers["points"], boxes=layers["boxes"], ids=layers["ids"],
                       pose=layers["pose"], pose_style=p["style"], axis_length=p["axis_length"],
                       plot_angles=tuple(name for name in ANGLES if p[name]))

@@ -3,8 +3,9 @@
 numpy only, no Qt, no threads of its own. ``LiveParams`` is a frozen record of everything a user
 may change while frames flow, made of the records the processor itself runs with (the One Euro
 ``SmoothingParams``, the ``TrackerConfig`` with its re-detect interval) and the few values that live
-on the processor (detector threshold, camera intrinsics, pose source). ``LiveTuner`` wraps the
-processor as the ``process`` callable of a ``LivePipeline``:
+on the processor (detector threshold, camera intrinsics, pose source), and the turn of a camera
+mounted sideways or upside down (``rotate_deg``, applied by the tuner to each frame before the
+processor sees it). ``LiveTuner`` wraps the processor as the ``process`` callable of a ``LivePipeline``:
 
     tuner = LiveTuner(processor)
     pipeline = LivePipeline(source, tuner)      # the worker calls tuner(frame)
@@ -13,7 +14,9 @@ processor as the ``process`` callable of a ``LivePipeline``:
 
 ``set`` replaces the wanted record under a lock; the worker applies the newest one at the start of
 its next frame, between two frames, so a frame never sees half an update and the processor's
-state (filters, tracks) is only ever touched by the thread that runs it. ``params`` is what was
+state (filters, tracks) is only ever touched by the thread that runs it; a new ``rotate_deg``
+starts the processor afresh (``FrameProcessor.reset``: the tracks' coordinates belong to the old
+turn). ``params`` is what was
 asked for last; ``applied`` what the processor runs with now. ``set`` refuses (UserError, on the
 calling thread) a pose source the processor cannot use, so the worker never fails on one.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, fields, replace
 
+from realtime.geometry.orientation import Orientation
 from realtime.io.capture import CapturedFrame
 from realtime.core.cliargs import FOCAL_PX, HFOV_DEG, SCORE, Range
 from realtime.detect.detector import DEFAULT_DETECTOR, default_threshold
@@ -33,6 +37,9 @@ from realtime.stages.smoothing import SmoothingParams
 from realtime.stages.tracker import TrackerConfig
 
 
+ROTATIONS_DEG = (0, 90, 180, 270)  # clockwise turns of a camera's picture (--rotate, the panel)
+
+
 @dataclass(frozen=True)
 class LiveParams:
     """``smoothing``: the One Euro parameters (min_cutoff, d_cutoff Hz; beta Hz per face size / s;
@@ -41,7 +48,8 @@ class LiveParams:
     panel tunes ``redetect_every``; ``detector_threshold`` BlazeFace score in [0, 1]; ``focal_px``
     (None: from ``hfov_deg``) and ``hfov_deg`` the camera intrinsics of
     ``pose.CameraIntrinsics.for_image``; ``pose_source`` "pnp" or "head"
-    (``pipeline.FrameProcessor.set_pose_source``)."""
+    (``pipeline.FrameProcessor.set_pose_source``); ``rotate_deg`` 0, 90, 180 or 270 degrees
+    clockwise, the turn that makes the camera's picture upright (docs/rotation.md)."""
 
     smoothing: SmoothingParams
     tracker: TrackerConfig
@@ -49,6 +57,7 @@ class LiveParams:
     focal_px: float | None
     hfov_deg: float
     pose_source: str = "pnp"
+    rotate_deg: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "smoothing", replace(self.smoothing))  # never shared with a running filter
@@ -63,6 +72,8 @@ class LiveParams:
         HFOV_DEG.check(self.hfov_deg, "horizontal field of view (degrees)")
         if self.pose_source not in POSE_SOURCES:
             raise UserError(f"unknown pose source {self.pose_source!r}; choose one of {', '.join(POSE_SOURCES)}")
+        if self.rotate_deg not in ROTATIONS_DEG:
+            raise UserError(f"rotation must be one of {', '.join(map(str, ROTATIONS_DEG))} degrees, got {self.rotate_deg}")
 
     @staticmethod
     def defaults() -> "LiveParams":
@@ -71,10 +82,10 @@ class LiveParams:
                           DEFAULT_HFOV_DEG)
 
     @staticmethod
-    def of(processor: FrameProcessor) -> "LiveParams":
-        """The values ``processor`` runs with now."""
+    def of(processor: FrameProcessor, rotate_deg: int = 0) -> "LiveParams":
+        """The values ``processor`` runs with now, with frames turned by ``rotate_deg`` clockwise."""
         return LiveParams(processor.smoother.params, processor.tracker.config, float(processor.detector.score_threshold),
-                          processor.focal_px, processor.hfov_deg, processor.pose_source)
+                          processor.focal_px, processor.hfov_deg, processor.pose_source, rotate_deg)
 
 
 def apply(params: LiveParams, processor: FrameProcessor) -> None:
@@ -93,12 +104,13 @@ def apply(params: LiveParams, processor: FrameProcessor) -> None:
 
 
 class LiveTuner:
-    """``tuner(frame) -> FramePacket``: ``processor(frame)`` after applying the newest ``set``."""
+    """``tuner(frame) -> FramePacket``: ``processor(frame)``, the frame turned by ``rotate_deg``
+    clockwise, after applying the newest ``set``."""
 
-    def __init__(self, processor: FrameProcessor) -> None:
+    def __init__(self, processor: FrameProcessor, rotate_deg: int = 0) -> None:
         self.processor = processor
         self._lock = threading.Lock()
-        self._wanted = self._applied = LiveParams.of(processor)
+        self._wanted = self._applied = LiveParams.of(processor, rotate_deg)
 
     def set(self, params: LiveParams) -> None:
         """Ask for ``params`` from any thread; the worker applies them before its next frame.
@@ -126,6 +138,11 @@ class LiveTuner:
             wanted = self._wanted
         if wanted is not self._applied:
             apply(wanted, self.processor)
+            if wanted.rotate_deg != self._applied.rotate_deg:
+                self.processor.reset()
             with self._lock:
                 self._applied = wanted
+        if wanted.rotate_deg:
+            turn = Orientation.clockwise(wanted.rotate_deg)
+            frame = frame._replace(image=turn.apply(frame.image), orientation=frame.orientation.then(turn))
         return self.processor(frame)
