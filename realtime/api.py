@@ -96,7 +96,8 @@ class FaceLandmarker:
     backend whose points stay within 0.1 crop pixel of eager fp32, decided once per machine and
     model and then cached; "eager" starts at once), ``focal_px`` or ``hfov`` (the camera, for head
     pose), ``face_model``, ``pose_source`` ("pnp" or "head"), ``min_confidence`` (re-detect
-    threshold) and ``rate`` (frames a second given to a folder's images). The model and detector
+    threshold), ``turned_search`` (False: detect faces upright only, ``--no-turned-search``) and
+    ``rate`` (frames a second given to a folder's images). The model and detector
     are loaded once, here; every call and every ``track`` shares them.
 
     >>> landmarker = FaceLandmarker(backend="eager", hfov=50)
@@ -107,10 +108,12 @@ class FaceLandmarker:
     def __init__(self, weights: str | Path | None = None, *, detector: str = DEFAULT_DETECTOR, device: str = "cpu",
                  backend: str = "auto", detector_backend: str = "auto", focal_px: float | None = None,
                  hfov: float = 60.0, face_model: str | Path | np.ndarray | None = None, pose_source: str = "pnp",
-                 min_confidence: float | None = None, rate: float = DEFAULT_FOLDER_RATE_HZ) -> None:
+                 min_confidence: float | None = None, turned_search: bool = True,
+                 rate: float = DEFAULT_FOLDER_RATE_HZ) -> None:
         self.config = pipeline_config(weights, detector=detector, device=device, backend=backend,
                                       detector_backend=detector_backend, focal_px=focal_px, hfov=hfov,
-                                      face_model=face_model, pose_source=pose_source, min_confidence=min_confidence)
+                                      face_model=face_model, pose_source=pose_source, min_confidence=min_confidence,
+                                      turned_search=turned_search)
         self.rate = RATE_HZ.check(float(rate), "rate")
         self._processor = FrameProcessor.from_config(self.config)
 
@@ -149,7 +152,7 @@ class FaceLandmarker:
         return self._processor(CapturedFrame(0, 0.0, rgb, name, still=True)).faces
 
     def track(self, source: str | Path | int, *, stills: bool | None = None, width: int | None = None,
-              height: int | None = None, fps: float | None = None) -> Iterator[FramePacket]:
+              height: int | None = None, fps: float | None = None, keep_stored: bool = False) -> Iterator[FramePacket]:
         """One ``FramePacket`` per frame of ``source``, in order: a video file, a camera (its index,
         or a ``/dev/video*`` path), a folder of images (sorted by name, at ``rate`` frames a second)
         or one image. Faces keep their ``track_id`` from frame to frame; points and pose are
@@ -166,6 +169,10 @@ class FaceLandmarker:
         a folder that cannot be read yields a packet with ``skipped`` set to the reason (and no
         faces), logged as a warning; the folder goes on.
 
+        A video is read turned to its display rotation (phone footage: docs/rotation.md), so points
+        are in the frame players show; ``keep_stored`` keeps the pixels as stored. Each packet's
+        ``width``, ``height``, ``rotation_deg`` and ``mirrored`` say which frame its points are in.
+
         >>> landmarker = FaceLandmarker()
         >>> ids = set()
         >>> for packet in landmarker.track(DEMO_CLIP):   # 300 frames, one face
@@ -173,11 +180,11 @@ class FaceLandmarker:
         >>> packet.frame_id, sorted(ids)
         (299, [0])
         >>> sorted(packet.to_dict())
-        ['dropped', 'faces', 'frame_id', 'height', 'source', 't_capture', 'timings_ms', 'width']
+        ['dropped', 'faces', 'frame_id', 'height', 'mirrored', 'rotation_deg', 'source', 't_capture', 'timings_ms', 'width']
         """
         processor = FrameProcessor.from_config(self.config, self._processor.landmarker, self._processor.detector)
         spec = source if isinstance(source, int) else str(source)
-        opened = open_source(spec, rate_hz=self.rate, width=width, height=height, fps=fps)
+        opened = open_source(spec, rate_hz=self.rate, width=width, height=height, fps=fps, keep_stored=keep_stored)
         try:
             if opened.is_live:
                 with LivePipeline(opened, processor) as live:

@@ -7,13 +7,16 @@ a player shows.
 """
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import logging
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import torch
 
 av = pytest.importorskip("av")
 
@@ -26,6 +29,8 @@ from realtime.pipeline.cliptruth import ClipTruth, score
 from realtime.video import main as video_main
 
 cv2.setNumThreads(1)
+torch.set_num_threads(1)  # as the other pipeline tests: two threads on a shared 2-core machine stall
+REPO = Path(__file__).resolve().parents[1]
 ALL = [Orientation(q, m) for q in range(4) for m in (False, True)]
 FRAMES = 12  # of the bundled clip, for the end-to-end runs
 
@@ -152,3 +157,20 @@ def test_keep_stored_orientation_keeps_pixels_records_and_the_rotation_tag(phone
     written, rotation = first_frame(out)
     assert written.shape == (640, 480, 3) and rotation == -90
     assert nme(records, to_shown=shown.matrix(480, 640)) <= 1.2 * nme(plain_records)
+
+
+def test_the_rotation_check_tool_runs_every_case(tmp_path):
+    """``tools/rotation_check.py`` (the numbers in docs/rotation.md) on the first frames: every case
+    scored, the metadata cases' annotated videos upright, the upside-down picture lost without the
+    turned search and found with it."""
+    spec = importlib.util.spec_from_file_location("rotation_check", REPO / "tools" / "rotation_check.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main(["--frames", "8", "--out", str(tmp_path / "clips"), "--json", str(tmp_path / "r.json")]) == 0
+    cases = json.loads((tmp_path / "r.json").read_text())["cases"]
+    assert set(cases) == {*tool.CASES, "pixels_90_no_search", "pixels_180_no_search", "pixels_270_no_search"}
+    assert all(c["found"] == 1.0 for c in cases.values())
+    for name in ("meta_180", "meta_-90"):
+        assert cases[name]["out_size"] == [640, 480] and cases[name]["out_rotation"] == 0
+        assert cases[name]["nme7_ratio"] <= 1.1
+    assert cases["pixels_180"]["nme7_ratio"] <= 1.2 < cases["pixels_180_no_search"]["nme7_ratio"]

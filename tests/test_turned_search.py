@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from realtime.core.assets import DEMO_CLIP, DEMO_TRUTH, LANDMARKS_68
 from realtime.detect.blazeface import Detections
@@ -20,6 +21,7 @@ from realtime.stages.turned_search import (IDLE_EVERY, TURN_ORDER, TURNED_MIN_SC
                                             detections_back, merge)
 
 cv2.setNumThreads(1)
+torch.set_num_threads(1)  # as the other pipeline tests: two threads on a shared 2-core machine stall
 FRAMES = 30  # of the bundled clip
 
 
