@@ -24,7 +24,9 @@ from conftest import write_clip
 from realtime.core.assets import DEMO_TRUTH
 from realtime.geometry.crops import transform_points
 from realtime.geometry.orientation import Orientation, turn_image
+from realtime.core.errors import UserError
 from realtime.io.capture import VideoFileSource, open_source
+from realtime.io.video_out import VideoWriter
 from realtime.pipeline.cliptruth import ClipTruth, score
 from realtime.video import main as video_main
 
@@ -157,6 +159,16 @@ def test_keep_stored_orientation_keeps_pixels_records_and_the_rotation_tag(phone
     written, rotation = first_frame(out)
     assert written.shape == (640, 480, 3) and rotation == -90
     assert nme(records, to_shown=shown.matrix(480, 640)) <= 1.2 * nme(plain_records)
+
+
+def test_a_pyav_that_cannot_write_a_display_matrix_is_one_clear_error(tmp_path, monkeypatch):
+    """PyAV's lower bound predates Stream.set_display_matrix: asked to tag its output (only
+    --keep-stored-orientation on a turned input does), the writer says so before writing anything."""
+    monkeypatch.setattr(av.video.stream, "VideoStream", type("OldVideoStream", (), {}))
+    with pytest.raises(UserError, match="set_display_matrix"):
+        VideoWriter(tmp_path / "out.mp4", display=Orientation(1))
+    assert list(tmp_path.iterdir()) == []
+    VideoWriter(tmp_path / "upright.mp4").abort()  # an upright output needs no tag
 
 
 def test_the_rotation_check_tool_runs_every_case(tmp_path):

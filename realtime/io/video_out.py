@@ -77,6 +77,11 @@ class VideoWriter:
 
         self._av = av
         self.path = Path(path)
+        if display is not None and not display.is_identity and not hasattr(av.video.stream.VideoStream,
+                                                                          "set_display_matrix"):
+            raise UserError(f"writing a display rotation into {self.path} needs PyAV's Stream.set_display_matrix "
+                            f"(PyAV 18.1 has it; this is {av.__version__}): upgrade PyAV, or leave out "
+                            "--keep-stored-orientation to write the video upright")
         self._atomic = atomic_path(self.path)
         self.tmp_path = self._atomic.__enter__()
         self.rate_hz, self.crf, self.preset, self.display = rate_hz, crf, preset, display
