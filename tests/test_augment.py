@@ -66,8 +66,10 @@ def test_default_config_gives_the_samples_of_before(grey, seed, total, weighted,
     face = prepare_face(textured_image(), FACE_POINTS, np.ones(5, bool), MTFL, grey=grey, aug=aug, rng=rng)
     pixels = np.round(face.image * 255).astype(np.int64)
     assert face.image.dtype == np.float32 and np.array_equal(face.image * 255, pixels)
-    assert int(pixels.sum()) == total
-    assert int((pixels.ravel() * (np.arange(pixels.size) % 9973)).sum()) == weighted
+    # the draws and the geometry are exact; OpenCV's warp may round a few pixels by one level
+    # differently from release to release (5.1.0 gives 690628 where 5.0.0 gave 690629)
+    assert abs(int(pixels.sum()) - total) <= 1e-5 * total
+    assert abs(int((pixels.ravel() * (np.arange(pixels.size) % 9973)).sum()) - weighted) <= 1e-5 * weighted
     assert tuple(float(v) for v in face.points[0]) == point
     assert float(rng.random()) == next_draw  # no extra draws
     assert np.array_equal(face.homography, np.vstack([face.matrix, [0.0, 0.0, 1.0]]))
@@ -263,7 +265,7 @@ def test_fit_cli_parses_augment_heavy(monkeypatch) -> None:
 
 def test_attribute_pool_view_has_no_rotation_mirror_or_perspective() -> None:
     from train.data.datasets.base import FaceSample, LandmarkSet
-    from train.engine.fit import _collate
+    from train.data.batches import collate as _collate
     from train.data.loader import LandmarkDataset
     from train.objectives.regimes import Pools, choose_subsets
 

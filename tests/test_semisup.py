@@ -200,7 +200,7 @@ def test_subsets_are_deterministic_nested_and_saved(tmp_path):
 
 def test_pools_draw_by_step_and_keep_attribute_crops_upright():
     from train.data.augment import AugmentConfig
-    from train.engine.fit import _collate
+    from train.data.batches import collate as _collate
 
     ds = LandmarkDataset(open_dataset("synth:train?n=24&seed=3"), aug=AugmentConfig(), seed=1)
     subsets = choose_subsets(len(ds), 0.25, 0.5, seed=0)

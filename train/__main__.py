@@ -1,4 +1,4 @@
-"""``python -m train {fit,evaluate,export,synth,adapt}``: the training recipes' command lines."""
+"""``python -m train {fit,evaluate,export,synth,adapt,bench}``: the training recipes' command lines."""
 from __future__ import annotations
 
 import argparse
@@ -6,16 +6,21 @@ import logging
 import sys
 import time
 from dataclasses import MISSING, fields
+from pathlib import Path
 
 from realtime.core.assets import LANDMARKS_68
-from realtime.core.cliargs import Parser, fraction, number, positive
+from realtime.core.atomic import write_text_atomic
+from realtime.core.measure import machine
+from realtime.core.cliargs import Parser, fraction, name_list, number, positive
 from realtime.core.errors import UserError, exit_status, require_files
 from realtime.core.outpaths import Output, prepare_outputs
 from train.data.synthetic import load_synthetic, write_preview
 from train.engine.adapt import AdaptConfig, adapt, write_report_json
+from train.engine.bench import VARIANTS, bench_loop, render
 from train.engine.config import FitConfig
 from train.engine.export import export
 from train.engine.fit import fit
+from train.recipes.faces68 import DEFAULT_SHIP, recipe
 from train.evaluation.evaluate import run_evaluate
 
 
@@ -228,17 +233,45 @@ def _cmd_synth(args) -> None:
         print(f"preview written to {args.preview}")
 
 
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="faces/s of the training loop under several loop settings, and its split")
+    p.add_argument("--preset", default="faces68", choices=["faces68"],
+                   help="the recipe whose loop is measured (faces68: train.faces68's network, data and --init)")
+    p.add_argument("--data", default="../shared/data/300w", help="the 300-W folder")
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help="comma list of " + ", ".join(VARIANTS) + " (the first is the ratios' baseline)")
+    p.add_argument("--rounds", type=number(int, 1), default=3)
+    p.add_argument("--updates", type=number(int, 1), default=20, help="timed updates per variant and round")
+    p.add_argument("--report", help="also write the Markdown report here")
+
+
+def _cmd_bench(args) -> None:
+    variants = name_list("--variants", args.variants, list(VARIANTS), "variant")
+    prepare_outputs([Output(args.report, "--report", (".md",))])
+    if not Path(args.data).is_dir():
+        raise UserError(f"300-W folder not found: {args.data} (give --data)")
+    cfg = recipe(Path(args.data), Path("unused"), 1, init=DEFAULT_SHIP, separable=2)
+    results = bench_loop(cfg, variants, args.rounds, args.updates)
+    text = render(results, f"Training loop speed: {args.preset}, batch {cfg.batch_size}, {machine()}")
+    text += (f"\nCommand: `python -m train bench --variants {','.join(variants)} --rounds {args.rounds} "
+             f"--updates {args.updates}`\n")
+    print(text)
+    if args.report:
+        write_text_atomic(args.report, text)
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="python -m train", description=__doc__, version_weights=LANDMARKS_68)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for add in (_add_fit, _add_evaluate, _add_export, _add_synth, _add_adapt):
+    for add in (_add_fit, _add_evaluate, _add_export, _add_synth, _add_adapt, _add_bench):
         add(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    commands = {"fit": _cmd_fit, "evaluate": _cmd_evaluate, "export": _cmd_export, "synth": _cmd_synth, "adapt": _cmd_adapt}
+    commands = {"fit": _cmd_fit, "evaluate": _cmd_evaluate, "export": _cmd_export, "synth": _cmd_synth, "adapt": _cmd_adapt,
+                "bench": _cmd_bench}
     kept = {"fit": "the last consistent checkpoint is saved: run the same command with --resume to continue",
             "adapt": "progress so far is saved: run the same command with --resume to continue"}
     chosen: list[str] = []

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
-from realtime.core.cliargs import Parser
+from realtime.core.cliargs import Parser, number
+from realtime.core.measure import machine
 from realtime.core.errors import UserError, run_command
 from realtime.core.outpaths import Output, check_outputs
+from train.data.datasets import open_dataset
+from train.engine.export import export
+from train.engine.progress import append_row
 from train.engine.runs import command_line, run_or_resume
+from train.engine.speed import LoopSettings
 from train.recipes.faces68 import (
     DEFAULT_SHIP,
     add_recipe_arguments,
@@ -21,6 +27,7 @@ from train.recipes.faces68 import (
     recipe,
     recipe_inputs,
     render,
+    set_nme,
     ship,
     write_golden,
     write_report,
@@ -33,6 +40,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          init="assets/rcn68_dense.safetensors", separable=2)
     p.add_argument("--ship", default=str(DEFAULT_SHIP), help="where the exported weights go")
     p.add_argument("--report-only", action="store_true", help="measure --ship as it is: no training")
+    p.add_argument("--eval-every", type=number(int, 1), default=250, help="updates between hold-out checks and checkpoints")
+    p.add_argument("--minutes", type=number(float, 1), help="train one chunk of at most this long, save, add a row "
+                   "to --progress and stop; the same command continues the run (a long schedule over several sessions)")
+    p.add_argument("--threads", type=number(int, 1), help="torch threads for training (default: one per core); 1 keeps "
+                   "a run steady beside other work, whose preemptions stall every multi-threaded op")
+    p.add_argument("--workers", type=number(int, 0), default=1, help="data-preparation processes (0: in series)")
+    p.add_argument("--progress", default="docs/training_progress.md", help="the chunks' progress table (with --minutes)")
     return p.parse_args(argv)
 
 
@@ -41,13 +55,20 @@ def run(args: argparse.Namespace) -> int:
 
     check_outputs([Output(args.out, "--out", folder=True), Output(args.ship, "--ship", (".safetensors",)),
                    Output(args.docs, "--docs", folder=True)], [init])
-    cfg = recipe(Path(args.data), Path(args.out), args.steps, init, args.separable)
+    cfg = recipe(Path(args.data), Path(args.out), args.steps, init, args.separable, args.eval_every)
     cfg.validate()
     if args.report_only:
         if not Path(args.ship).is_file():
             raise UserError(f"--report-only needs the weights: {args.ship} not found")
     else:
-        run_or_resume(cfg, args.device)
+        loop = LoopSettings(threads=args.threads, workers=args.workers)
+        summary = run_or_resume(cfg, args.device, args.minutes, loop)
+        if args.minutes is not None:
+            chunk_report(args, cfg, summary)
+        if summary["step"] < cfg.steps:
+            print(f"[faces68] chunk done at update {summary['step']:,} of {cfg.steps:,}; the same command continues "
+                  f"the run from {cfg.out}/last.pt", flush=True)
+            return 0
         ship(Path(args.out), Path(args.ship), cfg.data, cfg.val)
         if Path(args.ship).resolve() == DEFAULT_SHIP:
             write_golden(DEFAULT_SHIP)
@@ -55,6 +76,20 @@ def run(args: argparse.Namespace) -> int:
     command = " ".join(["python -m train.faces68", *args.argv])
     write_report(Path(args.docs), "results_faces68", results, render(results, command, command_line(cfg)))
     return 0
+
+
+def chunk_report(args: argparse.Namespace, cfg, summary: dict) -> None:
+    """The chunk's row in the progress table: the hold-out NME of the run's last checkpoint."""
+    if summary.get("skipped"):
+        return
+    with tempfile.TemporaryDirectory(prefix="rcn-chunk-") as tmp:
+        weights = Path(tmp) / "last.safetensors"
+        export(Path(cfg.out) / "last.pt", weights)
+        holdout = set_nme(weights, open_dataset(cfg.val))
+    chunk_seconds = summary["seconds"] - summary.get("start_seconds", 0.0)
+    row = append_row(Path(args.progress), f"Progress of {cfg.out}: {command_line(cfg)}", summary["start_step"],
+                     summary["step"], cfg.steps, chunk_seconds, summary["seconds"], cfg.batch_size, holdout, machine())
+    print(f"[faces68] progress: {row}", end="", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

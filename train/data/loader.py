@@ -73,8 +73,12 @@ class LandmarkDataset(Dataset):
         return self._images[index] if self._images is not None else sample_image(sample)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
+        return self.item(index, self.epoch)
+
+    def item(self, index: int, epoch: int) -> dict[str, torch.Tensor | int]:
+        """Item ``index`` as epoch ``epoch`` jitters it (``__getitem__`` uses ``set_epoch``'s)."""
         sample = self.landmark_set.samples[index]
-        rng = np.random.default_rng([self.seed, self.epoch, index]) if self.aug is not None else None
+        rng = np.random.default_rng([self.seed, epoch, index]) if self.aug is not None else None
         face = prepare_face(self._image(index, sample), sample.points, sample.visible, self.layout,
                             out_size=self.out_size, grey=self.grey, aug=self.aug, rng=rng)
         return {

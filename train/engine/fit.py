@@ -46,6 +46,7 @@ from realtime.models.weights import (
 )
 from train.data.datasets import open_dataset
 from train.data.datasets.base import LandmarkSet
+from train.data.batches import batch_order, collate, update_batches
 from train.data.loader import LandmarkDataset
 from train.engine.checkpoint import load_checkpoint, save_checkpoint
 from train.engine.config import FitConfig
@@ -53,6 +54,7 @@ from train.engine.factorise import factorisable, factorise_into
 from train.engine.loop import run_updates
 from train.engine.runlog import RunLog
 from train.engine.semisup import SemiSupervision
+from train.engine.speed import LoopSettings, StepTimer, apply_threads
 from train.evaluation.metrics import nme, normalising_distance
 from train.evaluation.predict import predict_dataset
 from train.objectives.losses import l2_penalty, softargmax_l2, spatial_cross_entropy
@@ -106,14 +108,6 @@ def make_optimizer(cfg: FitConfig, model: torch.nn.Module, *extra: torch.nn.Modu
     return torch.optim.Adam(params, lr=cfg.resolved_lr())
 
 
-def batch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
-    """The epoch's batches: a permutation seeded by (seed, epoch), full batches only."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
-    if n < batch_size:
-        return [perm]
-    return [perm[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
-
-
 @dataclass
 class Trainer:
     cfg: FitConfig
@@ -123,6 +117,11 @@ class Trainer:
     val: LandmarkDataset | None
     semi: SemiSupervision | None = None
     device: torch.device = torch.device("cpu")
+    channels_last: bool = False
+
+    def _images(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in the model's memory order (NHWC under ``LoopSettings.channels_last``)."""
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
     def loss(self, batch: dict) -> torch.Tensor:
         """A plain batch, or (semi-supervised) one batch per label pool (``Pools.draw``), moved to
@@ -141,7 +140,7 @@ class Trainer:
     def _landmark_loss(self, batch: dict) -> torch.Tensor:
         cfg = self.cfg
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            logits = self.model(batch["image"])
+            logits = self.model(self._images(batch["image"]))
         if cfg.loss == "ce":
             return spatial_cross_entropy(logits, batch["points"], batch["mask"])
         return softargmax_l2(logits.float(), batch["points"], batch["mask"], cfg.beta)
@@ -157,7 +156,7 @@ class Trainer:
     def _points(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, S, S) -> (B, K, 2) soft-argmax landmarks, differentiable, in crop pixels."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
-            logits = self.model(images)
+            logits = self.model(self._images(images))
         return soft_argmax(logits.float(), self.cfg.beta)[0]
 
     @property
@@ -190,7 +189,8 @@ class Trainer:
         return float(np.nanmean(nme(pred, gt, m, normalising_distance(gt, m, layout, "eye_centres"))))
 
 
-def _prepare(cfg: FitConfig, run_dir: Path, resume: bool, device: torch.device) -> tuple[Trainer, int, dict]:
+def _prepare(cfg: FitConfig, run_dir: Path, resume: bool, device: torch.device,
+             loop: LoopSettings = LoopSettings()) -> tuple[Trainer, int, dict]:
     data = open_dataset(cfg.data)
     if len(data) == 0:
         raise UserError(f"dataset {cfg.data!r} has no samples")
@@ -206,12 +206,16 @@ def _prepare(cfg: FitConfig, run_dir: Path, resume: bool, device: torch.device) 
         init_from(model, cfg.init)
     aug = cfg.augment_config()
     grey = not cfg.rgb
-    preload = len(data) <= 5000 and data.samples[0].image is None
+    # decoded once and kept in memory: 300-W's and MTFL's crops are small (<= 256 px, ~0.2 MB a face)
+    preload = len(data) <= 50000 and data.samples[0].image is None
     train_ds = LandmarkDataset(data, grey=grey, aug=aug, seed=cfg.seed, preload=preload)
     val_ds = LandmarkDataset(val_set, grey=grey, aug=None, preload=preload) if val_set else None
-    semi = SemiSupervision.setup(cfg, train_ds, model.config, run_dir, _collate) if cfg.semi_supervised else None
+    semi = SemiSupervision.setup(cfg, train_ds, model.config, run_dir, collate) if cfg.semi_supervised else None
     head = semi.head if semi is not None else None
     model.to(device)
+    channels_last = loop.channels_last and isinstance(model, LandmarkNet)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     if head is not None:
         head.to(device)
     optimizer = make_optimizer(cfg, model, *([head] if head is not None else []))
@@ -230,7 +234,7 @@ def _prepare(cfg: FitConfig, run_dir: Path, resume: bool, device: torch.device) 
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"])
         step, state = ckpt["step"], ckpt["state"]
-    return Trainer(cfg, model, optimizer, train_ds, val_ds, semi, device), step, state
+    return Trainer(cfg, model, optimizer, train_ds, val_ds, semi, device, channels_last), step, state
 
 
 def training_precision(device: torch.device) -> None:
@@ -246,22 +250,29 @@ def training_precision(device: torch.device) -> None:
 
 
 def fit(cfg: FitConfig, resume: bool = False, stop_after: int | None = None, progress: bool = True,
-        device: str = "cpu") -> dict:
+        device: str = "cpu", loop: LoopSettings = LoopSettings(), minutes: float | None = None,
+        timer: StepTimer | None = None, save_at_stop: bool = True) -> dict:
     """Train until ``cfg.steps`` updates (or ``stop_after`` more, for tests) on ``device`` (``cpu``,
     ``cuda``, ``cuda:N``; the device is a property of the session, not of the run, so a run may be
-    resumed elsewhere, though bit-exact continuation holds only on the same device). Returns a
-    summary."""
+    resumed elsewhere, though bit-exact continuation holds only on the same device). ``loop``: how
+    the updates use the machine (``train.engine.speed``; like the device, not part of the run).
+    ``minutes``: stop after the update in flight once this much time has passed and save (one chunk
+    of a long run; ``--resume`` continues it). ``timer`` collects the time split of the updates;
+    ``save_at_stop=False`` skips the checkpoint when ``stop_after`` ends the run (the bench's scratch
+    runs). Returns a summary."""
 
     cfg.validate()
     dev = torch_device(device)
     training_precision(dev)
+    apply_threads(loop)
+    until = time.monotonic() + 60 * minutes if minutes is not None else None
     run_dir = Path(cfg.out)
     missing = check_outputs([Output(run_dir, "--out", folder=True)], inputs=[cfg.init])
     if not resume and (run_dir / "last.pt").exists():
         raise UserError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     make_folders(missing, quiet=True)
     try:
-        trainer, step, state = _prepare(cfg, run_dir, resume, dev)
+        trainer, step, state = _prepare(cfg, run_dir, resume, dev, loop)
     except BaseException:  # bad data, a refused checkpoint, Ctrl-C: leave no empty run folder behind
         for folder in reversed(missing):
             with contextlib.suppress(OSError):
@@ -274,7 +285,8 @@ def fit(cfg: FitConfig, resume: bool = False, stop_after: int | None = None, pro
     runlog = RunLog(run_dir, resume_step=step if resume else None)
     end = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
     bar = _progress(progress, step, cfg.steps)
-    t0 = time.monotonic() - state.get("seconds", 0.0)
+    start_seconds = state.setdefault("seconds", 0.0)
+    t0 = time.monotonic() - start_seconds
     trainer.model.train()
     if trainer.attribute_head is not None:
         trainer.attribute_head.train()
@@ -296,32 +308,36 @@ def fit(cfg: FitConfig, resume: bool = False, stop_after: int | None = None, pro
             bar.set_postfix(loss=f"{loss.item():.4g}", best=f"{100 * state['best']:.2f}%")
 
     try:
-        step = run_updates(step, end, _batches(trainer, step), trainer.loss, trainer.optimizer, after_update,
-                           save=lambda step: _save_last(trainer, run_dir, step, state), lr_at=cfg.lr_at)
+        with _batches(trainer, step, loop.workers) as batches:
+            step = run_updates(step, end, batches, trainer.loss, trainer.optimizer, after_update,
+                               save=lambda step: _save_last(trainer, run_dir, step, state), lr_at=cfg.lr_at,
+                               until=until, timer=timer)
     finally:
         if bar is not None:
             bar.close()
-    if step % cfg.eval_every and step != cfg.steps:  # stopped between evaluations (stop_after)
+    if step % cfg.eval_every and step != cfg.steps and save_at_stop:  # stopped between evaluations (stop_after, minutes)
         _save_last(trainer, run_dir, step, state)
-    return {"step": step, "best_val_nme": state["best"], "best_step": state["best_step"], "seconds": state["seconds"]}
+    return {"step": step, "best_val_nme": state["best"], "best_step": state["best_step"], "seconds": state["seconds"],
+            "start_seconds": start_seconds}
 
 
-def _batches(trainer: Trainer, step: int):
-    """Yield (epoch, batch) for updates ``step``, ``step + 1``, ...: the plain loader's epochs,
-    or (semi-supervised) one batch per label pool, drawn by update number."""
-    cfg = trainer.cfg
-    if trainer.semi is not None:
-        pools = trainer.semi.pools
+@contextlib.contextmanager
+def _batches(trainer: Trainer, step: int, workers: int):
+    """(epoch, batch) for updates ``step``, ``step + 1``, ...: the plain loader's batches
+    (``train.data.batches``, prepared by ``workers`` processes), or (semi-supervised) one batch per
+    label pool, drawn by update number (in series)."""
+    if trainer.semi is None:
+        with update_batches(trainer.train, trainer.cfg.batch_size, trainer.cfg.seed, step, workers) as batches:
+            yield batches
+        return
+    pools = trainer.semi.pools
+
+    def drawn(step: int):
         while True:
             yield pools.epoch(step), pools.draw(step)
             step += 1
-    n_batches = len(batch_order(len(trainer.train), cfg.batch_size, cfg.seed, 0))
-    while True:
-        epoch, first = divmod(step, n_batches)
-        trainer.train.set_epoch(epoch)
-        for idx in batch_order(len(trainer.train), cfg.batch_size, cfg.seed, epoch)[first:]:
-            yield epoch, _collate([trainer.train[int(i)] for i in idx])
-            step += 1
+
+    yield drawn(step)
 
 
 def _save_last(trainer: Trainer, run_dir: Path, step: int, state: dict) -> None:
@@ -355,11 +371,6 @@ def to_device(batch, device: torch.device):
     if torch.is_tensor(batch):
         return batch.to(device, non_blocking=True)
     return {key: to_device(value, device) for key, value in batch.items()}
-
-
-def _collate(items: list[dict]) -> dict:
-    return {key: torch.stack([it[key] for it in items]) if torch.is_tensor(items[0][key]) else torch.tensor([it[key] for it in items])
-            for key in items[0]}
 
 
 def _progress(enabled: bool, step: int, total: int):

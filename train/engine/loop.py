@@ -11,7 +11,9 @@ continues exactly as if it had never stopped.
 """
 from __future__ import annotations
 
+import contextlib
 import signal
+import time
 from typing import Any, Callable, Iterator
 
 import torch
@@ -44,24 +46,35 @@ class StopRequest:
 
 def run_updates(step: int, end: int, batches: Iterator[tuple[int, Any]], loss_fn: Callable[[Any], torch.Tensor],
                 optimizer: torch.optim.Optimizer, after_update: Callable[[int, int, torch.Tensor], None],
-                save: Callable[[int], None], lr_at: Callable[[int], float] | None = None) -> int:
+                save: Callable[[int], None], lr_at: Callable[[int], float] | None = None,
+                until: float | None = None, timer=None) -> int:
     """Updates ``step`` .. ``end - 1``; returns the step reached. ``batches`` yields (epoch, batch)
     for update ``step`` on; ``after_update(step, epoch, loss)`` runs after each (logging,
     evaluation, periodic checkpoints); on a stop signal ``save(step)`` writes the checkpoint of the
-    finished updates and the interrupt is re-raised (module docstring)."""
+    finished updates and the interrupt is re-raised (module docstring). ``until`` (a
+    ``time.monotonic()`` deadline) ends the loop quietly after the update in flight: a chunk of a
+    long run (the caller saves). ``timer`` (``train.engine.speed.StepTimer``) splits each update's
+    time into data, forward, backward and optimiser."""
     stop = StopRequest()
+    phase = timer.phase if timer is not None else (lambda name: contextlib.nullcontext())
     with handling(stop.handle):
-        while step < end and not stop.requested:
-            epoch, batch = next(batches)
+        while step < end and not stop.requested and (until is None or time.monotonic() < until):
+            with phase("data"):
+                epoch, batch = next(batches)
             if lr_at is not None:
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step)
-            loss = loss_fn(batch)
+            with phase("forward"):
+                loss = loss_fn(batch)
             if not torch.isfinite(loss):
                 raise UserError(f"training diverged at update {step} (loss {loss.item()}); lower the learning rate")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            with phase("backward"):
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+            with phase("optimiser"):
+                optimizer.step()
+            if timer is not None:
+                timer.update_done()
             step += 1
             after_update(step, epoch, loss)
     if stop.requested:  # the update in flight finished: the state is consistent

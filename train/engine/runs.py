@@ -12,6 +12,7 @@ from realtime.core.measure import machine
 from train.engine.checkpoint import load_checkpoint
 from train.engine.config import FitConfig
 from train.engine.fit import fit
+from train.engine.speed import LoopSettings
 
 
 def hardware() -> str:
@@ -38,12 +39,15 @@ def command_line(cfg: FitConfig) -> str:
     return " ".join(parts)
 
 
-def run_or_resume(cfg: FitConfig, device: str = "cpu") -> dict:
-    """Train ``cfg`` to completion on ``device``, resuming a partial run; returns the run's summary."""
+def run_or_resume(cfg: FitConfig, device: str = "cpu", minutes: float | None = None,
+                  loop: LoopSettings = LoopSettings()) -> dict:
+    """Train ``cfg`` on ``device``, resuming a partial run: to completion, or (``minutes``) for one
+    chunk of at most that long; returns the run's summary with ``start_step``, where this call began."""
     last = Path(cfg.out) / "last.pt"
     if last.is_file():
         ckpt = load_checkpoint(last)
         if ckpt["step"] >= cfg.steps:
-            return {"seconds": ckpt["state"].get("seconds", 0.0), "skipped": True}
-        return fit(cfg, resume=True, device=device)
-    return fit(cfg, device=device)
+            return {"step": ckpt["step"], "start_step": ckpt["step"], "seconds": ckpt["state"].get("seconds", 0.0),
+                    "skipped": True}
+        return {**fit(cfg, resume=True, device=device, minutes=minutes, loop=loop), "start_step": ckpt["step"]}
+    return {**fit(cfg, device=device, minutes=minutes, loop=loop), "start_step": 0}

@@ -117,14 +117,15 @@ def specs(data_root: Path) -> tuple[str, str]:
     return f"300w:{data_root}:train?part=fit", f"300w:{data_root}:train?part=val"
 
 
-def recipe(data_root: Path, out: Path, steps: int, init: Path | None = DEFAULT_INIT, separable: int = 0) -> FitConfig:
+def recipe(data_root: Path, out: Path, steps: int, init: Path | None = DEFAULT_INIT, separable: int = 0,
+           eval_every: int = 250) -> FitConfig:
     """The training run's configuration (module docstring). fp32: this project's CPUs have no bf16
     units (AVX-512 without BF16/AMX), where bf16 autocast trained 8x slower than fp32."""
     train, val = specs(data_root)
     return FitConfig(
         preset="rcnplus", width_mult=0.5, data=train, val=val, out=str(out), loss="ce", optimizer="adam",
         lr=5e-4, lr_schedule="cosine", init=str(init) if init else None, batch_size=32, steps=steps,
-        eval_every=250, augment="heavy", mirror=0.5, rotation=30, separable=separable,
+        eval_every=eval_every, augment="heavy", mirror=0.5, rotation=30, separable=separable,
     )
 
 

@@ -1,0 +1,74 @@
+"""``python -m train bench``: faces/s of the real training loop under several ``LoopSettings``, and where
+each update's time goes.
+
+``fast_1thread`` is the loop on one core: on 2 cores this small network scales poorly across two
+threads, and a second process on the machine stalls every two-thread op (each waits for the thread
+that was preempted), so one thread per job and two jobs side by side use the machine better.
+
+Each variant runs ``train.engine.fit.fit`` itself (the real data, model, loss and optimiser of the
+recipe, from its ``--init``) for ``warmup + updates`` updates in a fresh scratch folder, with
+validation and checkpoints pushed past the end (they cost the same in every variant). The
+variants are interleaved round by round, so a slow spell of the machine hits all of them; the
+report gives each round's faces/s, the median, the ratio to the first variant per round, and
+the split: waiting for data, forward (the loss), backward, optimiser. faces per CPU-second
+(this process's CPU time, workers excluded) is printed beside wall-clock faces/s.
+"""
+from __future__ import annotations
+
+import statistics
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from train.engine.config import FitConfig
+from train.engine.fit import fit
+from train.engine.speed import PHASES, LoopSettings, StepTimer
+
+VARIANTS = {
+    "today": LoopSettings.today(),
+    "channels_last": LoopSettings(channels_last=True, workers=0),
+    "workers": LoopSettings(channels_last=False, workers=1),
+    "fast": LoopSettings(),
+    "fast_1thread": LoopSettings(threads=1),
+}
+
+
+def bench_loop(cfg: FitConfig, variants: list[str], rounds: int = 3, updates: int = 20, warmup: int = 3) -> dict:
+    """{variant: [summary per round]} (``StepTimer.summary``)."""
+    results: dict[str, list[dict]] = {v: [] for v in variants}
+    threads = torch.get_num_threads()
+    for _ in range(rounds):
+        for name in variants:
+            with tempfile.TemporaryDirectory(prefix="rcn-bench-") as tmp:
+                run = replace(cfg, out=str(Path(tmp) / "run"), steps=10**9, eval_every=10**9, lr_schedule="constant")
+                timer = StepTimer(skip=warmup)
+                fit(run, stop_after=warmup + updates, progress=False, loop=VARIANTS[name], timer=timer,
+                    save_at_stop=False)
+                torch.set_num_threads(threads)  # a variant's thread count must not leak into the next
+                results[name].append(timer.summary(cfg.batch_size))
+    return results
+
+
+def render(results: dict, title: str) -> str:
+    """The report as Markdown: per-round faces/s and ratios, then the median split per variant."""
+    names = list(results)
+    base = results[names[0]]
+    rounds = len(base)
+    lines = [f"# {title}", "", "faces/s per round (wall clock), and the ratio to `" + names[0] + "` in the same round", "",
+             "| variant | " + " | ".join(f"round {i + 1}" for i in range(rounds)) + " | median | ratio per round |",
+             "|---|" + "---|" * (rounds + 2)]
+    for name in names:
+        fps = [r["faces_per_s"] for r in results[name]]
+        ratios = [r["faces_per_s"] / b["faces_per_s"] for r, b in zip(results[name], base)]
+        lines.append(f"| {name} | " + " | ".join(f"{v:.1f}" for v in fps) + f" | {statistics.median(fps):.1f} | "
+                     + ", ".join(f"{v:.2f}x" for v in ratios) + " |")
+    lines += ["", "median ms per update by phase (wall clock; CPU ms of the main process in brackets), faces per CPU-second", "",
+              "| variant | " + " | ".join(PHASES) + " | faces per CPU-s |", "|---|" + "---|" * (len(PHASES) + 1)]
+    for name in names:
+        rows = results[name]
+        cells = [f"{statistics.median(r['ms'][p] for r in rows):.0f} ({statistics.median(r['cpu_ms'][p] for r in rows):.0f})"
+                 for p in PHASES]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {statistics.median(r['faces_per_cpu_s'] for r in rows):.1f} |")
+    return "\n".join(lines) + "\n"
