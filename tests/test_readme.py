@@ -67,8 +67,7 @@ def test_the_command_lines_run_as_written(in_a_user_folder):
 
 def test_the_links_point_at_files_that_exist():
     targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README)
-    missing = [t for t in targets if not t.startswith("http") and not (REPO / t).exists()
-               and t not in ("docs/install.md", "docs/rotation.md")]  # written by issues 23 and 26 this session
+    missing = [t for t in targets if not t.startswith("http") and not (REPO / t).exists()]
     assert targets and missing == []
 
 
@@ -77,7 +76,6 @@ def test_the_docs_links_point_at_files_that_exist():
     missing = []
     for page in sorted((REPO / "docs").glob("*.md")):
         for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", page.read_text()):
-            if not target.startswith("http") and not (page.parent / target).exists() \
-                    and target not in ("install.md", "rotation.md"):  # written by issues 23 and 26 this session
+            if not target.startswith("http") and not (page.parent / target).exists():
                 missing.append(f"{page.name}: {target}")
     assert missing == []
