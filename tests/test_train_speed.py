@@ -15,23 +15,12 @@ from train.data.loader import LandmarkDataset
 from train.data.augment import AugmentConfig
 from train.engine.bench import bench_loop, render
 from train.engine.checkpoint import load_checkpoint
-from train.engine.config import FitConfig
 from train.engine.fit import fit
 from train.engine.loop import run_updates
 from train.engine.progress import append_row
 from train.engine.speed import LoopSettings, StepTimer
 
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("RCN_CACHE", str(tmp_path / "cache"))
-
-
-def _cfg(out, **kw):
-    base = dict(preset="rcn_mtfl", data="synth:train?n=48&seed=3", val="synth:val?n=16&seed=3", out=str(out),
-                optimizer="adam", lr=2e-3, batch_size=8, steps=6, eval_every=3, branches=4, width_mult=0.5)
-    base.update(kw)
-    return FitConfig(**base)
+from test_fit import _cache, _cfg  # noqa: F401  (the short synthetic run and its cache folder)
 
 
 def _same_weights(a: Path, b: Path) -> None:
