@@ -80,3 +80,24 @@ def test_bad_paths_are_one_line_errors(tmp_path, capsys):
     assert faces68.main(["--init", str(tmp_path / "none.safetensors"), "--out", str(tmp_path / "run")]) == 2
     assert "--init weights not found" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_ship_now_without_a_checkpoint_is_one_line(tmp_path, capsys):
+    (tmp_path / "300w").mkdir()
+    code = faces68.main(["--ship-now", "--data", str(tmp_path / "300w"), "--out", str(tmp_path / "run"),
+                         "--ship", str(tmp_path / "m.safetensors"), "--docs", str(tmp_path / "docs")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--ship-now needs a run's checkpoint" in err[0]
+
+
+def test_shipping_over_the_runs_init_keeps_a_copy_to_measure_it_against(tmp_path):
+    init = tmp_path / "bundled.safetensors"
+    init.write_bytes(b"previous weights")
+    cfg = recipe68.recipe(tmp_path / "300w", tmp_path / "run", 3000, init)
+    kept = faces68.keep_init(cfg, init)
+    assert kept.init == str(tmp_path / "run" / "init.safetensors") and kept.out == cfg.out
+    assert (tmp_path / "run" / "init.safetensors").read_bytes() == b"previous weights"
+    init.write_bytes(b"shipped weights")  # a second --ship-now keeps the first copy: the run's real start
+    assert faces68.keep_init(cfg, init).init == kept.init
+    assert (tmp_path / "run" / "init.safetensors").read_bytes() == b"previous weights"
+    assert faces68.keep_init(cfg, tmp_path / "elsewhere.safetensors") is cfg

@@ -7,10 +7,13 @@ stages, the training configuration, the export and the model card's numbers):
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
+from realtime.core.atomic import atomic_path
 from realtime.core.cliargs import Parser, number
 from realtime.core.measure import machine
 from realtime.core.errors import UserError, run_command
@@ -47,19 +50,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "a run steady beside other work, whose preemptions stall every multi-threaded op")
     p.add_argument("--workers", type=number(int, 0), default=1, help="data-preparation processes (0: in series)")
     p.add_argument("--progress", default="docs/training_progress.md", help="the chunks' progress table (with --minutes)")
+    p.add_argument("--ship-now", action="store_true", help="no training: export and measure the run's last checkpoint "
+                   "as it stands, its schedule unfinished (a long run's model so far; its card gives the updates done)")
     return p.parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> int:
     init = recipe_inputs(args)
 
+    # --ship-now trains nothing, so --init is not read and may be the file it replaces (a long run started
+    # from the bundled model ships over it)
     check_outputs([Output(args.out, "--out", folder=True), Output(args.ship, "--ship", (".safetensors",)),
-                   Output(args.docs, "--docs", folder=True)], [init])
+                   Output(args.docs, "--docs", folder=True)], [] if args.ship_now else [init])
     cfg = recipe(Path(args.data), Path(args.out), args.steps, init, args.separable, args.eval_every)
     cfg.validate()
     if args.report_only:
         if not Path(args.ship).is_file():
             raise UserError(f"--report-only needs the weights: {args.ship} not found")
+    elif args.ship_now:
+        if not (Path(args.out) / "last.pt").is_file():
+            raise UserError(f"--ship-now needs a run's checkpoint: {Path(args.out) / 'last.pt'} not found")
+        cfg = keep_init(cfg, Path(args.ship))
+        ship_run(args, cfg)
     else:
         loop = LoopSettings(threads=args.threads, workers=args.workers)
         summary = run_or_resume(cfg, args.device, args.minutes, loop)
@@ -69,13 +81,29 @@ def run(args: argparse.Namespace) -> int:
             print(f"[faces68] chunk done at update {summary['step']:,} of {cfg.steps:,}; the same command continues "
                   f"the run from {cfg.out}/last.pt", flush=True)
             return 0
-        ship(Path(args.out), Path(args.ship), cfg.data, cfg.val)
-        if Path(args.ship).resolve() == DEFAULT_SHIP:
-            write_golden(DEFAULT_SHIP)
+        ship_run(args, cfg)
     results = measure(args, cfg)
     command = " ".join(["python -m train.faces68", *args.argv])
     write_report(Path(args.docs), "results_faces68", results, render(results, command, command_line(cfg)))
     return 0
+
+
+def ship_run(args: argparse.Namespace, cfg) -> None:
+    """Export the run's last checkpoint to ``--ship`` (with the golden points when it is the bundled file)."""
+    ship(Path(args.out), Path(args.ship), cfg.data, cfg.val)
+    if Path(args.ship).resolve() == DEFAULT_SHIP:
+        write_golden(DEFAULT_SHIP)
+
+
+def keep_init(cfg, ship_to: Path):
+    """``cfg`` measuring its starting point from a copy in the run folder when shipping replaces it."""
+    if cfg.init is None or not Path(cfg.init).is_file() or Path(cfg.init).resolve() != ship_to.resolve():
+        return cfg
+    kept = Path(cfg.out) / "init.safetensors"
+    if not kept.is_file():
+        with atomic_path(kept) as tmp:
+            shutil.copyfile(cfg.init, tmp)
+    return replace(cfg, init=str(kept))
 
 
 def chunk_report(args: argparse.Namespace, cfg, summary: dict) -> None:
