@@ -39,7 +39,9 @@ from realtime.core.packet import FaceResult, FramePacket
 from realtime.detect.detector import DEFAULT_DETECTOR
 from realtime.geometry.meanface import load_face_model
 from realtime.io.capture import DEFAULT_FOLDER_RATE_HZ, CapturedFrame, open_source, read_image, to_rgb
-from realtime.pipeline.processor import FrameProcessor, LivePipeline, PipelineConfig
+from realtime.pipeline.config import PipelineConfig
+from realtime.pipeline.live_pipeline import LivePipeline
+from realtime.pipeline.processor import FrameProcessor
 from realtime.stages.tracker import TrackerConfig
 
 __all__ = ["FaceLandmarker", "pipeline_config"]

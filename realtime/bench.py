@@ -24,7 +24,7 @@ e. **mediapipe**: the same clip through MediaPipe's face mesh (its own detector 
    skipped with the reason when missing): fps, the ratio ours/MediaPipe, and both systems' NME on
    the 7 points the two layouts share (eye and mouth corners, nose tip). Its accuracy on 300-W faces
    is ``python -m train.compare``;
-f. **streams**: N copies of the clip processed at once (``realtime.pipeline.processor.run_streams``: one
+f. **streams**: N copies of the clip processed at once (``realtime.pipeline.runners.run_streams``: one
    detector batch per step, and on a GPU one landmark batch over all streams): fps in all, fps
    per stream and latency, for each N of ``--streams``.
 
@@ -58,14 +58,11 @@ from realtime.models.model import build_model
 from realtime.models.presets import make_config
 from realtime.models.weights import load_landmark_model
 from realtime.pipeline.cliptruth import ClipTruth, nearest_face, score, track_clip
-from realtime.pipeline.processor import (
-    FrameProcessor,
-    LivePipeline,
-    PipelineConfig,
-    pools_landmarks,
-    run_file,
-    run_streams,
-)
+from realtime.pipeline.config import PipelineConfig
+from realtime.pipeline.live_pipeline import LivePipeline
+from realtime.pipeline.pooling import pools_landmarks
+from realtime.pipeline.processor import FrameProcessor
+from realtime.pipeline.runners import run_file, run_streams
 
 # File mode's arrival-to-result latency is mostly time spent queued behind earlier frames, so part b
 # leaves it out; part d measures latency where it matters.
@@ -150,7 +147,7 @@ def pipeline_run(weights: Path, clip: Path, device: str, backend: str, max_frame
 
 def streams_run(weights: Path, clip: Path, device: str, backend: str, counts: list[int], max_frames: int | None,
                 pool: str = "auto") -> dict:
-    """Aggregate fps of N copies of the clip processed at once (``realtime.pipeline.processor.run_streams``,
+    """Aggregate fps of N copies of the clip processed at once (``realtime.pipeline.runners.run_streams``,
     records serialised as ``--landmarks`` writes them, no video encode), for each N in ``counts``.
     ``pool`` "auto" batches the landmarks of all streams on a GPU only (``pools_landmarks``);
     "on"/"off" force it."""

@@ -31,7 +31,7 @@ done so far and exits with 128 + the signal (130 for Ctrl-C). The default weight
 68-point real-face model ``assets/rcn68_faces.safetensors`` (``python -m train.faces68``; model
 card in ``assets/README.md``).
 
-Several inputs are processed at once (``realtime.pipeline.processor.run_streams``): ``-o`` is then a folder
+Several inputs are processed at once (``realtime.pipeline.runners.run_streams``): ``-o`` is then a folder
 that receives ``NAME.mp4`` and ``NAME.jsonl`` (``NAME.csv`` with ``--csv``) for each input
 ``NAME.ext``; each input keeps its own tracks and filters, each step detects on every input that
 needs it in one batch and (on a GPU) runs one landmark batch over the faces of all inputs. On a
@@ -68,7 +68,8 @@ from realtime.core.signals import deferred, exit_code, interrupted_line, raise_u
 from realtime.detect.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
 from realtime.io.capture import VideoFileSource, open_source
 from realtime.io.video_out import LandmarksWriter, VideoWriter, draw_overlay
-from realtime.pipeline.processor import FrameProcessor, run_file, run_streams
+from realtime.pipeline.processor import FrameProcessor
+from realtime.pipeline.runners import run_file, run_streams
 
 
 def _progress(total: int | None) -> tuple[Callable[[], None], Callable[[], None], Callable[[str], None]]:

@@ -41,7 +41,8 @@ from realtime.detect.detector import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
 from realtime.gui import check_qt
 from realtime.io.capture import open_source
 from realtime.pipeline.live import ROTATIONS_DEG, LiveTuner
-from realtime.pipeline.processor import FrameProcessor, LivePipeline
+from realtime.pipeline.live_pipeline import LivePipeline
+from realtime.pipeline.processor import FrameProcessor
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

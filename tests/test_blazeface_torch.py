@@ -165,7 +165,8 @@ def test_cuda_detections_match_opencv(pairs, demo_frames, name):
 
 def test_the_pipeline_takes_the_torch_detector_when_asked(demo_frames):
     from realtime.io.capture import CapturedFrame
-    from realtime.pipeline.processor import FrameProcessor, PipelineConfig
+    from realtime.pipeline.config import PipelineConfig
+    from realtime.pipeline.processor import FrameProcessor
 
     weights = SYNTH_5
     processor = FrameProcessor.from_config(PipelineConfig(weights, detector="full", detector_backend="torch"))

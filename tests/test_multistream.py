@@ -1,4 +1,4 @@
-"""Several inputs at once (``realtime.pipeline.processor.run_streams``, ``python -m realtime.video A B -o DIR``):
+"""Several inputs at once (``realtime.pipeline.runners.run_streams``, ``python -m realtime.video A B -o DIR``):
 each stream keeps its own tracks and filters, the model calls are pooled across streams, and on a
 CPU every record equals the one a single-input run writes."""
 from __future__ import annotations
@@ -14,7 +14,10 @@ av = pytest.importorskip("av")
 from realtime.core.assets import LANDMARKS_68
 from realtime.io.capture import open_source
 from realtime.core.packet import packet_to_json
-from realtime.pipeline.processor import FrameProcessor, PipelineConfig, process_together, run_file, run_streams
+from realtime.pipeline.config import PipelineConfig
+from realtime.pipeline.pooling import process_together
+from realtime.pipeline.processor import FrameProcessor
+from realtime.pipeline.runners import run_file, run_streams
 from realtime.video import main
 from test_pipeline_capture import make_clip
 from conftest import write_clip

@@ -35,7 +35,9 @@ from realtime.pipeline.live import LiveTuner
 from realtime.gui.overlay import OverlayWindow
 from realtime.gui.overlay_items import CONFIDENCE_RGB, DisplayOptions, confidence_level
 from realtime.core.packet import FaceResult, FramePacket, HeadPose
-from realtime.pipeline.processor import FrameProcessor, LivePipeline, PipelineConfig
+from realtime.pipeline.config import PipelineConfig
+from realtime.pipeline.live_pipeline import LivePipeline
+from realtime.pipeline.processor import FrameProcessor
 from realtime.webcam import main
 from test_pipeline_capture import make_clip
 

@@ -14,7 +14,10 @@ pytest.importorskip("av")
 from realtime.core.assets import SYNTH_5 as WEIGHTS
 from realtime.io.capture import CapturedFrame, ImageSource, VideoFileSource, open_source
 from realtime.core.errors import UserError
-from realtime.pipeline.processor import FrameProcessor, LivePipeline, PipelineConfig, run_file
+from realtime.pipeline.config import PipelineConfig
+from realtime.pipeline.live_pipeline import LivePipeline
+from realtime.pipeline.processor import FrameProcessor
+from realtime.pipeline.runners import run_file
 from test_pipeline_capture import make_clip
 
 torch.set_num_threads(1)

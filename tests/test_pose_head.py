@@ -26,7 +26,8 @@ from realtime.stages.landmarker import Landmarker
 from realtime.geometry.layouts import Layout, get_layout
 from realtime.pipeline.live import LiveTuner
 from realtime.core.packet import FaceResult, HeadPose
-from realtime.pipeline.processor import FrameProcessor, PipelineConfig
+from realtime.pipeline.config import PipelineConfig
+from realtime.pipeline.processor import FrameProcessor
 from realtime.stages.pose import angles_to_rotation, crop_pose_to_image, rotation_to_angles
 from realtime.stages.pose_head import PoseHead, pose_head_of
 from realtime.stages.tracker import eye_line_deg

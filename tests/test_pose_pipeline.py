@@ -19,7 +19,8 @@ from realtime.core.errors import UserError
 from realtime.geometry.layouts import get_layout
 from realtime.geometry.meanface import face_model_for, load_mean_face
 from realtime.core.packet import FaceResult
-from realtime.pipeline.processor import FrameProcessor, PipelineConfig
+from realtime.pipeline.config import PipelineConfig
+from realtime.pipeline.processor import FrameProcessor
 from realtime.stages.pose import CameraIntrinsics, angles_to_rotation, focal_px_from_fov
 
 torch.set_num_threads(1)

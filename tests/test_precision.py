@@ -10,7 +10,8 @@ import torch
 
 from realtime.core.assets import LANDMARKS_68
 from realtime.backends.base import inference_precision
-from realtime.pipeline.processor import FrameProcessor, PipelineConfig
+from realtime.pipeline.config import PipelineConfig
+from realtime.pipeline.processor import FrameProcessor
 from train.engine.fit import training_precision
 
 

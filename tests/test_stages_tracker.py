@@ -230,7 +230,8 @@ def test_landmark_crops_keep_the_detectors_scale_and_refine_reframes_new_faces()
 
 
 def test_processor_takes_the_weights_calibrated_redetect_threshold():
-    from realtime.pipeline.processor import FrameProcessor, PipelineConfig
+    from realtime.pipeline.config import PipelineConfig
+    from realtime.pipeline.processor import FrameProcessor
     from realtime.video import DEFAULT_WEIGHTS
     from realtime.models.weights import weights_info
 

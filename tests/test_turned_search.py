@@ -15,7 +15,8 @@ from realtime.geometry.crops import transform_points
 from realtime.geometry.orientation import Orientation, turn_image
 from realtime.io.capture import CapturedFrame
 from realtime.pipeline.cliptruth import ClipTruth, nearest_face, score
-from realtime.pipeline.processor import FrameProcessor, PipelineConfig
+from realtime.pipeline.config import PipelineConfig
+from realtime.pipeline.processor import FrameProcessor
 from realtime.stages.landmarker import Landmarker
 from realtime.stages.turned_search import (IDLE_EVERY, TURN_ORDER, TURNED_MIN_SCORE, TurnedSearch,
                                             detections_back, merge)

@@ -28,7 +28,8 @@ pytestmark = [
 
 
 def default_processor():
-    from realtime.pipeline.processor import FrameProcessor, PipelineConfig
+    from realtime.pipeline.config import PipelineConfig
+    from realtime.pipeline.processor import FrameProcessor
 
     return FrameProcessor.from_config(PipelineConfig(DEFAULT_WEIGHTS))
 
@@ -36,7 +37,7 @@ def default_processor():
 def test_default_pipeline_finds_and_keeps_the_people_of_a_real_clip(video_01):
     pytest.importorskip("av")
     from realtime.io.capture import VideoFileSource
-    from realtime.pipeline.processor import run_file
+    from realtime.pipeline.runners import run_file
 
     packets = []
     stats = run_file(VideoFileSource(video_01), default_processor(), packets.append)

@@ -35,7 +35,8 @@ from realtime.geometry.crops import transform_points
 from realtime.geometry.orientation import Orientation
 from realtime.io.capture import VideoFileSource
 from realtime.pipeline.cliptruth import OUTER_EYE_CORNERS, ClipTruth, score, track_clip
-from realtime.pipeline.processor import FrameProcessor, PipelineConfig
+from realtime.pipeline.config import PipelineConfig
+from realtime.pipeline.processor import FrameProcessor
 from realtime.video import main as video_main
 
 # name -> (display orientation written beside the pixels, or None for none; turn of the picture itself)

@@ -48,7 +48,8 @@ from realtime.detect.detector import (
 from realtime.geometry.crops import crop_matrix
 from realtime.io.capture import CapturedFrame
 from realtime.pipeline.cliptruth import OUTER_EYE_CORNERS, nearest_face
-from realtime.pipeline.processor import FrameProcessor, PipelineConfig
+from realtime.pipeline.config import PipelineConfig
+from realtime.pipeline.processor import FrameProcessor
 from realtime.stages.landmarker import Landmarker
 from realtime.stages.tracker import box_from_landmarks
 from train.data.datasets import open_dataset

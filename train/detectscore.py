@@ -45,7 +45,8 @@ from realtime.detect.detector import (
     make_detector,
 )
 from realtime.io.capture import VideoFileSource
-from realtime.pipeline.processor import FrameProcessor, PipelineConfig
+from realtime.pipeline.config import PipelineConfig
+from realtime.pipeline.processor import FrameProcessor
 from train.data.datasets.base import sample_image
 from train.data.datasets.ibug300w import SPLITS, load_300w, present_subsets
 

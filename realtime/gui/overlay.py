@@ -36,7 +36,8 @@ from realtime.pipeline.live import ROTATIONS_DEG, LiveParams, LiveTuner
 from realtime.pipeline.mailbox import MailboxClosed
 from realtime.gui.overlay_items import ANGLES, DisplayOptions, FaceLayers, PosePlot
 from realtime.core.packet import FramePacket
-from realtime.pipeline.processor import LivePipeline, RunStats
+from realtime.pipeline.config import RunStats
+from realtime.pipeline.live_pipeline import LivePipeline
 from realtime.core.signals import handling
 from realtime.stages.pose import CameraIntrinsics
 

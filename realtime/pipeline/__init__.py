@@ -1,4 +1,7 @@
-"""The frame processor and its runners (``processor``: the one builder, file, live and
-multi-stream runners), the packet a frame becomes, the mailbox, the live-tuning parameters and
-clip scoring. Imports stages and below.
+"""The frame pipeline, a module per job: ``config`` (``PipelineConfig``, ``RunStats``), ``processor``
+(``FrameProcessor``, the per-frame chain and the one builder), ``pooling`` (one frame of several
+streams with pooled model calls), ``capture_thread`` (decoding on its own thread, lossless),
+``runners`` (``run_file``, ``run_streams``), ``mailbox`` and ``live_pipeline`` (``LivePipeline``,
+newest frame wins), ``live`` (live tuning), ``cliptruth`` (clip scoring). The only package of
+``realtime`` whose modules start threads. Imports stages and below.
 """

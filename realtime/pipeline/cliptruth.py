@@ -17,7 +17,8 @@ import numpy as np
 from realtime.core.errors import UserError
 from realtime.detect.detector import DEFAULT_DETECTOR
 from realtime.io.capture import VideoFileSource
-from realtime.pipeline.processor import FrameProcessor, PipelineConfig
+from realtime.pipeline.config import PipelineConfig
+from realtime.pipeline.processor import FrameProcessor
 from realtime.stages.landmarker import Landmarker
 from realtime.stages.smoothing import SmoothingParams
 

@@ -31,7 +31,8 @@ from realtime.core.cliargs import FOCAL_PX, HFOV_DEG, SCORE, Range
 from realtime.detect.detector import DEFAULT_DETECTOR, default_threshold
 from realtime.core.errors import UserError
 from realtime.core.packet import FramePacket
-from realtime.pipeline.processor import POSE_SOURCES, FrameProcessor
+from realtime.pipeline.config import POSE_SOURCES
+from realtime.pipeline.processor import FrameProcessor
 from realtime.stages.pose import DEFAULT_HFOV_DEG
 from realtime.stages.smoothing import SmoothingParams
 from realtime.stages.tracker import TrackerConfig

@@ -40,7 +40,8 @@ from realtime.models.weights import (
     torch_device,
     weights_info,
 )
-from realtime.pipeline.processor import FrameProcessor, PipelineConfig
+from realtime.pipeline.config import PipelineConfig
+from realtime.pipeline.processor import FrameProcessor
 from train.data.augment import AugmentConfig
 from train.data.datasets import KINDS, open_dataset
 from train.data.loader import LandmarkDataset
