@@ -85,6 +85,26 @@ def test_low_confidence_triggers_detection_and_takes_the_detector_crop():
     assert rois[0].track_id == 0 and rois[0].source == "detection"
 
 
+def test_an_unsure_track_the_detector_keeps_finding_waits_longer_between_detections():
+    """1, 2, 4, ... frames up to ``redetect_every`` while each round finds the face where its crop
+    is; a round that misses it asks again on the next frame."""
+    tracker = FaceTracker(crop_size=64, layout=MTFL, config=TrackerConfig(redetect_every=4, redetect_every_max=4,
+                                                                         min_confidence=0.5))
+    points = face_at(200, 150)
+    detected = []
+    for frame in range(20):
+        detect = tracker.needs_detection()
+        detected.append(detect)
+        missing = frame == 15
+        rois = tracker.rois((Detections.empty() if missing else detections_for([points])) if detect else None)
+        for roi in (tracker.refine(rois, {r.track_id: (points, np.full(5, 0.2)) for r in rois}) if detect else rois):
+            tracker.update({roi.track_id: (points, np.full(5, 0.2))})  # unsure: 0.2 < 0.5
+    frames = [i for i, d in enumerate(detected) if d]
+    # 0 (first), +1, +2, +4, +4 (the cap); 15 misses it, so 16 asks again, then +2
+    assert frames == [0, 1, 3, 7, 11, 15, 16, 18]
+    assert tracker.track_ids == [0]
+
+
 def test_faces_appear_and_disappear_with_ids_kept():
     tracker = FaceTracker(crop_size=64, layout=MTFL, config=TrackerConfig(redetect_every=1, max_missed=2))
     a, b = face_at(100, 100), face_at(400, 120, scale=2.0)
