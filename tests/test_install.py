@@ -64,9 +64,8 @@ def test_the_wheel_holds_every_module_and_every_shipped_file(wheel):
     assert wheel.stat().st_size < 12e6, f"the wheel is {wheel.stat().st_size / 1e6:.1f} MB"
     (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
-    for line in ("rcn-video = realtime.video:main", "rcn-webcam = realtime.webcam:main",
-                 "rcn-bench = realtime.bench:main", "rcn-train = train.__main__:main"):
-        assert line in scripts, scripts
+    assert "[console_scripts]\nrcn = realtime.cli.rcn:main\n" in scripts, scripts  # the one command (docs/cli.md)
+    assert "[rcn.commands]\n" in scripts and "train = train.__main__:main" in scripts, scripts
 
 
 def test_video_runs_from_an_installed_wheel_outside_the_repository(wheel, tmp_path, clip_frames):
@@ -98,8 +97,13 @@ def test_video_runs_from_an_installed_wheel_outside_the_repository(wheel, tmp_pa
     api = python("-c", "from realtime import FaceLandmarker; from realtime.core.assets import DEMO_PHOTO; "
                        "faces = FaceLandmarker(backend='eager')(DEMO_PHOTO); print(len(faces), faces[0].points.shape)")
     assert api.returncode == 0 and api.stdout.split() == ["1", "(68,", "2)"], api.stderr[-3000:]  # the API, installed
-    console = python("-c", "import sys; from realtime.video import main; sys.argv = ['rcn-video', '--help']; main()")
-    assert console.returncode == 0 and "usage:" in console.stdout  # what the rcn-video script calls
+    # what the rcn script calls: its runtime commands, and the training ones from the wheel's entry points
+    console = python("-c", "import sys; from realtime.cli.rcn import main; sys.exit(main(['--help']))")
+    assert console.returncode == 0 and "\n  video " in console.stdout and "\n  train " in console.stdout, console.stderr
+    for command in (["video", "--help"], ["train", "export", "--help"]):
+        console = python("-c", f"import sys; from realtime.cli.rcn import main; sys.exit(main({command!r}))")
+        assert console.returncode == 0 and console.stdout.startswith(f"usage: rcn {' '.join(command[:-1])} "), \
+            console.stderr[-3000:]
 
 
 def test_a_checkout_reads_its_own_assets_folder():

@@ -25,6 +25,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from realtime.core.cliargs import Parser
 from realtime.core.errors import UserError, run_command
 
 PACKAGE = "realtime._assets"
@@ -89,8 +90,8 @@ def synthetic_cache_dir() -> Path:
 def main(argv: list[str] | None = None) -> int:
     """``python -m realtime.core.assets [NAME]``: every shipped file and cache folder, or one file's path."""
 
-    p = argparse.ArgumentParser(prog="python -m realtime.core.assets", description="Where the shipped files (weights, "
-                                "detector models, mean face, demo clip) and the cache folders are.")
+    p = Parser(prog="python -m realtime.core.assets", description="Where the shipped files (weights, "
+               "detector models, mean face, demo clip) and the cache folders are.")
     p.add_argument("name", nargs="?", help="print only this shipped file's path, e.g. demo.mp4 or blazeface/LICENSE "
                    "(default: list every file and cache folder)")
 

@@ -7,14 +7,18 @@
   (``nan``, ``inf`` and out-of-range values are refused with the range in the message); ``Range`` is
   the same check for values that do not come from the command line (the webcam's live panel).
 - ``Parser(..., version_weights=W)``: ``--version``, the versions a bug report needs.
+- ``renamed_prog(old, new)``: while a command runs as a subcommand of ``rcn`` (``realtime.cli.rcn``),
+  its parser calls itself ``rcn video`` instead of ``python -m realtime.video`` in usage and errors.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from realtime.core.errors import UserError
 from realtime.core.versions import version_report
@@ -152,6 +156,21 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
+_RENAMED: dict[str, str] = {}  # a parser's own prog -> the name it runs under now (renamed_prog)
+
+
+@contextlib.contextmanager
+def renamed_prog(old: str, new: str) -> Iterator[None]:
+    """Inside the block, a ``Parser`` made with ``prog=old`` takes ``prog=new`` (its subcommands'
+    names follow): the usage lines and ``(see '... --help')`` hints name the command as it was
+    typed, ``rcn video`` rather than ``python -m realtime.video``."""
+    _RENAMED[old] = new
+    try:
+        yield
+    finally:
+        _RENAMED.pop(old, None)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse that reports bad arguments as one line (exit 2 through ``realtime.core.errors``) instead
     of usage + error, with ``HelpFormatter`` as its help.
@@ -163,6 +182,8 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args, version_weights: str | Path | None = None, **kwargs) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
+        if kwargs.get("prog") in _RENAMED:
+            kwargs["prog"] = _RENAMED[kwargs["prog"]]
         super().__init__(*args, **kwargs)
         self.version_weights = version_weights
         if version_weights is not None:
