@@ -237,7 +237,7 @@ def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="faces/s of the training loop under several loop settings, and its split")
     p.add_argument("--preset", default="faces68", choices=["faces68"],
                    help="the recipe whose loop is measured (faces68: train.faces68's network, data and --init)")
-    p.add_argument("--data", default="../shared/data/300w", help="the 300-W folder")
+    p.add_argument("--data", default="../shared/data/300w", help="the 300-W folder (docs/data.md)")
     p.add_argument("--variants", default=",".join(VARIANTS),
                    help="comma list of " + ", ".join(VARIANTS) + " (the first is the ratios' baseline)")
     p.add_argument("--rounds", type=number(int, 1), default=3)

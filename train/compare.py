@@ -1,11 +1,11 @@
 """``python -m train.compare``: our landmarks against MediaPipe's face mesh on human-annotated
 faces, on the 7 points the two layouts share.
 
-    python -m train.compare [--data '300w:../shared/data/300w:train?part=val'] [--weights W]
+    python -m train.compare [--data '300w:300W_FOLDER:train?part=val'] [--weights W]   # docs/data.md
                             [--detector both|short|full] [--limit N] [-o docs/compare_mediapipe]
 
-Both systems get the same input, each face's image as a still (for ``../shared/data/300w``: the
-crop, twice the face box), and find the face with their own detectors:
+Both systems get the same input, each face's image as a still (for the 300-W folder of docs/data.md:
+the crop, twice the face box), and find the face with their own detectors:
 
 - **ours**: the live pipeline's per-frame chain from a fresh start (BlazeFace, a crop from the
   detection, landmarks, a second crop from them, landmarks again; ``realtime.pipeline.processor.FrameProcessor``);
@@ -56,7 +56,7 @@ from train.data.datasets import open_dataset
 from train.data.datasets.base import sample_image
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = "300w:../shared/data/300w:train?part=val"
+DEFAULT_DATA = "300w:../shared/data/300w:train?part=val"  # --data's default: the 300-W folder (docs/data.md)
 SYSTEMS = {"ours": "ours (BlazeFace + landmarks)", "mediapipe": "MediaPipe face mesh 0.10.21 (static mode)",
            "ours_true_box": "ours, crop from the true box (no detector)"}
 
@@ -162,7 +162,8 @@ def render(doc: dict) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = Parser(prog="python -m train.compare", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=DEFAULT_DATA, help="dataset spec of ibug68 faces (python -m train --help-specs)")
+    p.add_argument("--data", default=DEFAULT_DATA, help="dataset spec of ibug68 faces (python -m train --help-specs; "
+                   "the default reads the 300-W folder where docs/data.md keeps it)")
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="68-point landmark model (.safetensors)")
     p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:N")

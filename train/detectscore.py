@@ -5,11 +5,12 @@
 
 Detection part, one row per (detector, threshold, NMS IoU), the detector alone on every frame or crop:
 
-- each ``--clip`` (default: the bundled ``assets/demo.mp4`` and ``../shared/data/video/video_01.mp4``
-  when it exists): faces per frame as a histogram, the share of frames with at least k faces,
-  duplicate pairs (two faces of one frame whose centres are closer than half their mean box side:
-  one face found twice), and the median milliseconds of one call (letterbox + network + decode);
-- ``--faces300w`` (default ``../shared/data/300w`` when it exists): the 300-W training crops
+- each ``--clip`` (default: the bundled ``assets/demo.mp4`` and the real-footage clip ``video_01.mp4``
+  of docs/data.md when it is where that page keeps it): faces per frame as a histogram, the share
+  of frames with at least k faces, duplicate pairs (two faces of one frame whose centres are closer
+  than half their mean box side: one face found twice), and the median milliseconds of one call
+  (letterbox + network + decode);
+- ``--faces300w`` (default: the 300-W folder of docs/data.md when it exists): the 300-W training crops
   (``afw/``, ``helen/trainset/``: the face fills about half of the crop) as they are, and "tight"
   (cut to a square 1.25x the annotated points' box, so the face fills the frame, as a face right in
   front of a webcam does). A face is found when a detection has IoU >= 0.3 with the box of its 68
@@ -19,7 +20,7 @@ Tracking part (``--track``): the whole ``FrameProcessor`` (the pipeline's defaul
 landmark model) over each clip in order, as ``python -m realtime.video`` runs it: distinct track
 ids, faces per frame, duplicate pairs, and how many frames ran the detector.
 
-The clips and crops are read, never copied: nothing of ``../shared/data`` lands in the repository.
+The clips and crops are read, never copied: nothing of these data sets lands in the repository.
 """
 from __future__ import annotations
 
@@ -169,9 +170,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--nms-iou", default=None, help="comma list of NMS IoU thresholds, each in (0, 1] (default: the "
                    "detector's)")
     p.add_argument("--clip", action="append", help="video(s) to score, repeatable (default: the bundled clip "
-                   "and ../shared/data/video/video_01.mp4 when present)")
+                   "and ../shared/data/video/video_01.mp4 when present: docs/data.md)")
     p.add_argument("--faces300w", default=None, help="300-W folder with afw/ and/or helen/trainset/ "
-                   "(default: ../shared/data/300w when present; 'none' to skip)")
+                   "(default: ../shared/data/300w when present, docs/data.md; 'none' to skip)")
     p.add_argument("--track", action="store_true", help="also run the whole pipeline (default settings) "
                    "over each clip: track ids, faces per frame")
     p.add_argument("--json", help="also write every number to this .json file")

@@ -24,8 +24,8 @@ sources (with SHA-256), the settings, every face's identity and split, and the c
 teacher's report of every face found, accepted or refused, is ``OUT/teacher_report.json``.
 
 Read it back with ``folder:OUT/train?layout=ibug68`` and ``folder:OUT/heldout?layout=ibug68``.
-The photos are not part of this repository: see ``../shared/data/faces/PROVENANCE.md`` (the npm
-package ``@vladmandic/human@3.3.6``; ``npm pack`` it and untar) for where they come from.
+The photos are not part of this repository: docs/data.md says where they come from (the npm
+package ``@vladmandic/human@3.3.6``; ``npm pack`` it and untar).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The 3D mean face for head pose (``assets/mean_face_68.npy``), and head pose per training face.
 
-    python -m train.meanface derive --faces ../shared/data/faces -o assets/mean_face_68.npy
+    python -m train.meanface derive --faces FACES -o assets/mean_face_68.npy   # FACES: the face photos of docs/data.md
     python -m train.meanface pose DIR            # yaw/pitch/roll attributes for a labelled folder
 
 ``derive`` (needs the ``teacher`` extra, scipy, scikit-image for the astronaut, and the face mesh

@@ -38,7 +38,7 @@ from train.engine.runs import command_line, hardware, run_or_resume  # noqa: F40
 from train.evaluation.evaluate import attribute_accuracy, evaluate_model
 from train.recipes.reproduce_semisup import VARIANTS, GridSettings, finished, run_grid
 
-# The talk's table (../shared/PAPERS.md §0.5): mask -> (SumNet AFLW, SumNet AFW, RCN AFLW, RCN AFW).
+# The table of the authors' talk on the 2016 paper: mask -> (SumNet AFLW, SumNet AFW, RCN AFLW, RCN AFW).
 TALK_MASKS = {
     "1,0,0,0": (10.54, 10.63, 10.61, 10.89), "0,1,0,0": (11.28, 11.43, 11.56, 11.87),
     "1,1,0,0": (9.47, 9.65, 9.31, 9.44), "0,0,1,0": (16.14, 16.35, 15.78, 15.91),

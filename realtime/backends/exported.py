@@ -6,7 +6,7 @@ content (``base.model_digest``) and torch version into ``cache_dir()/onnx``, ato
 shared by onnxruntime and OpenVINO. Export uses torch's ``torch.export``-based exporter when
 onnxscript is installed, and the TorchScript exporter otherwise or when that one fails (logged).
 
-torch-tensorrt cannot be installed on this project's machines (../shared/ENVIRONMENT.md): that builder
+torch-tensorrt cannot be installed on this project's machines (docs/backends.md): that builder
 follows its documented ``torch_tensorrt.compile(..., ir="dynamo", inputs=[Input(min/opt/max)])``
 API, is imported only when asked for, and has never run here.
 """

@@ -2,7 +2,7 @@
 OpenCV runner (``realtime.detect.detector.BlazeFaceDetector``) and the PyTorch port
 (``realtime.detect.blazeface_torch``) through ``BlazeFaceBase``.
 
-What the models expect and return (``../shared/models/PROVENANCE.md`` beside the repository, and MediaPipe's
+What the models expect and return (``assets/README.md``, and MediaPipe's
 ``face_detection_*_range.pbtxt`` graphs): an RGB image letterboxed (aspect kept, centred, zero
 padding) to a square input of S x S pixels, values in [-1, 1]; per anchor 16 regressors (box
 centre dx, dy, width, height, then 6 keypoints x, y, all in input pixels relative to the anchor

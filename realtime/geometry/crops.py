@@ -15,7 +15,7 @@ import numpy as np
 from realtime.core.errors import UserError
 from realtime.geometry.layouts import Layout
 
-# 2016 recipe (../shared/PAPERS.md 1.2): "eyes_mouth" extends the eye/mouth box by 0.95 x a face distance
+# the 2016 paper's recipe (its preprocessing): "eyes_mouth" extends the eye/mouth box by 0.95 x a face distance
 # on every side (MTFL_ratio = 3.8 / 4.0); "extent" enlarges the landmark extent x1.3.
 EYES_MOUTH_MARGIN = 0.95
 EXTENT_RATIO = 1.3

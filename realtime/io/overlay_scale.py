@@ -7,10 +7,10 @@ Fixed-size marks fail both ways: 68 dots of 7 px on a face of 50 px (about 2.5 p
 neighbouring points) merge into one blob, and on a face of 400 px they are specks.
 
 The rules, each ``clamp(fraction * face_px, min, max)`` in image pixels, come from the bundled
-clip (box side 176-233 px) and ``../shared/data/video/video_01.mp4`` (36-87 px): the 68-point
-model's median distance between neighbouring points is 0.05 of the box side, so a dot 0.03 of
-the side across (radius 0.015) leaves a gap of its own size between neighbours; the inter-ocular
-distance is about 0.46 of the side. The minima keep marks visible on the smallest faces (a
+clip (box side 176-233 px) and a real-footage clip of five small faces (36-87 px, ``video_01`` of
+docs/data.md): the 68-point model's median distance between neighbouring points is 0.05 of the
+box side, so a dot 0.03 of the side across (radius 0.015) leaves a gap of its own size between
+neighbours; the inter-ocular distance is about 0.46 of the side. The minima keep marks visible on the smallest faces (a
 point stays at least 1.4 px across, a line 1 px wide, pose axes 12 px long), the maxima keep
 them from covering a face that fills the frame.
 """

@@ -5,7 +5,7 @@ several attributes at once: classes (``"class:<n>"``, n logits), angles (``"angl
 predicted as a (cos, sin) pair so that 359 and 1 degree are neighbours) and plain numbers
 (``"scalar"``, one standardised output). Because its only input is the landmarks, an attribute
 loss back-propagated through it (and the soft-argmax) trains the landmark network on images that
-have attribute labels but no landmark labels (../shared/PAPERS.md §2.4).
+have attribute labels but no landmark labels (the 2018 paper's sequential multitasking).
 
 Sizes (the paper's are not known, §2.4 "NOT RETRIEVED"): 2K inputs, ``hidden`` fully connected
 layers (default two of 256) each followed by ReLU and dropout (default 0.25: the input is only

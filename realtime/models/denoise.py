@@ -1,4 +1,4 @@
-"""The 2016 paper's denoising keypoint model and joint RCN + denoiser inference (../shared/PAPERS.md §1.6).
+"""The 2016 paper's denoising keypoint model and joint RCN + denoiser inference.
 
 The denoiser sees only keypoint positions, as K one-hot maps, and learns their joint
 distribution with very large kernels (45x45 in the paper, 25.4M parameters for K = 68), so that

@@ -1,8 +1,8 @@
 """Named model configurations (minGPT's ``model_type`` idea) and their variants.
 
-Presets reproduce the 2016 code's networks exactly (../shared/PAPERS.md §1.3-1.4): ``rcn_mtfl`` (5 points,
+Presets reproduce the 2016 code's networks exactly (docs/models.md): ``rcn_mtfl`` (5 points,
 227,141 parameters), ``rcn_300w`` (68 points, 1,095,492), ``sumnet_mtfl`` (142,850) and
-``sumnet_300w``. ``rcnplus`` is the 2018 paper's RCN+ (../shared/PAPERS.md §2.2, after NVIDIA's FPENet
+``sumnet_300w``. ``rcnplus`` is the 2018 paper's RCN+ (after NVIDIA's FPENet
 proxy): uniform 64-channel encoder/decoder, 3x3 + 1x1 convs per branch (the coarsest level's 3x3
 trunk conv + 3x3 + 1x1 is the proxy's 5x5 trunk; the finest adds the proxy's extra 1x1 head conv),
 a 1x1 output conv and the soft-argmax decoder; 509,828 parameters for 68 points (the keypoint

@@ -4,7 +4,7 @@ Geometry: one warp per sample carries the face box, scale, translation, rotation
 mirror and an optional perspective distortion, taken straight from the source image (never from
 an already cropped one, which would leave black borders); the landmarks get the same map.
 Photometry: colour, brightness, contrast, gamma, grey, blur, sensor noise and JPEG, on the crop.
-The defaults are the 2016 recipe (../shared/PAPERS.md 1.2); ``AugmentConfig.heavy`` is the stronger set
+The defaults are the 2016 paper's recipe; ``AugmentConfig.heavy`` is the stronger set
 for small training sets. Images stay in [0, 1]: contrast normalisation lives inside the model.
 """
 from __future__ import annotations

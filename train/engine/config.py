@@ -9,7 +9,7 @@ from realtime.core.errors import UserError
 from train.data.augment import AugmentConfig
 from train.objectives.elt import EltConfig
 
-# L2 coefficients (trunk, branches, SumNet branch weights) of the 2016 code's README (../shared/PAPERS.md §1.5).
+# L2 coefficients (trunk, branches, SumNet branch weights) of the 2016 code's README (the authors' released code).
 PAPER_L2 = {
     "sumnet_mtfl": (1e-6, 1e-4, 1e-14),
     "sumnet_300w": (1e-8, 1e-12, 0.0),

@@ -1,5 +1,5 @@
 """``python -m train evaluate``: NME under several normalisers, per subset, failure rates, AUC,
-a CED plot, and the branch-masking table in the layout of the authors' talk (../shared/PAPERS.md §0.5).
+a CED plot, and the branch-masking table in the layout of the authors' talk on the 2016 paper.
 
 Errors are measured in the 80x80 crop (a similarity transform of the image, so ratios such as
 NME are the same as in image pixels) against continuous ground truth, not the 2016 code's
@@ -27,7 +27,7 @@ from train.data.loader import LandmarkDataset, attribute_table
 from train.evaluation.metrics import ced_curve, nme, normalising_distance, plot_ced, summarise
 from train.evaluation.predict import predict_dataset
 
-# 300W's test groups (../shared/PAPERS.md §1.7): subset names as the 300W reader writes them.
+# 300W's test groups (the 300-W protocol): subset names as the 300W reader writes them.
 GROUPS_300W = {
     "common": ("helen/testset", "lfpw/testset"),
     "challenging": ("ibug",),

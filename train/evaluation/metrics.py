@@ -3,7 +3,7 @@
 numpy only; matplotlib is imported inside ``plot_ced`` (Agg canvas, no pyplot state).
 
 Per image, NME is the mean over visible points of the Euclidean error divided by a normalising
-distance (../shared/PAPERS.md 1.7, 2.7). Kinds of normalising distance:
+distance (as both papers score). Kinds of normalising distance:
 
 - ``outer_eye``: distance between the layout's two outer eye corners (its eye centres where a
   layout has no corners, e.g. MTFL's 5 points: the "inter-ocular" distance of the 2016 paper).

@@ -2,7 +2,7 @@
 
 The head (``realtime.models.attributes.AttributeNet``) sees only the soft-argmax landmarks, so
 ``attribute_loss`` back-propagates through the head, the soft-argmax and the whole landmark
-network (../shared/PAPERS.md §2.4). Every attribute in ``LandmarkSet.attribute_kinds`` gets an output:
+network (the 2018 paper's sequential multitasking). Every attribute in ``LandmarkSet.attribute_kinds`` gets an output:
 
 - ``class:<n>``: cross-entropy on n logits;
 - ``angle`` (degrees): the head outputs (c, s); the loss is ``1 - cos(predicted - true)`` with the

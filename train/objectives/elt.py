@@ -1,4 +1,4 @@
-"""ELT, the 2018 paper's equivariant landmark transformation loss (../shared/PAPERS.md §2.5).
+"""ELT, the 2018 paper's equivariant landmark transformation loss.
 
 For each crop I a random similarity transform T (rotation, zoom and translation about the crop
 centre; optionally a mirror, with the layout's keypoint permutation) is drawn; the model's

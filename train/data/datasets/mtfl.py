@@ -11,8 +11,8 @@ preprocessing/create_raw_MTFL.py):
 - Codes: gender 1 male / 2 female; smile 1 smiling / 2 not; glasses 1 wearing / 2 not; head pose
   1 left profile, 2 left, 3 frontal, 4 right, 5 right profile. We store code - 1, as RCN does:
   gender 0 = male, smile 0 = smiling, glasses 0 = wearing, pose 0..4 (``class:2`` / ``class:5``).
-- ``training.txt`` = 10,000 faces, ``testing.txt`` = the AFLW test set, 2,995 faces (../shared/PAPERS.md 1.7:
-  RCN code for the files; the 2,995 count is from memory there, not confirmed here).
+- ``training.txt`` = 10,000 faces, ``testing.txt`` = the AFLW test set, 2,995 faces (the
+  RCN code's files; docs/data.md).
 
 Not confirmed: the pixel offset. Neither the readme nor RCN says; coordinates are used as written
 (treated as 0-based pixel centres, ``MTFL_OFFSET = 0``). The folder names in ``testing.txt`` are not
