@@ -42,6 +42,7 @@ from realtime.io.capture import DEFAULT_FOLDER_RATE_HZ, CapturedFrame, open_sour
 from realtime.pipeline.config import PipelineConfig
 from realtime.pipeline.live_pipeline import LivePipeline
 from realtime.pipeline.processor import FrameProcessor
+from realtime.pipeline.runners import file_packets
 from realtime.stages.tracker import TrackerConfig
 
 __all__ = ["FaceLandmarker", "pipeline_config"]
@@ -192,8 +193,8 @@ class FaceLandmarker:
                 with LivePipeline(opened, processor) as live:
                     yield from live
                 return
-            for frame in opened:
-                packet = processor(frame if stills is None else frame._replace(still=stills))
+            process = processor if stills is None else lambda frame: processor(frame._replace(still=stills))
+            for packet in file_packets(opened, process, self.config.queue_size):  # decoded on a thread ahead
                 if packet.skipped:
                     log.warning("skipped %s: %s", packet.source, packet.skipped)
                 yield packet
