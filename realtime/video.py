@@ -54,6 +54,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -70,6 +71,7 @@ from realtime.io.capture import VideoFileSource, open_source
 from realtime.io.video_out import LandmarksWriter, VideoWriter, draw_overlay
 from realtime.pipeline.processor import FrameProcessor
 from realtime.pipeline.runners import run_file, run_streams
+from realtime.pipeline.writer_thread import OrderedWriter
 
 
 def _progress(total: int | None) -> tuple[Callable[[], None], Callable[[], None], Callable[[str], None]]:
@@ -206,25 +208,30 @@ def run(args: argparse.Namespace) -> int:
     print(f"landmark backend: {processor.landmarker.backend.name}", file=sys.stderr)
     step, close_bar, say = _progress(total)
     skipped: list[str] = []
+    writer = OrderedWriter(config.queue_size)  # draws, encodes and writes while the next frame is processed
 
     def on_packet(packet: FramePacket) -> None:
-        if write_frame(video, landmarks, packet, say):
+        raise_unhandled()  # a stop signal whose exception something swallowed: raised before the frame
+        if packet.skipped:
             skipped.append(packet.source)
-        step()
+        writer.submit(lambda: (write_frame(video, landmarks, packet, say), step()))
 
+    start = time.monotonic()
     try:
         stats = run_file(source, processor, on_packet, queue_size=config.queue_size)
+        writer.finish()
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: keep what is done, both files valid
         close_bar()
-        video.close()
-        landmarks.close()
+        finish_writes(writer, outputs)
         print(interrupted_line(exc, f"wrote the {landmarks.frames} frames done so far"), file=sys.stderr)
         return exit_code(exc)
     except BaseException:  # bad input (a truncated video) or a failure: leave no output
         close_bar()
+        writer.stop()
         video.abort()
         landmarks.abort()
         raise
+    wall_s = time.monotonic() - start  # to the last frame written
     close_bar()
     if skipped and len(skipped) == stats.processed:
         video.abort()
@@ -232,9 +239,26 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"none of the {len(skipped)} images of {args.input} could be read")
     video.close()
     landmarks.close()
-    print(f"{stats.processed} frames in {stats.wall_s:.1f} s ({stats.fps:.1f} fps): "
+    print(f"{stats.processed} frames in {wall_s:.1f} s ({stats.processed / max(wall_s, 1e-9):.1f} fps): "
           f"{args.output}, {args.landmarks}{skipped_note(skipped)}", file=sys.stderr)
     return EXIT_SKIPPED if skipped else 0
+
+
+def finish_writes(writer: OrderedWriter, outputs: list) -> None:
+    """After a stop signal: write the frames already processed and close ``outputs`` valid; a
+    second signal meanwhile is held until they are (``deferred``) and then ignored: the command
+    is stopping already. A write that fails aborts them instead, and its error is raised."""
+    try:
+        with deferred():
+            writer.finish()
+    except KeyboardInterrupt:
+        pass
+    except BaseException:
+        for output in outputs:
+            output.abort()
+        raise
+    for output in outputs:
+        output.close()
 
 
 def skipped_note(skipped: list[str]) -> str:
@@ -244,11 +268,10 @@ def skipped_note(skipped: list[str]) -> str:
 
 def write_frame(video, landmarks, packet, say: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> bool:
     """One processed frame into its outputs: the annotated image and the record, written whole or
-    not at all (a stop signal waits until both are done). A skipped input (``packet.skipped``)
-    gets its record and one ``warning:`` line (through ``say``: above the progress bar), no video
-    frame; returns whether it was one. A stop signal whose exception something swallowed is raised
-    here, before the frame (``realtime.core.signals.raise_unhandled``)."""
-    raise_unhandled()
+    not at all (on the main thread a stop signal waits until both are done; the commands call it
+    on their writer thread, ``realtime.pipeline.writer_thread``, where no signal lands). A skipped
+    input (``packet.skipped``) gets its record and one ``warning:`` line (through ``say``: above
+    the progress bar), no video frame; returns whether it was one."""
     if packet.skipped:
         say(f"warning: skipped {packet.source}: {packet.skipped}")
         with deferred():
@@ -314,6 +337,7 @@ def run_many(args: argparse.Namespace, config, missing: list[Path]) -> int:
     skipped: list[str] = []
 
     def on_packet(i: int, packet) -> None:
+        raise_unhandled()  # a stop signal whose exception something swallowed: raised before the frame
         if write_frame(*writers[i], packet, say):
             skipped.append(packet.source)
         step()
