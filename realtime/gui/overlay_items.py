@@ -96,9 +96,13 @@ def _pen(rgb: tuple[int, ...], width_px: float) -> "pg.QtGui.QPen":
 
 
 class FaceMarks:
-    """One face's box, pose axes and cube: line items whose widths follow the face's size
-    (``realtime/io/overlay_scale.py``), made once and reused for whichever face comes in this slot.
-    An item already empty is not cleared again (every Qt call counts: ``FaceLayers._draw_points``)."""
+    """The boxes, pose axes and cubes of the faces whose marks have one pair of line widths
+    (``realtime/io/overlay_scale.py``, rounded to 0.1 px): five line items (box, x, y, z axis,
+    cube), each holding the segments of all those faces (``connect="pairs"``), made once and
+    reused. Five faces of one size are five items, not twenty-five: each item costs its own
+    bounds and paint call per frame (on ``video_01`` the 25 per-face items took 3.4 of the 19.6 ms
+    a frame's drawing and painting took). An item already empty is not cleared again (every Qt
+    call counts: ``FaceLayers._draw_points``)."""
 
     def __init__(self, view: pg.ViewBox) -> None:
         self.box = pg.PlotCurveItem(connect="pairs")
@@ -110,17 +114,18 @@ class FaceMarks:
             item.setZValue(1)  # under the points (z 2)
             view.addItem(item)
 
-    def _set(self, item: pg.PlotCurveItem, xy: np.ndarray | None) -> None:
-        if xy is None or not len(xy):
+    def _set(self, item: pg.PlotCurveItem, segments: list[np.ndarray]) -> None:
+        if not segments:
             if id(item) not in self._empty:
                 item.setData([], [])
                 self._empty.add(id(item))
             return
+        xy = np.concatenate(segments) if len(segments) > 1 else segments[0]
         item.setData(xy[:, 0], xy[:, 1])
         self._empty.discard(id(item))
 
-    def set_widths(self, sizes: MarkSizes) -> None:
-        widths = (round(sizes.line_px, 1), round(sizes.axis_line_px, 1))  # new pens only when they change
+    def set_widths(self, widths: tuple[float, float]) -> None:
+        """(box and cube, axes) line widths in image pixels; new pens only when they change."""
         if widths != self._widths:
             self._widths = widths
             self.box.setPen(_pen(BOX_RGB, widths[0]))
@@ -128,29 +133,28 @@ class FaceMarks:
             for item, rgb in zip(self.axes, AXIS_RGB):
                 item.setPen(_pen(rgb, widths[1]))
 
-    def set_box(self, box: np.ndarray | None) -> None:
-        if box is None:
-            self._set(self.box, None)
-            return
-        x0, y0, x1, y1 = box
-        self._set(self.box, np.array([(x0, y0), (x1, y0), (x1, y0), (x1, y1), (x1, y1), (x0, y1), (x0, y1), (x0, y0)]))
-
-    def set_pose(self, segments: list[np.ndarray], style: str) -> None:
-        """``pose_segments``' output in ``style``: 3 axes, or one cube, or nothing."""
-        axes = segments if style != "cube" and segments else [None] * 3
-        cube = segments[0] if style == "cube" and segments else None
-        for item, xy in zip((*self.axes, self.cube), (*axes, cube)):
-            self._set(item, xy)
+    def set_faces(self, boxes: list[np.ndarray], poses: list[list[np.ndarray]], style: str) -> None:
+        """xyxy ``boxes`` and, per face with pose, ``pose_segments``' output in ``style``."""
+        self._set(self.box, [box_segments(box) for box in boxes])
+        for axis, item in enumerate(self.axes):
+            self._set(item, [segments[axis] for segments in poses if segments] if style != "cube" else [])
+        self._set(self.cube, [segments[0] for segments in poses if segments] if style == "cube" else [])
 
     def clear(self) -> None:
-        self.set_box(None)
-        self.set_pose([], "axes")
+        self.set_faces([], [], "axes")
+
+
+def box_segments(box: np.ndarray) -> np.ndarray:
+    """The (8, 2) segment ends of an xyxy box's four edges (``connect="pairs"``)."""
+    x0, y0, x1, y1 = box
+    return np.array([(x0, y0), (x1, y0), (x1, y0), (x1, y1), (x1, y1), (x0, y1), (x0, y1), (x0, y0)], np.float64)
 
 
 class FaceLayers:
     """The scene items drawn over the video, made once and updated per packet. Every mark is in
     image pixels and sized to its face (``realtime/io/overlay_scale.py``), so they also zoom with the
-    image: lines are non-cosmetic pens, one item per face; points one scatter (``_draw_points``)."""
+    image: lines are non-cosmetic pens, one set of items per line width (``FaceMarks``); points one
+    scatter (``_draw_points``)."""
 
     def __init__(self, view: pg.ViewBox) -> None:
         self.view = view
@@ -160,6 +164,7 @@ class FaceLayers:
         view.addItem(self.points)
         self.marks: list[FaceMarks] = []
         self.ids: list[pg.TextItem] = []
+        self._id_text: list[str] = []
         self.brushes = [pg.mkBrush(*rgb) for rgb in CONFIDENCE_RGB]
 
     def _slot(self, i: int) -> FaceMarks:
@@ -167,10 +172,14 @@ class FaceLayers:
             self.marks.append(FaceMarks(self.view))
         return self.marks[i]
 
-    def _text(self, i: int) -> pg.TextItem:
+    def _text(self, i: int, text: str) -> pg.TextItem:
         while len(self.ids) <= i:
             self.ids.append(pg.TextItem(color=ID_RGB, anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 140)))
+            self._id_text.append("")
             self.view.addItem(self.ids[-1])
+        if self._id_text[i] != text:  # a new text lays the item out again
+            self.ids[i].setText(text)
+            self._id_text[i] = text
         return self.ids[i]
 
     def draw(self, packet: FramePacket, options: DisplayOptions, intrinsics: CameraIntrinsics) -> None:
@@ -178,23 +187,27 @@ class FaceLayers:
         face_px = [face_size_px(f) for f in faces]
         sizes = [mark_sizes(px) for px in face_px]
         self._draw_points(faces, sizes, options)
+        groups: dict[tuple[float, float], tuple[list, list]] = {}  # line widths -> (boxes, pose segments)
         shown = 0
-        for i, (face, px, size) in enumerate(zip(faces, face_px, sizes)):
-            slot = self._slot(i)
-            slot.set_widths(size)
+        for face, px, size in zip(faces, face_px, sizes):
+            boxes, poses = groups.setdefault((round(size.line_px, 1), round(size.axis_line_px, 1)), ([], []))
             box_ok = np.isfinite(face.box_xyxy).all()
-            slot.set_box(face.box_xyxy if options.boxes and box_ok else None)
+            if options.boxes and box_ok:
+                boxes.append(face.box_xyxy)
             pose = face_pose_estimate(face, intrinsics) if options.pose else None
-            length = size.axis_length_px(px, options.axis_length) / px  # in face sizes, the pose's unit
-            slot.set_pose([] if pose is None else pose_segments(pose, intrinsics, length, options.pose_style),
-                          options.pose_style)
+            if pose is not None:
+                length = size.axis_length_px(px, options.axis_length) / px  # in face sizes, the pose's unit
+                poses.append(pose_segments(pose, intrinsics, length, options.pose_style))
             if options.ids and box_ok:
-                text = self._text(shown)
-                text.setText(f"#{face.track_id}")
+                text = self._text(shown, f"#{face.track_id}")
                 text.setPos(face.box_xyxy[0], face.box_xyxy[1])
                 text.setVisible(True)
                 shown += 1
-        for slot in self.marks[len(faces):]:
+        for i, (widths, (boxes, poses)) in enumerate(groups.items()):
+            slot = self._slot(i)
+            slot.set_widths(widths)
+            slot.set_faces(boxes, poses, options.pose_style)
+        for slot in self.marks[len(groups):]:
             slot.clear()
         for text in self.ids[shown:]:
             text.setVisible(False)
@@ -215,8 +228,10 @@ class FaceLayers:
         diameters = [max(1.0, round(4 * s.point_radius_px * zoom) / 2) for s in sizes]
         size = np.concatenate([np.full(len(f.points), d) for f, d in zip(faces, diameters)])
         ok = np.isfinite(pts).all(1)
-        self.points.setData(pos=pts[ok], size=size[ok], brush=[self.brushes[i] for i in levels[ok]],
-                            pen=[self.outline if d >= OUTLINE_MIN_PX else self.no_outline for d in size[ok]])
+        outlined = size[ok] >= OUTLINE_MIN_PX  # one pen for all when they agree: a list costs a call per dot
+        pen = (self.outline if outlined.all() else self.no_outline if not outlined.any()
+               else [self.outline if o else self.no_outline for o in outlined])
+        self.points.setData(pos=pts[ok], size=size[ok], brush=[self.brushes[i] for i in levels[ok]], pen=pen)
 
 
 class PosePlot:
@@ -234,6 +249,7 @@ class PosePlot:
         self.curves = {name: plot.plot(pen=pg.mkPen(ANGLE_RGB[name], width=2), name=name, connect="finite")
                        for name in ANGLES}
         self.samples: collections.deque[tuple[float, float, float, float]] = collections.deque()
+        self._title = ""
 
     def add(self, packet: FramePacket) -> None:
         t = packet.t_capture
@@ -246,7 +262,9 @@ class PosePlot:
         while self.samples[0][0] < t - PLOT_SECONDS:
             self.samples.popleft()
         title = f"head pose, track #{faces[0].track_id}" if pose is not None else "head pose: none in these packets"
-        self.plot.setTitle(title)
+        if title != self._title:  # a new title lays the plot out again
+            self.plot.setTitle(title)
+            self._title = title
 
     def draw(self, angles: tuple[str, ...]) -> None:
         data = np.array(self.samples, np.float64).reshape(-1, 4)
