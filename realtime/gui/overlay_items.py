@@ -100,9 +100,9 @@ class FaceMarks:
     (``realtime/io/overlay_scale.py``, rounded to 0.1 px): five line items (box, x, y, z axis,
     cube), each holding the segments of all those faces (``connect="pairs"``), made once and
     reused. Five faces of one size are five items, not twenty-five: each item costs its own
-    bounds and paint call per frame (on ``video_01`` the 25 per-face items took 3.4 of the 19.6 ms
-    a frame's drawing and painting took). An item already empty is not cleared again (every Qt
-    call counts: ``FaceLayers._draw_points``)."""
+    bounds and paint calls per frame (five faces of ``video_01``, docs/data.md: the GUI thread's
+    CPU per frame fell from 8.8 to 6.2 ms, updating and painting). An item already empty is not
+    cleared again (every Qt call counts: ``FaceLayers._draw_points``)."""
 
     def __init__(self, view: pg.ViewBox) -> None:
         self.box = pg.PlotCurveItem(connect="pairs")

@@ -18,10 +18,10 @@ An unsure track asks for the detector on the next frame; each detection round th
 where its crop already was (framed as the detector would frame it: ``_framed_like``) doubles the
 frames it waits before asking again (1, 2, 4, ... up to ``redetect_every``), and a round that finds
 it elsewhere or misses it sets that back to 1. Small or half-hidden faces score below the
-threshold for good (on ``video_01``, faces of 40-70 px, three of five tracks stay at 0.01-0.07
-against 0.09): asking on every frame ran the detector, and a second landmark pass for its framing,
-on all 90 frames (29 of the 32 ms a frame took), while the detector kept finding the same faces
-where the tracks already were; now 57 of the 90 frames, with the same five ids.
+threshold for good (``video_01`` of docs/data.md, faces of 40-70 px: three of five tracks stay at
+0.01-0.07 against 0.09): asking on every frame ran the detector, and a second landmark pass for
+its framing, on all 90 frames (29 of the 32 ms a frame took), while the detector kept finding the
+same faces where the tracks already were; now on 57 of the 90 frames, with the same five ids.
 
 Matching, in turn: greedy by IoU (highest first, at least ``iou_match``) against each track's
 predicted box (its last landmark box moved by its last displacement x ``velocity_gain``), then by
