@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from realtime.api import pipeline_config
 from realtime.cli.options import add_engine_arguments, add_pose_arguments, add_turned_search_argument
@@ -99,8 +100,10 @@ def run(args: argparse.Namespace) -> int:
     if window.error is not None:
         raise window.error
     stats = window.stats
-    print(f"{stats.processed} frames processed, {stats.dropped} dropped, in {stats.wall_s:.1f} s "
-          f"({stats.fps:.1f} fps)", file=sys.stderr)
+    latency = np.percentile(stats.latencies_ms, [50, 95]) if stats.latencies_ms else (np.nan, np.nan)
+    print(f"{stats.processed} frames processed, {stats.dropped} dropped of {stats.decoded}, in {stats.wall_s:.1f} s "
+          f"({stats.fps:.1f} fps); {window.frames_drawn} shown at {window.shown_fps:.1f} fps; latency p50 "
+          f"{latency[0]:.1f} ms, p95 {latency[1]:.1f} ms", file=sys.stderr)
     return 128 + window.interrupted if window.interrupted else 0
 
 

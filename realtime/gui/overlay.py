@@ -122,6 +122,7 @@ class OverlayWindow(QtWidgets.QWidget):
         self.packet: FramePacket | None = None
         self.paused = self.ended = False
         self.frames_drawn, self.draw_ms = 0, 0.0
+        self.shown_s: tuple[float, float] | None = None  # monotonic times of the first and last frame drawn
         self.stats: RunStats | None = None
         self.error: BaseException | None = None
         self.interrupted = 0
@@ -227,6 +228,8 @@ class OverlayWindow(QtWidgets.QWidget):
         self._draw()
         self.draw_ms = (time.perf_counter() - start) * 1e3
         self.frames_drawn += 1
+        now = time.monotonic()
+        self.shown_s = (self.shown_s[0] if self.shown_s else now, now)
         self._update_info()
         if self.screenshot_after is not None and self.frames_drawn == self.screenshot_after:
             self.screenshot()
@@ -270,6 +273,13 @@ class OverlayWindow(QtWidgets.QWidget):
             self.screenshot()
         if self.quit_after is not None:
             self.close()
+
+    @property
+    def shown_fps(self) -> float:
+        """Frames drawn a second, from the first frame drawn to the last (0 before two)."""
+        if self.shown_s is None or self.frames_drawn < 2 or self.shown_s[1] <= self.shown_s[0]:
+            return 0.0
+        return (self.frames_drawn - 1) / (self.shown_s[1] - self.shown_s[0])
 
     # -- shutdown ----------------------------------------------------------------------------
     def shutdown(self) -> RunStats | None:
