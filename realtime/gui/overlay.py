@@ -112,7 +112,7 @@ class OverlayWindow(QtWidgets.QWidget):
 
     def __init__(self, pipeline: LivePipeline | None = None, tuner: LiveTuner | None = None,
                  display: DisplayOptions | None = None, screenshot_dir: str | Path = ".",
-                 screenshot_after: int | None = None, quit_after: int | None = None, poll_ms: int = 5) -> None:
+                 screenshot_after: int | None = None, quit_after: int | None = None, poll_ms: int = 2) -> None:
         super().__init__()
         self.pipeline, self.tuner = pipeline, tuner
         self.display = display if display is not None else default_display(pipeline)
@@ -130,7 +130,11 @@ class OverlayWindow(QtWidgets.QWidget):
         self._recent: collections.deque[tuple[float, float]] = collections.deque(maxlen=120)  # (t shown, latency)
         self._note = ""
         self._build()
+        # The worker starts its next frame only once the window has taken the last result (the
+        # flow limiter), so the tick's wait is added to every frame's cycle: 2 ms, not 5 (a tick
+        # that finds nothing costs a few microseconds)
         self.timer = QtCore.QTimer(self)
+        self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
         self.timer.timeout.connect(self._poll)
         if pipeline is not None:
             self.timer.start(poll_ms)
