@@ -120,12 +120,15 @@ def test_loader_errors(tmp_path):
 
 
 def test_backend_choice():
-    assert resolve_detector_backend("auto", "cpu") == "opencv"
+    from importlib.util import find_spec
+
+    assert resolve_detector_backend("auto", "cpu") == ("openvino" if find_spec("openvino") else "opencv")
+    assert resolve_detector_backend("opencv", "cpu") == "opencv"
     assert resolve_detector_backend("auto", "cuda:0") == "torch"
     assert resolve_detector_backend("torch", "cpu") == "torch"
     with pytest.raises(UserError, match="backend"):
         resolve_detector_backend("tensorrt", "cpu")
-    assert isinstance(make_detector("full", "auto", "cpu"), BlazeFaceDetector)
+    assert isinstance(make_detector("full", "opencv", "cpu"), BlazeFaceDetector)
     detector = make_detector("full", "torch", "cpu", score_threshold=0.3)
     assert isinstance(detector, TorchBlazeFaceDetector) and detector.score_threshold == 0.3
 
@@ -172,9 +175,31 @@ def test_the_pipeline_takes_the_torch_detector_when_asked(demo_frames):
     processor = FrameProcessor.from_config(PipelineConfig(weights, detector="full", detector_backend="torch"))
     assert isinstance(processor.detector, TorchBlazeFaceDetector) and processor.detector.model == "full"
     assert len(processor(CapturedFrame(0, 0.0, demo_frames[0])).faces) == 1
-    default = FrameProcessor.from_config(PipelineConfig(weights)).detector  # "both", OpenCV on CPU
-    assert [type(m) for m in default.members] == [BlazeFaceDetector, BlazeFaceDetector]
+    default = FrameProcessor.from_config(PipelineConfig(weights)).detector  # "both", OpenVINO (else OpenCV) on CPU
+    from importlib.util import find_spec
+
+    if find_spec("openvino"):
+        from realtime.detect.blazeface_openvino import OpenVinoBlazeFaceDetector as expected
+    else:
+        expected = BlazeFaceDetector
+    assert [type(m) for m in default.members] == [expected, expected]
     both = FrameProcessor.from_config(PipelineConfig(weights, detector="both", detector_backend="torch")).detector
     assert [(type(m), m.model) for m in both.members] == [(TorchBlazeFaceDetector, "short"),
                                                           (TorchBlazeFaceDetector, "full")]
     assert len(both(demo_frames[0])) == 1
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_openvino_backend_detects_what_opencv_does(name, demo_frames):
+    """The port through OpenVINO (``blazeface_openvino``, the CPU default when installed): the same
+    detections as OpenCV dnn on the shipped .tflite, to 1e-3 px and 1e-5 in score."""
+    pytest.importorskip("openvino")
+    from realtime.detect.blazeface_openvino import OpenVinoBlazeFaceDetector
+
+    reference, fast = BlazeFaceDetector(name), OpenVinoBlazeFaceDetector(name)
+    for frame in demo_frames:
+        a, b = reference(frame), fast(frame)
+        assert len(a) == len(b)
+        np.testing.assert_allclose(b.boxes, a.boxes, atol=1e-3)
+        np.testing.assert_allclose(b.scores, a.scores, atol=1e-5)
+        np.testing.assert_allclose(b.keypoints, a.keypoints, atol=1e-3)

@@ -6,14 +6,16 @@ import argparse
 
 from realtime.backends.registry import BACKENDS
 from realtime.core.cliargs import FOCAL_PX, HFOV_DEG, NumberType
+from realtime.detect.detector import DETECTOR_BACKENDS
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """``--detector-backend``, ``--device`` and ``--backend``: shared by the video and webcam CLIs."""
 
-    parser.add_argument("--detector-backend", choices=("auto", "opencv", "torch"), default="auto",
-                        help="run BlazeFace through OpenCV dnn or the PyTorch port on --device; auto: torch "
-                        "on CUDA, else OpenCV (faster on CPU)")
+    parser.add_argument("--detector-backend", choices=DETECTOR_BACKENDS, default="auto",
+                        help="run BlazeFace through OpenCV dnn, OpenVINO (the PyTorch port exported) or the "
+                        "PyTorch port on --device; auto: torch on CUDA, else OpenVINO when installed (the "
+                        "fastest on CPU), else OpenCV")
     parser.add_argument("--device", default="cpu", help="torch device for the landmark model (and the torch detector)")
     parser.add_argument("--backend", default="auto",
                         help="inference backend of the landmark model: auto (the fastest whose landmarks stay "

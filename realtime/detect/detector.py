@@ -5,13 +5,15 @@ One plain object with a pure call: ``detector(image) -> Detections``, and
 network (``realtime.detect.blazeface``: specs, letterboxing, anchors, decoding, NMS): ``BlazeFaceDetector``
 runs the shipped ``.tflite`` through OpenCV dnn; ``realtime.detect.blazeface_torch.TorchBlazeFaceDetector``
 runs the same networks ported to PyTorch (converted weights), on any torch device and batched.
-``make_detector`` picks one (``DETECTOR_BACKENDS``; the port is imported only when asked for), and
+``make_detector`` picks one (``DETECTOR_BACKENDS``; ``realtime.detect.blazeface_openvino`` runs the port
+through OpenVINO, the default on CPU when it is installed), and
 ``BlazeFaceBoth`` unites the two models (the default, ``both``). The models' inputs and outputs are
 described in ``realtime.detect.blazeface``.
 """
 from __future__ import annotations
 
 import time
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Sequence
 
@@ -37,6 +39,7 @@ from realtime.detect.blazeface import (  # noqa: F401  (re-exported: the detecto
     ssd_anchors,
     weighted_nms,
 )
+from realtime.detect.blazeface_openvino import OpenVinoBlazeFaceDetector
 from realtime.detect.blazeface_torch import TorchBlazeFaceDetector
 from realtime.detect.tflite import read_tflite
 
@@ -70,16 +73,21 @@ class BlazeFaceDetector(BlazeFaceBase):
         return np.stack(regressors).astype(np.float64), np.stack(logits).astype(np.float64)
 
 
-DETECTOR_BACKENDS = ("auto", "opencv", "torch")
+DETECTOR_BACKENDS = ("auto", "opencv", "openvino", "torch")
 
 
 def resolve_detector_backend(backend: str, device: str = "cpu") -> str:
     """"auto" -> "torch" on a CUDA device (detection batches on the GPU next to the landmarks),
-    else "opencv", the faster on CPU (the timings are in docs/video.md, "Detector backends")."""
+    else "openvino" when OpenVINO is installed (3.5x less CPU than OpenCV dnn for both models
+    here), else "opencv" (the timings are in docs/video.md, "Detector backends")."""
     if backend not in DETECTOR_BACKENDS:
         raise UserError(f"unknown detector backend {backend!r}; choose one of {', '.join(DETECTOR_BACKENDS)}")
     if backend == "auto":
-        return "torch" if str(device).startswith("cuda") else "opencv"
+        if str(device).startswith("cuda"):
+            return "torch"
+        return "openvino" if find_spec("openvino") is not None else "opencv"
+    if backend == "openvino" and find_spec("openvino") is None:
+        raise UserError("--detector-backend openvino needs OpenVINO: pip install 'rcn-realtime[fast]'")
     return backend
 
 
@@ -163,6 +171,9 @@ def make_detector(model: str = DEFAULT_DETECTOR, backend: str = "auto", device: 
     if model == "both":
         members = [make_detector(name, backend, device) for name in ("short", "full")]
         return BlazeFaceBoth(members, score_threshold)
-    if resolve_detector_backend(backend, device) == "opencv":
+    resolved = resolve_detector_backend(backend, device)
+    if resolved == "opencv":
         return BlazeFaceDetector(model, score_threshold=score_threshold)
+    if resolved == "openvino":
+        return OpenVinoBlazeFaceDetector(model, score_threshold=score_threshold)
     return TorchBlazeFaceDetector(model, device=device, score_threshold=score_threshold)

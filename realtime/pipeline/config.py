@@ -24,8 +24,9 @@ class PipelineConfig:
     pose); ``focal_px`` or ``hfov_deg`` the camera intrinsics; ``pose_source`` "pnp" or "head"
     (``realtime.pipeline.processor``; "head" needs weights with a pose head); ``backend`` the
     landmark model's inference backend (``realtime.backends``: a name or "auto"); ``queue_size`` frames decoded ahead
-    in file mode (``run_file``); ``detector_backend`` "opencv", "torch" or "auto" (torch on a CUDA
-    ``device``, else OpenCV, the faster on CPU: ``detector.resolve_detector_backend``);
+    in file mode (``run_file``); ``detector_backend`` "opencv", "openvino", "torch" or "auto" (torch on a
+    CUDA ``device``, else OpenVINO when installed, the fastest on CPU, else OpenCV:
+    ``detector.resolve_detector_backend``);
     ``smoothing`` the One Euro parameters (None: ``SmoothingParams()``'s defaults);
     ``turned_search`` whether detection also tries the frame turned by quarter turns when the
     upright pass is not enough (faces at any roll: ``realtime.stages.turned_search``)."""
