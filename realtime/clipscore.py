@@ -6,7 +6,7 @@
 Runs the whole per-frame chain (``FrameProcessor``: detection, tracking, batched landmarks,
 smoothing, pose) over every frame of the clip twice, with the One Euro smoothing off ("raw") and
 on ("smoothed", the pipeline's defaults), and compares each frame's face with the truth that
-``python -m train.democlip`` stored beside the clip:
+``python -m train.tools.make_demo_clip`` stored beside the clip:
 
 - ``found``: the fraction of frames with a face (the one nearest the truth when there are several);
 - ``nme``: mean over found frames of the mean point error divided by the truth's outer-eye-corner

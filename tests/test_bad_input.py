@@ -283,7 +283,8 @@ def test_a_failing_fit_leaves_no_empty_run_folder(work, capsys, monkeypatch):
 HELP_COMMANDS = [["realtime.video"], ["realtime.webcam"], ["realtime.bench"], ["realtime.clipscore"],
                  ["train", "fit"], ["train", "evaluate"], ["train", "export"], ["train", "synth"], ["train", "adapt"],
                  ["train.reproduce"], ["train.faces68"], ["train.faces68_ablate"], ["train.compare"],
-                 ["train.detectscore"], ["train.democlip"], ["train.synthetic"], ["train.posecheck"]]
+                 ["train.tools.score_detector"], ["train.tools.make_demo_clip"], ["train.tools.make_synthetic_preview"],
+                 ["train.tools.check_head_pose"]]
 
 
 @pytest.mark.parametrize("command", HELP_COMMANDS, ids=" ".join)

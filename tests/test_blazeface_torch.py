@@ -135,7 +135,7 @@ def test_backend_choice():
 
 def test_converter_reproduces_the_shipped_files(tmp_path):
     pytest.importorskip("tflite")
-    from train.convert_blazeface import main
+    from train.tools.make_blazeface_weights import main
     assert main(["--out", str(tmp_path)]) == 0
     for name in MODELS:
         shipped = weights_path_for(name)
@@ -143,7 +143,7 @@ def test_converter_reproduces_the_shipped_files(tmp_path):
 
 
 def test_dequantize_integer_constants_per_channel():
-    from train.convert_blazeface import dequantize
+    from train.tools.make_blazeface_weights import dequantize
     q = np.array([[-128, 0, 127], [10, 20, 30]], np.int8)
     got = dequantize(q.tobytes(), "INT8", (2, 3), np.array([0.5, 0.1]), np.array([0, 10]), axis=0)
     np.testing.assert_allclose(got, [[-64.0, 0.0, 63.5], [0.0, 1.0, 2.0]], atol=1e-6)

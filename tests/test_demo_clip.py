@@ -1,4 +1,4 @@
-"""The bundled demo clip (``train/democlip.py``, ``assets/demo.mp4``, ``assets/demo_truth.json``)."""
+"""The bundled demo clip (``train/tools/make_demo_clip.py``, ``assets/demo.mp4``, ``assets/demo_truth.json``)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from realtime.core.assets import ASTRONAUT_PTS, DEMO_CLIP, DEMO_TRUTH
-from train.democlip import Clip, ClipSpec, apply_homography, build
+from train.tools.make_demo_clip import Clip, ClipSpec, apply_homography, build
 from train.labels.democlip import astronaut_points, load_truth
 
 cv2.setNumThreads(1)
@@ -110,7 +110,7 @@ def test_committed_truth_is_what_the_generator_gives():
 
 def test_source_stays_inside_the_blurred_border():
     """The frame never samples beyond the portrait's blurred mirror border (no sharp mirrored hair or face)."""
-    from train.democlip import PAD_PX
+    from train.tools.make_demo_clip import PAD_PX
 
     clip = Clip(ClipSpec(), source=BLANK)
     corners = np.array([[0, 0], [639, 0], [0, 479], [639, 479]], np.float64)

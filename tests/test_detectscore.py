@@ -1,4 +1,4 @@
-"""``python -m train.detectscore``: the numbers behind docs/detection.md, end to end on the bundled clip
+"""``python -m train.tools.score_detector``: the numbers behind docs/detection.md, end to end on the bundled clip
 and the 300-W fixture tree (synthetic faces in the exact 300-W file formats)."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from cli_errors import one_error_line
-from train.detectscore import count_summary, duplicate_pairs, main
+from train.tools.score_detector import count_summary, duplicate_pairs, main
 
 FIXTURE_300W = Path(__file__).parent / "fixtures" / "300w"
 

@@ -1,4 +1,4 @@
-"""The real-face set builder (``python -m train.faceset build``).
+"""The real-face set builder (``python -m train.tools.make_faceset build``).
 
 The build runs against a fake teacher and fake identity model (no dlib needed); the real build
 over the shared photos runs only where the ``teacher`` extra is installed.
@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-import train.faceset as faceset
+import train.tools.make_faceset as faceset
 from realtime.core.assets import ASTRONAUT_PTS
 from train.data.datasets.folder import load_folder
 from train.data.datasets.ibug300w import read_pts

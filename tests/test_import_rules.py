@@ -7,8 +7,9 @@
 - no runtime module imports a runtime command line (``REALTIME_CLIS``): what they share lives in
   library modules (``realtime.core.cliargs``, ``realtime.pipeline.cliptruth``, ``realtime.core.measure``).
 - no module imports a ``train`` command line (``train_clis``: its top-level modules, ``python -m
-  train.X``, and ``train.__main__``), command lines included: what they share lives in the library
-  sub-packages (``train.recipes.faces68``, ``train.labels.teacher``, ``train.labels.democlip``, ...).
+  train.X``, ``train.__main__`` and the asset-making and comparison tools of ``train.tools``),
+  command lines included: what they share lives in the library sub-packages
+  (``train.recipes.faces68``, ``train.labels.teacher``, ``train.labels.democlip``, ...).
 
 Imports inside functions count too: a lazy import is still an arrow. And imports sit at module top
 except for optional dependencies (``LOCAL_IMPORTS_ALLOWED``), imported where they are used so that a
@@ -163,7 +164,7 @@ def test_the_tree_has_the_layers_as_sub_packages():
 
 
 # train's library layers, bottom to top; its command lines (``python -m train``, ``train.reproduce``,
-# ``train.faces68`` and the other top-level modules) stand above them all.
+# ``train.faces68`` and the other top-level modules, and the tools in ``train.tools``) stand above them all.
 TRAIN_LAYERS = ("data", "objectives", "evaluation", "labels", "engine", "recipes", "cli")
 
 
@@ -180,16 +181,18 @@ def test_train_is_layered_and_its_library_imports_no_command_line():
 
 def train_clis() -> set[str]:
     """``train``'s command lines: every module directly under ``train/`` (``train.faces68``,
-    ``train.__main__``, ...), the layer ``train_layer_of`` puts above the library; the package's
-    ``__init__`` (``train``) is not one."""
-    return {name for name in modules() if name.startswith("train.") and name.count(".") == 1
-            and train_layer_of(name) == TRAIN_LAYERS.index("cli")}
+    ``train.__main__``, ...) and every tool under ``train/tools/`` (``train.tools.make_demo_clip``,
+    ...), the layer ``train_layer_of`` puts above the library; the packages' ``__init__``
+    (``train``, ``train.tools``) are not."""
+    return {name for name, path in modules().items() if train_layer_of(name) == TRAIN_LAYERS.index("cli")
+            and path.name != "__init__.py" and name.startswith("train.")
+            and (name.count(".") == 1 or name.startswith("train.tools."))}
 
 
 def test_no_module_imports_a_train_command_line():
     clis = train_clis()
-    assert {"train.faces68", "train.democlip", "train.meanface", "train.__main__"} <= clis
-    assert not clis & {"train", "train.labels", "train.recipes"}
+    assert {"train.faces68", "train.tools.make_demo_clip", "train.tools.make_mean_face", "train.__main__"} <= clis
+    assert not clis & {"train", "train.labels", "train.recipes", "train.tools"}
     arrows = sorted((a, b) for a, targets in graph().items() for b in targets if b in clis)
     assert arrows == [], arrows
 
@@ -225,3 +228,12 @@ def test_imports_sit_at_module_top_except_optional_dependencies():
 
     local = sorted((m, name) for m, path in modules().items() for name in local_imports(path) if not allowed(name))
     assert local == [], local
+
+
+def test_trains_top_holds_only_its_commands_and_the_tools_their_own_package():
+    """The asset-making and comparison tools live in ``train/tools/``, apart from the library they
+    use; ``train/``'s top keeps the training commands (and ``train.compare``, a published command)."""
+    flat = sorted(name for name in modules() if name.startswith("train.") and name.count(".") == 1
+                  and train_layer_of(name) == TRAIN_LAYERS.index("cli") and name != "train.tools")
+    assert flat == ["train.__main__", "train.compare", "train.faces68", "train.faces68_ablate", "train.reproduce"], flat
+    assert {"train.tools.make_demo_clip", "train.tools.make_teacher_labels"} <= train_clis()

@@ -15,7 +15,7 @@ from realtime.geometry.layouts import get_layout
 from realtime.geometry.meanface import MEAN_FACE_PATH, OUTER_EYE_MM, face_model_for, load_mean_face
 from realtime.stages.pose import CameraIntrinsics, angles_to_rotation, estimate_head_pose
 from train.labels.headpose import photo_pose
-from train.meanface import canonical_frame, generalised_procrustes, main, mirror, similarity
+from train.tools.make_mean_face import canonical_frame, generalised_procrustes, main, mirror, similarity
 
 cv2.setNumThreads(1)
 

@@ -1,6 +1,6 @@
 """Head pose in the pipeline by default: the shipped mean face (or its 5-point subset) chosen by
 the weights' layout, the intrinsics flags of ``python -m realtime.video``, pose in the records;
-and how the recovered angles track the demo clip's known motion (``train/posecheck.py``)."""
+and how the recovered angles track the demo clip's known motion (``train/tools/check_head_pose.py``)."""
 from __future__ import annotations
 
 import json
@@ -99,7 +99,7 @@ def test_recovered_roll_follows_the_clips_rotation():
     """On the clip's TRUE points: roll tracks the in-plane rotation one to one (RMS under 1.5
     degrees, slope within 5%); yaw and pitch follow the tilt of the flat portrait only in
     direction, and weakly (a tilted photo is not a turned head: assets/README.md)."""
-    from train.posecheck import check
+    from train.tools.check_head_pose import check
 
     result = check()
     assert result["roll"]["corr"] > 0.99 and abs(result["roll"]["slope"] - 1) < 0.05

@@ -1,4 +1,4 @@
-"""The teacher labelling tool (``train/labels/teacher.py``, ``python -m train.teacher``).
+"""The teacher labelling tool (``train/labels/teacher.py``, ``python -m train.tools.make_teacher_labels``).
 
 The command line's error paths and file handling run against a fake teacher (no dlib needed);
 the real dlib teacher runs only where the ``teacher`` extra is installed.
@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-import train.teacher_cli as cli
+import train.tools.make_teacher_labels as cli
 from realtime.core.errors import UserError
 from train.data.datasets.folder import load_folder
 from train.data.datasets.ibug300w import read_pts

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from train.detectscore import duplicate_pairs
+from train.tools.score_detector import duplicate_pairs
 from realtime.video import DEFAULT_WEIGHTS
 
 torch.set_num_threads(1)  # as the other pipeline tests: two threads on a shared 2-core machine stall

@@ -8,7 +8,7 @@ clip and its truth, the astronaut's labels) live in the repository's top-level `
 - installed (a wheel, ``pip install .``): ``site-packages/realtime/_assets/``;
 - a source checkout (an editable install, or ``PYTHONPATH=.``): the checkout's own ``assets/``,
   which is also where the developer tools that remake assets (``train.faces68``,
-  ``train.democlip``, ``train.meanface``, ``train.convert_blazeface``) write.
+  ``train.tools.make_demo_clip``, ``train.tools.make_mean_face``, ``train.tools.make_blazeface_weights``) write.
 
 Caches (never shipped; safe to delete) are under ``$RCN_CACHE`` when it is set, else under
 ``~/.cache``: ``backend_cache_dir()`` (exported ONNX, int8 models, ``auto`` decisions) and

@@ -51,7 +51,7 @@ MODELS = {
 DETECTORS = ("short", "full", "both")
 DEFAULT_DETECTOR = "both"
 # "both": the full-range model's score threshold (the short-range one runs 0.1 above it) and NMS IoU,
-# chosen from the measurements in docs/detection.md (python -m train.detectscore). One model alone
+# chosen from the measurements in docs/detection.md (python -m train.tools.score_detector). One model alone
 # keeps MediaPipe's.
 BOTH_SCORE_THRESHOLD = 0.4
 BOTH_NMS_IOU = 0.2

@@ -1,6 +1,6 @@
 """BlazeFace (MediaPipe's short- and full-range face detectors) in PyTorch, and a detector on it.
 
-The networks reproduce the shipped ``.tflite`` graphs layer for layer (``train/convert_blazeface.py``
+The networks reproduce the shipped ``.tflite`` graphs layer for layer (``train/tools/make_blazeface_weights.py``
 reads those graphs, checks them against these modules and writes the weights; see
 ``assets/README.md``). Outputs are the tflite graph's: ``regressors`` (B, A, 16) and
 ``classificators`` (B, A, 1) logits, anchors in MediaPipe's order, so ``realtime.detect.detector``'s
@@ -178,7 +178,7 @@ def load_blazeface(path: str | Path, device: str | torch.device = "cpu") -> tupl
     float16 tensors become float32) -> (network in eval mode on ``device``, model name)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"BlazeFace weights not found: {path} (made by python -m train.convert_blazeface; "
+        raise UserError(f"BlazeFace weights not found: {path} (made by python -m train.tools.make_blazeface_weights; "
                         "see assets/README.md)")
     try:
         with safe_open(str(path), framework="pt") as f:

@@ -1,7 +1,7 @@
 """The shipped 3D mean face for head pose, and its points for each keypoint layout.
 
 numpy only. ``assets/mean_face_68.npy`` is a (68, 3) float64 array in the ibug68 order, derived
-from MediaPipe's face mesh depth averaged over real faces (``python -m train.meanface derive``;
+from MediaPipe's face mesh depth averaged over real faces (``python -m train.tools.make_mean_face derive``;
 derivation and numbers in ``assets/README.md``). Its conventions, written once here:
 
 - axes as ``realtime/stages/pose.py`` expects for a face looking into the camera: +x towards the image's

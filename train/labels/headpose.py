@@ -1,11 +1,12 @@
 """Head pose as a training label: yaw/pitch/roll of a labelled face in a photo, by solvePnP
-against the 3D mean face (``assets/mean_face_68.npy``, derived by ``python -m train.meanface
+against the 3D mean face (``assets/mean_face_68.npy``, derived by ``python -m train.tools.make_mean_face
 derive``).
 
-``label_folder`` (``python -m train.meanface pose``): for every face of a ``folder:`` dataset (``train/data/datasets/folder.py``: an image with a
-``.pts`` or ``.json`` beside it), yaw/pitch/roll by solvePnP against the mean face, written as
-``attributes`` with ``attribute_kinds`` "angle" into the face's ``.json`` or, for a ``.pts`` face,
-into its ``.teacher.json`` sidecar, so ``folder:DIR`` exposes them to ``--attribute-weight``.
+``label_folder`` (``python -m train.tools.make_mean_face pose``): for every face of a ``folder:``
+dataset (``train/data/datasets/folder.py``: an image with a ``.pts`` or ``.json`` beside it),
+yaw/pitch/roll by solvePnP against the mean face, written as ``attributes`` with
+``attribute_kinds`` "angle" into the face's ``.json`` or, for a ``.pts`` face, into its
+``.teacher.json`` sidecar, so ``folder:DIR`` exposes them to ``--attribute-weight``.
 The camera of a photo is unknown: the face is put on the optical axis (principal point at the
 points' centroid), ``DISTANCE_MM`` away (focal length = that distance x the points' spread /
 the mean face's spread), which is close to the weak perspective of a portrait.
@@ -25,6 +26,7 @@ from train.data.datasets.ibug300w import read_pts
 
 DISTANCE_MM = 1000.0
 # the sidecars' record of how the angles were made, as written before this module moved out of train.meanface
+# (the tool is now train.tools.make_mean_face): kept, so the sidecars stay as they were
 POSE_NOTE = "train.meanface.photo_pose: solvePnP against the 3D mean face, the face on the optical axis 1 m away"
 
 

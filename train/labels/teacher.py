@@ -8,7 +8,7 @@ An optional tool of the training recipe (``pip install -e '.[teacher]'``: dlib-b
     faces = teacher(rgb)               # every face found, reading order, each with .refused reasons
     faces = label_image(rgb)           # only the accepted ones (a shared default Teacher)
 
-Command line: ``python -m train.teacher --help`` (``train/teacher_cli.py``); the files it writes:
+Command line: ``python -m train.tools.make_teacher_labels --help``; the files it writes:
 ``train/labels/teacher_files.py``.
 
 Conventions. dlib reports integer pixel positions, 0-based, pixel centres at integers: this

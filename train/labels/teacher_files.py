@@ -1,5 +1,5 @@
-"""The teacher's labels on disk, as ``python -m train.teacher`` (``train/teacher_cli.py``) and
-``train.faceset`` write them.
+"""The teacher's labels on disk, as ``python -m train.tools.make_teacher_labels`` and
+``python -m train.tools.make_faceset`` write them.
 
 The inputs (``find_images``) are images and folders (searched recursively for
 .jpg/.jpeg/.png/.bmp); a grid of many faces is just an image. For each accepted face, ``NAME``

@@ -15,7 +15,7 @@
 
 Where both exist, the ``.json`` wins. Images with neither are skipped (counted in a warning). A
 ``.pts`` face also takes ``attributes`` and ``attribute_kinds`` from the teacher's sidecar
-``name.teacher.json`` when one is beside it (``python -m train.meanface pose DIR`` writes head
+``name.teacher.json`` when one is beside it (``python -m train.tools.make_mean_face pose DIR`` writes head
 pose there: yaw/pitch/roll, kind "angle").
 The layout comes from ``layout=`` (spec option), else from the JSON files (which must agree), else
 from the point count via ``layout_for_count``; all faces must have the same number of points.

@@ -1,7 +1,7 @@
 """The bundled demo clip: ``assets/demo.mp4`` and its ground truth ``assets/demo_truth.json``.
 
-    python -m train.democlip                    # rebuild both (needs the democlip extra: scikit-image, av)
-    python -m train.democlip --label-astronaut  # relabel assets/astronaut_68.pts (needs the teacher extra)
+    python -m train.tools.make_demo_clip                    # rebuild both (needs the democlip extra: scikit-image, av)
+    python -m train.tools.make_demo_clip --label-astronaut  # relabel assets/astronaut_68.pts (needs the teacher extra)
 
 scikit-image's astronaut portrait (NASA, public domain, 512x512) is warped into 640x480 frames by
 one homography per frame, ``H = T(anchor + (tx, ty)) . R(angle) . S(scale) . P(yaw, pitch) .
@@ -45,6 +45,7 @@ from realtime.io.video_out import VideoWriter
 from train.labels.democlip import astronaut, astronaut_points
 from train.labels.teacher import SUB_DETECTORS, Teacher, pts_text
 
+# the format tag the committed truth carries: the tool's module name when v1 was made, kept so the file stays as it is
 GENERATOR = "train.democlip v1"
 FOCAL_FACES = 4.0  # viewing distance of the tilted picture plane, in face widths
 NOISE_SIGMA = 3.0  # sensor noise, grey levels (0-255)
@@ -285,7 +286,7 @@ def label_astronaut(out: Path = ASTRONAUT_PTS) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = ClipSpec()
 
-    p = Parser(prog="python -m train.democlip", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python -m train.tools.make_demo_clip", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=str(DEMO_CLIP), help="the H.264 clip (.mp4)")
     p.add_argument("--truth", help="ground truth .json (default: demo_truth.json beside --out)")
     p.add_argument("--seconds", type=number(float, 0, 600, lo_open=True), default=d.seconds, help="clip length")

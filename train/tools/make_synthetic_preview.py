@@ -1,4 +1,4 @@
-"""``python -m train.synthetic``: the synthetic benchmark's tools (a preview sheet, a timing run).
+"""``python -m train.tools.make_synthetic_preview``: the synthetic benchmark's tools (a preview sheet, a timing run).
 The benchmark itself is ``train.data.synthetic``."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from train.data.synthetic import generate, write_preview
 
 def main(argv: list[str] | None = None) -> int:
     def parse(argv: list[str] | None) -> argparse.Namespace:
-        parser = Parser(prog="python -m train.synthetic", description="synthetic benchmark tools")
+        parser = Parser(prog="python -m train.tools.make_synthetic_preview", description="synthetic benchmark tools")
         parser.add_argument("--preview", metavar="PNG", help="write a .png grid of examples with their landmarks")
         parser.add_argument("--n", type=number(int, 1, 100_000), default=16, help="images in the preview or the timing run")
         parser.add_argument("--seed", type=number(int, 0), default=0, help="generator seed")

@@ -1,6 +1,6 @@
 """How head pose from the mean face tracks the demo clip's known motion.
 
-    python -m train.posecheck [--truth assets/demo_truth.json] [--mean-face assets/mean_face_68.npy]
+    python -m train.tools.check_head_pose [--truth assets/demo_truth.json] [--mean-face assets/mean_face_68.npy]
 
 For every frame of the clip, ``realtime.stages.pose.estimate_head_pose`` runs on the TRUE 68 points
 (``demo_truth.json``) against the mean face, with the live pipeline's default intrinsics (60
@@ -98,7 +98,7 @@ def check(truth_path: str | Path = TRUTH, mean_face: np.ndarray | None = None) -
 
 def main(argv: list[str] | None = None) -> int:
     def parse(argv: list[str] | None) -> argparse.Namespace:
-        p = Parser(prog="python -m train.posecheck", description=__doc__.split("\n\n")[0])
+        p = Parser(prog="python -m train.tools.check_head_pose", description=__doc__.split("\n\n")[0])
         p.add_argument("--truth", default=str(TRUTH), help="the clip's ground truth (demo_truth.json)")
         p.add_argument("--mean-face", help="3D face (68, 3) .npy (default: the shipped one)")
         return p.parse_args(argv)

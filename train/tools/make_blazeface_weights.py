@@ -1,6 +1,6 @@
 """Convert the shipped BlazeFace ``.tflite`` files into safetensors for ``realtime.detect.blazeface_torch``.
 
-    python -m train.convert_blazeface [--src assets/blazeface] [--out assets/blazeface] [--models short full]
+    python -m train.tools.make_blazeface_weights [--src assets/blazeface] [--out assets/blazeface] [--models short full]
 
 Needs the ``tflite`` package (``pip install -e '.[convert]'``): the TensorFlow Lite flatbuffer
 schema compiled to Python (over Google's ``flatbuffers`` runtime), a pure-Python reader with no
@@ -221,7 +221,7 @@ def canonical_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="python -m train.convert_blazeface", description=__doc__.splitlines()[0])
+    p = Parser(prog="python -m train.tools.make_blazeface_weights", description=__doc__.splitlines()[0])
     p.add_argument("--src", type=Path, default=BLAZEFACE_DIR, help="folder holding the .tflite files")
     p.add_argument("--out", type=Path, default=BLAZEFACE_DIR, help="folder for the .safetensors files")
     p.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["short", "full"], help="which models")

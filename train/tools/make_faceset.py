@@ -1,14 +1,14 @@
 """The real-face set: teacher-labelled crops of every usable face in a few photos, split by person.
 
-``python -m train.faceset build --faces DIR -o data/faces68`` (needs the ``teacher`` extra) runs,
+``python -m train.tools.make_faceset build --faces DIR -o data/faces68`` (needs the ``teacher`` extra) runs,
 in a scratch folder beside OUT:
 
 1. the teacher (``train.labels.teacher``: dlib HOG + 68-point predictor, its refusal rules) over every
    photo under ``--faces`` and over scikit-image's astronaut (``--astronaut``), writing each
    accepted face as ``NAME.png`` (the face with half a box of context), ``NAME.pts`` and
-   ``NAME.teacher.json`` exactly as ``python -m train.teacher`` does;
+   ``NAME.teacher.json`` exactly as ``python -m train.tools.make_teacher_labels`` does;
 2. head pose per face (yaw/pitch/roll by solvePnP against ``assets/mean_face_68.npy``,
-   ``python -m train.meanface pose``) into the sidecars, so pose is an attribute for training;
+   ``python -m train.tools.make_mean_face pose``) into the sidecars, so pose is an attribute for training;
 3. identities: dlib's face-recognition ResNet (``dlib_face_recognition_resnet_model_v1.dat``, from
    the same ``face-recognition-models`` package) embeds every face, and dlib's Chinese-whispers
    clustering joins faces closer than ``--same-person`` (0.5; dlib calls two faces the same person
@@ -171,7 +171,7 @@ def build(args: argparse.Namespace) -> dict:
             faces.append({"face": name, "identity": label, "split": split[label]})
         shutil.rmtree(scratch / "all")
         manifest = {
-            "command": "python -m train.faceset " + " ".join(sys.argv[1:]) if sys.argv[1:] else None,
+            "command": "python -m train.tools.make_faceset " + " ".join(sys.argv[1:]) if sys.argv[1:] else None,
             "sources": [{"image": r["image"], "sha256": sha256(Path(r["image"])) if Path(r["image"]).is_file() else None,
                          "found": len(r["faces"]), "accepted": sum(1 for f in r["faces"] if f["written"])}
                         for r in records],
@@ -204,7 +204,7 @@ def _replace(new: Path, out: Path) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = Parser(prog="python -m train.faceset", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python -m train.tools.make_faceset", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     b = sub.add_parser("build", help="label, embed, cluster and split the faces of a photo folder")
     b.add_argument("--faces", required=True, help="folder of photos (searched recursively)")

@@ -1,7 +1,7 @@
 """The 3D mean face for head pose (``assets/mean_face_68.npy``), and head pose per training face.
 
-    python -m train.meanface derive --faces FACES -o assets/mean_face_68.npy   # FACES: the face photos of docs/data.md
-    python -m train.meanface pose DIR            # yaw/pitch/roll attributes for a labelled folder
+    python -m train.tools.make_mean_face derive --faces FACES -o assets/mean_face_68.npy  # FACES: docs/data.md's face photos
+    python -m train.tools.make_mean_face pose DIR  # yaw/pitch/roll attributes for a labelled folder
 
 ``derive`` (needs the ``teacher`` extra, scipy, scikit-image for the astronaut, and the face mesh
 model: ``train/labels/facemesh.py``): every face the teacher (``train/labels/teacher.py``) accepts in the given
@@ -206,7 +206,7 @@ def derive(faces: list[Face3D]) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------- command line
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = Parser(prog="python -m train.meanface", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python -m train.tools.make_mean_face", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     d = sub.add_parser("derive", help="derive the 3D mean face from photos (teacher + face mesh)")
     d.add_argument("--faces", nargs="+", default=[], help="photos and/or folders of photos")

