@@ -13,7 +13,7 @@ from train.data.batches import update_batches
 from train.data.datasets import open_dataset
 from train.data.loader import LandmarkDataset
 from train.data.augment import AugmentConfig
-from train.engine.bench import bench_loop, render
+from train.engine.loop_bench import bench_loop, render
 from train.engine.checkpoint import load_checkpoint
 from train.engine.fit import fit
 from train.engine.loop import run_updates

@@ -16,7 +16,7 @@ from realtime.core.errors import UserError, exit_status, require_files
 from realtime.core.outpaths import Output, prepare_outputs
 from train.data.synthetic import load_synthetic, write_preview
 from train.engine.adapt import AdaptConfig, adapt, write_report_json
-from train.engine.bench import VARIANTS, bench_loop, render
+from train.engine.loop_bench import VARIANTS, bench_loop, render
 from train.engine.config import FitConfig
 from train.engine.export import export
 from train.engine.fit import fit
