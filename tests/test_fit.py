@@ -70,6 +70,20 @@ def test_resume_refuses_changed_settings(tmp_path):
         fit(_cfg(tmp_path / "a"), progress=False)
 
 
+def test_a_run_may_switch_to_bf16_autocast_on_resume(tmp_path):
+    """bf16 autocast changes the arithmetic of the passes, not the run (weights, optimiser and schedule
+    stay fp32), so a long run's next chunk may take it; the updates then differ from fp32 ones."""
+    fit(_cfg(tmp_path / "a", steps=3), progress=False)
+    fit(_cfg(tmp_path / "b", steps=3), progress=False)
+    fit(_cfg(tmp_path / "a", steps=6), resume=True, progress=False)
+    fit(_cfg(tmp_path / "b", steps=6, bf16=True), resume=True, progress=False)
+    a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
+    assert a["step"] == b["step"] == 6
+    assert b["fit_config"]["bf16"] and not a["fit_config"]["bf16"]
+    assert all(value.dtype == torch.float32 for value in b["model"].values() if value.is_floating_point())
+    assert any(not torch.equal(value, b["model"][key]) for key, value in a["model"].items())
+
+
 def test_a_copied_run_folder_resumes_to_a_longer_schedule_exactly(tmp_path):
     """Copy a finished run elsewhere and extend it: the same weights as one uninterrupted longer run."""
     import shutil

@@ -49,6 +49,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=number(int, 1), help="torch threads for training (default: one per core); 1 keeps "
                    "a run steady beside other work, whose preemptions stall every multi-threaded op")
     p.add_argument("--workers", type=number(int, 0), default=1, help="data-preparation processes (0: in series)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast for the forward and backward passes (fp32 "
+                   "weights and optimiser): about 2x the updates a second on a CPU with AVX512-BF16 or AMX "
+                   "(docs/training_speed.md); a run may switch on resume")
     p.add_argument("--progress", default="docs/training_progress.md", help="the chunks' progress table (with --minutes)")
     p.add_argument("--ship-now", action="store_true", help="no training: export and measure the run's last checkpoint "
                    "as it stands, its schedule unfinished (a long run's model so far; its card gives the updates done)")
@@ -63,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     check_outputs([Output(args.out, "--out", folder=True), Output(args.ship, "--ship", (".safetensors",)),
                    Output(args.docs, "--docs", folder=True)], [] if args.ship_now else [init])
     cfg = recipe(Path(args.data), Path(args.out), args.steps, init, args.separable, args.eval_every)
+    cfg = replace(cfg, bf16=args.bf16)
     cfg.validate()
     if args.report_only:
         if not Path(args.ship).is_file():
@@ -116,7 +120,8 @@ def chunk_report(args: argparse.Namespace, cfg, summary: dict) -> None:
         holdout = set_nme(weights, open_dataset(cfg.val))
     chunk_seconds = summary["seconds"] - summary.get("start_seconds", 0.0)
     row = append_row(Path(args.progress), f"Progress of {cfg.out}: {command_line(cfg)}", summary["start_step"],
-                     summary["step"], cfg.steps, chunk_seconds, summary["seconds"], cfg.batch_size, holdout, machine())
+                     summary["step"], cfg.steps, chunk_seconds, summary["seconds"], cfg.batch_size, holdout,
+                     machine() + (", bf16 autocast" if cfg.bf16 else ""))
     print(f"[faces68] progress: {row}", end="", flush=True)
 
 

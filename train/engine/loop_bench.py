@@ -32,7 +32,11 @@ VARIANTS = {
     "workers": LoopSettings(channels_last=False, workers=1),
     "fast": LoopSettings(),
     "fast_1thread": LoopSettings(threads=1),
+    "fast_bf16": LoopSettings(),
+    "fast_bf16_1thread": LoopSettings(threads=1),
 }
+# variants that also change the run's arithmetic: bf16 autocast (``--bf16``; fp32 weights and optimiser)
+BF16_VARIANTS = {"fast_bf16", "fast_bf16_1thread"}
 
 
 def bench_loop(cfg: FitConfig, variants: list[str], rounds: int = 3, updates: int = 20, warmup: int = 3) -> dict:
@@ -42,7 +46,8 @@ def bench_loop(cfg: FitConfig, variants: list[str], rounds: int = 3, updates: in
     for _ in range(rounds):
         for name in variants:
             with tempfile.TemporaryDirectory(prefix="rcn-bench-") as tmp:
-                run = replace(cfg, out=str(Path(tmp) / "run"), steps=10**9, eval_every=10**9, lr_schedule="constant")
+                run = replace(cfg, out=str(Path(tmp) / "run"), steps=10**9, eval_every=10**9, lr_schedule="constant",
+                              bf16=name in BF16_VARIANTS)
                 timer = StepTimer(skip=warmup)
                 fit(run, stop_after=warmup + updates, progress=False, loop=VARIANTS[name], timer=timer,
                     save_at_stop=False)
