@@ -16,7 +16,7 @@ from realtime.core.assets import DEMO_CLIP, LANDMARKS_68, SYNTH_5, asset_dir
 from realtime.backends import (
     BACKENDS, PARITY_TOLERANCE_PX, REDUCED_PRECISION, Backend, available_backends, bucket, make_backend,
 )
-from realtime.backends import auto, exported, quantized, registry
+from realtime.backends import auto, base, exported, quantized, registry
 from realtime.backends.base import Decoded, bucketed
 from realtime.geometry.crops import crop_matrix
 from realtime.core.errors import UserError
@@ -209,6 +209,36 @@ def test_landmarker_runs_on_the_named_backend():
     (p1, s1), (p2, s2) = eager(image, rois), fast(image, rois)
     px_per_crop_px = 240.0 / 80  # the larger crop's scale: crop pixels -> image pixels
     assert np.abs(p1 - p2).max() < PARITY_TOLERANCE_PX * px_per_crop_px and np.abs(s1 - s2).max() < 1e-3
+
+
+def test_threads_reach_the_runtime_and_torch_is_left_as_it_was(monkeypatch):
+    """``threads`` is the count ONNX Runtime's session is built with (it reads torch's count at
+    build time); torch's own count is back afterwards, also when the build fails."""
+    skip_unless_present("onnxruntime", "cpu")
+    import onnxruntime as ort
+
+    built = []
+    session = ort.InferenceSession
+
+    def spy(path, options, **kwargs):
+        built.append(options.intra_op_num_threads)
+        return session(path, options, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", spy)
+    before = torch.get_num_threads()
+    Landmarker(WEIGHTS, backend="onnxruntime", threads=before + 1)
+    make_backend("onnxruntime", load_model(WEIGHTS), "cpu")
+    assert built == [before + 1, before] and torch.get_num_threads() == before
+    with pytest.raises(UserError):
+        make_backend("no-such-backend", load_model(WEIGHTS), "cpu", threads=before + 1)
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("cores, torch_threads, expected", [(2, 2, 1), (1, 1, 1), (16, 8, 8), (8, 8, 7)])
+def test_pipeline_threads_leave_a_core_for_the_other_threads(monkeypatch, cores, torch_threads, expected):
+    monkeypatch.setattr(base.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(base.torch, "get_num_threads", lambda: torch_threads)
+    assert base.pipeline_threads() == expected
 
 
 def test_onnx_file_is_exported_once_atomically_by_content(tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ from realtime.io.capture import CapturedFrame, ImageSource, VideoFileSource, ope
 from realtime.core.errors import UserError
 from realtime.pipeline.config import PipelineConfig
 from realtime.pipeline.live_pipeline import LivePipeline
+import realtime.pipeline.processor as processor_module
 from realtime.pipeline.processor import FrameProcessor
 from realtime.pipeline.runners import run_file
 from test_pipeline_capture import make_clip
@@ -51,6 +52,23 @@ def test_no_face_tiny_grey_and_rgba_frames_give_clean_empty_results(tmp_path, pr
     (frame,) = list(ImageSource(path))
     packet = processor(frame)
     assert packet.faces == [] and packet.image.shape == (*shape[:2], 3)
+
+
+@pytest.mark.parametrize("asked, expected", [(None, 3), (2, 2)])
+def test_the_pipeline_builds_its_landmarker_with_the_pipeline_thread_count(monkeypatch, asked, expected):
+    """``inference_threads`` None: ``pipeline_threads()`` (a core left for decoding, encoding and
+    the window); a number is passed as given."""
+    seen = []
+    real = processor_module.Landmarker
+
+    def spy(*args, threads=None, **kwargs):
+        seen.append(threads)
+        return real(*args, threads=threads, **kwargs)
+
+    monkeypatch.setattr(processor_module, "Landmarker", spy)
+    monkeypatch.setattr(processor_module, "pipeline_threads", lambda: 3)
+    FrameProcessor.from_config(PipelineConfig(WEIGHTS, detector="full", inference_threads=asked))
+    assert seen == [expected]
 
 
 def test_pose_model_with_the_wrong_point_count_is_refused():

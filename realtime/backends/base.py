@@ -6,13 +6,15 @@ Shapes: crops ``x`` (B, C, S, S) float32 in [0, 1]; ``points`` (B, K, 2) float32
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import platform
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -39,6 +41,34 @@ def inference_precision(device: torch.device) -> None:
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.benchmark = True
+
+
+def pipeline_threads() -> int:
+    """Intra-op threads for the landmark runtime inside a pipeline: torch's count, less one core
+    for the pipeline's other threads (decoding ahead, encoding, the window), at least one.
+
+    On the 2-core host of docs/bench/speed.md one thread beat two wherever decoding ran beside
+    the model (docs/bench/speed.md has the rounds): ONNX Runtime's second thread gained little
+    (batch 1: 2.1 -> 1.4-2.9 ms, batch 5: 12.0 -> 12.6 ms, by the run) and took the core the
+    capture and writer threads decode and encode on."""
+    return max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - 1))
+
+
+@contextlib.contextmanager
+def build_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to ``threads`` while a backend is built (None: left as
+    is). ONNX Runtime and OpenVINO take their thread count from it when they are built, and
+    ``auto`` times its candidates and keys its decision at it; the torch backends run later with
+    torch's own count (``torch.set_num_threads``)."""
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(threads)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class Backend:

@@ -29,7 +29,9 @@ class PipelineConfig:
     ``detector.resolve_detector_backend``);
     ``smoothing`` the One Euro parameters (None: ``SmoothingParams()``'s defaults);
     ``turned_search`` whether detection also tries the frame turned by quarter turns when the
-    upright pass is not enough (faces at any roll: ``realtime.stages.turned_search``)."""
+    upright pass is not enough (faces at any roll: ``realtime.stages.turned_search``);
+    ``inference_threads`` the landmark runtime's intra-op threads (None: torch's count less one
+    core for the pipeline's other threads, ``realtime.backends.base.pipeline_threads``)."""
 
     weights: Path
     detector: str = DEFAULT_DETECTOR
@@ -45,6 +47,7 @@ class PipelineConfig:
     detector_backend: str = "auto"
     smoothing: SmoothingParams | None = None
     turned_search: bool = True
+    inference_threads: int | None = None
 
 
 @dataclass

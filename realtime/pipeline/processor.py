@@ -33,6 +33,7 @@ from typing import Generator, Sequence
 
 import numpy as np
 
+from realtime.backends.base import pipeline_threads
 from realtime.io.capture import CapturedFrame
 from realtime.geometry.crops import transform_points
 from realtime.detect.detector import BlazeFaceBase, BlazeFaceBoth, make_detector
@@ -115,8 +116,9 @@ class FrameProcessor:
         on_cuda = str(config.device).startswith("cuda")
         if landmarker is None:
             # on CUDA the crops are cut on the device (one grid_sample over all faces of all frames)
+            threads = config.inference_threads or pipeline_threads()
             landmarker = Landmarker(config.weights, config.device, config.decoder, backend=config.backend,
-                                    crop_on_device=on_cuda)
+                                    crop_on_device=on_cuda, threads=threads)
         if detector is None:
             detector = make_detector(config.detector, config.detector_backend, config.device)
         pose_head = pose_head_of(landmarker, required=config.pose_source == "head")

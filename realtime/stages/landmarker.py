@@ -61,13 +61,14 @@ class Landmarker:
 
     ``backend`` names the inference backend (``realtime.backends.BACKENDS``, or "auto"); an
     unknown or unavailable one is a UserError. ``batch_size`` is the number of faces per call it
-    should be fastest at (compiled backends build for it, "auto" times it). ``backend.name``
-    says which one runs.
+    should be fastest at (compiled backends build for it, "auto" times it). ``threads`` the
+    intra-op threads of ONNX Runtime and OpenVINO (None: torch's count; the pipeline passes
+    ``realtime.backends.base.pipeline_threads()``). ``backend.name`` says which one runs.
     """
 
     def __init__(self, weights_path: str | Path, device: str = "cpu", decoder: str | None = None,
                  backend: str = "eager", batch_size: int = 1,
-                 crop_on_device: bool = False) -> None:
+                 crop_on_device: bool = False, threads: int | None = None) -> None:
         self.device = torch_device(device)
         self.decoder = decoder or "softargmax"
         if self.decoder not in DECODERS:
@@ -84,7 +85,7 @@ class Landmarker:
                                       else layout_for_count(self.num_points))
         self.crop_on_device = crop_on_device
         self.backend: Backend = make_backend(backend, self.model, self.device, decoder=self.decoder,
-                                             beta=self.config.beta, batch_size=batch_size)
+                                             beta=self.config.beta, batch_size=batch_size, threads=threads)
         self.last_ms = 0.0
 
     def warp(self, image: np.ndarray, matrices: Sequence[np.ndarray]) -> np.ndarray:
