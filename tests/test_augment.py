@@ -13,7 +13,7 @@ from train.data.augment import (
     AugmentConfig, Photometric, apply_homography, apply_photometric, draw_jitter, inside_crop,
     prepare_face,
 )
-from train.engine.config import FitConfig
+from train.engine.fit_config import FitConfig
 
 MTFL = get_layout("mtfl5")
 # left eye, right eye, nose, left mouth corner, right mouth corner, about (150, 160); face box side 174
@@ -264,7 +264,7 @@ def test_fit_cli_parses_augment_heavy(monkeypatch) -> None:
 
 
 def test_attribute_pool_view_has_no_rotation_mirror_or_perspective() -> None:
-    from train.data.datasets.base import FaceSample, LandmarkSet
+    from train.data.datasets.landmark_set import FaceSample, LandmarkSet
     from train.data.batches import collate as _collate
     from train.data.loader import LandmarkDataset
     from train.objectives.regimes import Pools, choose_subsets

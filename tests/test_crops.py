@@ -195,7 +195,7 @@ def test_jitter_requires_rng() -> None:
 def _tiny_set(tmp_path):
     import cv2
 
-    from train.data.datasets.base import FaceSample, LandmarkSet
+    from train.data.datasets.landmark_set import FaceSample, LandmarkSet
 
     path = tmp_path / "face.png"
     cv2.imwrite(str(path), dot_image(FACE_POINTS)[:, :, ::-1])

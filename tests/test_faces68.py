@@ -1,4 +1,4 @@
-"""The bundled-model recipe (``train/recipes/faces68.py``, ``python -m train.faces68``): configuration,
+"""The bundled-model recipe (``train/recipes/faces68_recipe.py``, ``python -m train.faces68``): configuration,
 report, error paths."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from train import faces68
 from train.engine.runs import command_line
-from train.recipes import faces68 as recipe68
+from train.recipes import faces68_recipe as recipe68
 
 
 def test_recipe_is_valid_and_its_printed_command_rebuilds_it(tmp_path):

@@ -13,7 +13,7 @@ from cli_errors import default_signals
 
 from realtime.models.weights import load_model
 from train.engine.checkpoint import load_checkpoint
-from train.engine.config import FitConfig
+from train.engine.fit_config import FitConfig
 from train.engine.export import export
 from train.engine.fit import fit
 

@@ -8,19 +8,19 @@ import json
 import numpy as np
 import pytest
 
-from train.recipes import faces68
+from train.recipes import faces68_recipe as recipe68
 
 pytest.importorskip("av")
-if not faces68.GOLDEN.is_file() or not faces68.DEFAULT_SHIP.is_file():
+if not recipe68.GOLDEN.is_file() or not recipe68.DEFAULT_SHIP.is_file():
     pytest.skip("the bundled 68-point model or its golden points are not there yet", allow_module_level=True)
 
 
 def test_shipped_model_lands_on_its_golden_points():
     from realtime.core.atomic import sha256
 
-    golden = json.loads(faces68.GOLDEN.read_text())
-    assert golden["weights_sha256"] == sha256(faces68.DEFAULT_SHIP), "weights changed: rerun python -m train.faces68"
-    points, truth = faces68.golden_points(faces68.DEFAULT_SHIP)
+    golden = json.loads(recipe68.GOLDEN.read_text())
+    assert golden["weights_sha256"] == sha256(recipe68.DEFAULT_SHIP), "weights changed: rerun python -m train.faces68"
+    points, truth = recipe68.golden_points(recipe68.DEFAULT_SHIP)
     stored = np.asarray(golden["points"])
     assert np.abs(points - stored).max() <= golden["tolerance_px"]
     # and the stored points are a face, not noise: near the clip's truth (outer eye corners 36, 45)
@@ -37,8 +37,8 @@ def test_shipped_onnx_matches_the_safetensors_model():
     from realtime.models.decode import decode
     from realtime.models.weights import load_model
 
-    onnx_path = faces68.DEFAULT_SHIP.with_suffix(".onnx")
-    model = load_model(faces68.DEFAULT_SHIP).eval()
+    onnx_path = recipe68.DEFAULT_SHIP.with_suffix(".onnx")
+    model = load_model(recipe68.DEFAULT_SHIP).eval()
     crops = torch.rand(3, 1, 80, 80, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         expected, _ = decode(model(crops), "softargmax", model.config.beta)

@@ -9,7 +9,7 @@
 - no module imports a ``train`` command line (``train_clis``: its top-level modules, ``python -m
   train.X``, ``train.__main__`` and the asset-making and comparison tools of ``train.tools``),
   command lines included: what they share lives in the library sub-packages
-  (``train.recipes.faces68``, ``train.labels.teacher``, ``train.labels.democlip``, ...).
+  (``train.recipes.faces68_recipe``, ``train.labels.teacher``, ``train.labels.democlip``, ...).
 
 Imports inside functions count too: a lazy import is still an arrow. And imports sit at module top
 except for optional dependencies (``LOCAL_IMPORTS_ALLOWED``), imported where they are used so that a
@@ -237,3 +237,24 @@ def test_trains_top_holds_only_its_commands_and_the_tools_their_own_package():
                   and train_layer_of(name) == TRAIN_LAYERS.index("cli") and name != "train.tools")
     assert flat == ["train.__main__", "train.compare", "train.faces68", "train.faces68_ablate", "train.reproduce"], flat
     assert {"train.tools.make_demo_clip", "train.tools.make_teacher_labels"} <= train_clis()
+
+
+def module_stems() -> dict[str, list[str]]:
+    """Every module of ``realtime/``, ``train/`` and the maintainer scripts of ``tools/`` by its
+    name with underscores and case dropped (``demo_clip`` and ``democlip`` are one name), the
+    package files ``__init__`` and ``__main__`` left out."""
+    found: dict[str, list[str]] = {}
+    for folder in ("realtime", "train", "tools"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            if path.stem not in ("__init__", "__main__"):
+                found.setdefault(path.stem.replace("_", "").lower(), []).append(path.relative_to(REPO).as_posix())
+    return found
+
+
+def test_no_two_modules_share_a_name():
+    """Twins (``train/faces68.py`` the command and ``train/recipes/faces68.py`` its recipe,
+    ``realtime/geometry/meanface.py`` and a tool called ``meanface``) make every mention ambiguous:
+    a name in the tree means one module."""
+    twins = {stem: paths for stem, paths in module_stems().items() if len(paths) > 1}
+    assert twins == {}, twins
+    assert {"meanface", "makedemoclip", "speedrounds"} <= set(module_stems())  # the walk sees all three folders

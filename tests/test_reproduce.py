@@ -48,7 +48,7 @@ def test_report_only_lists_finished_runs_and_trains_nothing(tmp_path):
 
 
 def test_mask_table_takes_the_test_sets_column_and_ranks_against_the_talk():
-    from train.engine.config import FitConfig
+    from train.engine.fit_config import FitConfig
     from train.reproduce import TALK_MASKS, mask_grid, mask_section, talk_columns
 
     assert talk_columns("300w:x:train?subset=afw&layout=mtfl5")[2] == "AFW"

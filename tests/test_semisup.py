@@ -16,9 +16,9 @@ from realtime.models.model import build_model
 from realtime.models.presets import make_config
 from realtime.models.weights import load_attribute_head, load_model, save_weights
 from train.__main__ import main
-from train.objectives.attributes import attribute_loss, head_config, label_columns
+from train.objectives.attribute_loss import attribute_loss, head_config, label_columns
 from train.engine.checkpoint import load_checkpoint
-from train.engine.config import FitConfig
+from train.engine.fit_config import FitConfig
 from train.data.datasets import open_dataset
 from train.objectives.elt import EltConfig, draw_transforms, elt_loss, transform_points, warp_images
 from train.engine.fit import fit

@@ -17,10 +17,10 @@ from realtime.core.outpaths import Output, prepare_outputs
 from train.data.synthetic import load_synthetic, write_preview
 from train.engine.adapt import AdaptConfig, adapt, write_report_json
 from train.engine.loop_bench import VARIANTS, bench_loop, render
-from train.engine.config import FitConfig
+from train.engine.fit_config import FitConfig
 from train.engine.export import export
 from train.engine.fit import fit
-from train.recipes.faces68 import DEFAULT_SHIP, recipe
+from train.recipes.faces68_recipe import DEFAULT_SHIP, recipe
 from train.evaluation.evaluate import run_evaluate
 
 

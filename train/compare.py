@@ -53,7 +53,7 @@ from realtime.pipeline.processor import FrameProcessor
 from realtime.stages.landmarker import Landmarker
 from realtime.stages.tracker import box_from_landmarks
 from train.data.datasets import open_dataset
-from train.data.datasets.base import sample_image
+from train.data.datasets.landmark_set import sample_image
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = "300w:../shared/data/300w:train?part=val"  # --data's default: the 300-W folder (docs/data.md)

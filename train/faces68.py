@@ -2,7 +2,7 @@
 
 ``--report-only`` re-measures an existing ``--ship`` file without training. The recipe (its
 stages, the training configuration, the export and the model card's numbers):
-``train/recipes/faces68.py``.
+``train/recipes/faces68_recipe.py``.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from train.engine.export import export
 from train.engine.progress import append_row
 from train.engine.runs import command_line, run_or_resume
 from train.engine.speed import LoopSettings
-from train.recipes.faces68 import (
+from train.recipes.faces68_recipe import (
     DEFAULT_SHIP,
     add_recipe_arguments,
     measure,

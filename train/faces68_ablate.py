@@ -1,6 +1,6 @@
 """``python -m train.faces68_ablate``: ablations of the bundled 68-point recipe on 300-W, at a short budget.
 
-Each variant is ``train.recipes.faces68.recipe`` with one thing changed, trained for the same number of
+Each variant is ``train.recipes.faces68_recipe.recipe`` with one thing changed, trained for the same number of
 updates (``--steps``, cosine schedule over that budget) on the same photo-grouped partition of 300-W's
 training split, and scored on the same hold-out (never trained on) with the live decoder
 (soft-argmax), from its LAST checkpoint:
@@ -31,10 +31,10 @@ from realtime.core.errors import UserError, run_command
 from realtime.core.outpaths import Output, check_outputs
 from train.data.datasets import open_dataset
 from train.engine.checkpoint import load_checkpoint
-from train.engine.config import FitConfig
+from train.engine.fit_config import FitConfig
 from train.engine.export import export
 from train.engine.runs import hardware, run_or_resume
-from train.recipes.faces68 import (
+from train.recipes.faces68_recipe import (
     add_recipe_arguments,
     recipe,
     recipe_inputs,

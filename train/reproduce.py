@@ -32,7 +32,7 @@ from realtime.models.presets import make_config
 from realtime.models.weights import load_attribute_head, load_model
 from train.data.datasets import open_dataset
 from train.engine.checkpoint import load_checkpoint
-from train.engine.config import FitConfig
+from train.engine.fit_config import FitConfig
 from train.engine.runlog import save_figure
 from train.engine.runs import command_line, hardware, run_or_resume  # noqa: F401  (command_line: re-exported)
 from train.evaluation.evaluate import attribute_accuracy, evaluate_model

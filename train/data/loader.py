@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from realtime.geometry.layouts import get_layout
 from train.data.augment import AugmentConfig, prepare_face
-from train.data.datasets.base import FaceSample, LandmarkSet, sample_image
+from train.data.datasets.landmark_set import FaceSample, LandmarkSet, sample_image
 
 log = logging.getLogger(__name__)
 

@@ -49,7 +49,7 @@ import numpy as np
 from realtime.core.assets import synthetic_cache_dir as cache_dir
 from realtime.core.atomic import atomic_path
 from realtime.core.errors import UserError
-from train.data.datasets.base import FaceSample, LandmarkSet
+from train.data.datasets.landmark_set import FaceSample, LandmarkSet
 from train.data.synthetic_render import CLASS_EDGES, RenderOptions, eyes_mouth_box, render
 
 log = logging.getLogger(__name__)

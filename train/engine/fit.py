@@ -8,7 +8,7 @@ so a resumed run continues exactly as if it had never stopped.
 Semi-supervised runs (2018, any of ``landmark_fraction`` < 1, ``attribute_weight`` > 0,
 ``elt_weight`` > 0) also write ``subsets.json`` and draw each update's batches from the label pools
 of ``train.objectives.regimes``: loss = landmark loss on the landmark-labelled pool + attribute_weight x
-attribute loss (``train.objectives.attributes``) on the attribute-labelled pool + elt_weight x ELT
+attribute loss (``train.objectives.attribute_loss``) on the attribute-labelled pool + elt_weight x ELT
 (``train.objectives.elt``) on all images. The attribute head shares the optimiser and the checkpoints, and is
 saved into ``best.safetensors``.
 """
@@ -45,11 +45,11 @@ from realtime.models.weights import (
     torch_device,
 )
 from train.data.datasets import open_dataset
-from train.data.datasets.base import LandmarkSet
+from train.data.datasets.landmark_set import LandmarkSet
 from train.data.batches import batch_order, collate, update_batches
 from train.data.loader import LandmarkDataset
 from train.engine.checkpoint import load_checkpoint, save_checkpoint
-from train.engine.config import FitConfig
+from train.engine.fit_config import FitConfig
 from train.engine.factorise import factorisable, factorise_into
 from train.engine.loop import run_updates
 from train.engine.runlog import RunLog

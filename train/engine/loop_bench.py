@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from train.engine.config import FitConfig
+from train.engine.fit_config import FitConfig
 from train.engine.fit import fit
 from train.engine.speed import PHASES, LoopSettings, StepTimer
 

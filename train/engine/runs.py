@@ -10,7 +10,7 @@ from pathlib import Path
 
 from realtime.core.measure import machine
 from train.engine.checkpoint import load_checkpoint
-from train.engine.config import FitConfig
+from train.engine.fit_config import FitConfig
 from train.engine.fit import fit
 from train.engine.speed import LoopSettings
 

@@ -5,8 +5,8 @@
          + elt_weight x ELT on a batch of all N images
 
 Each update draws one batch per active pool (``train.objectives.regimes.Pools``); the terms come from
-``train.objectives.attributes`` (sequential multitasking) and ``train.objectives.elt``. The attribute head is trained by
-the same optimiser as the landmark network and saved with it.
+``train.objectives.attribute_loss`` (sequential multitasking) and ``train.objectives.elt``. The
+attribute head is trained by the same optimiser as the landmark network and saved with it.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import torch
 from realtime.models.attributes import AttributeNet
 from realtime.geometry.layouts import get_layout
 from realtime.models.model import ModelConfig
-from train.objectives.attributes import attribute_loss, head_config, label_columns
-from train.engine.config import FitConfig
+from train.objectives.attribute_loss import attribute_loss, head_config, label_columns
+from train.engine.fit_config import FitConfig
 from train.objectives.elt import elt_loss
 from train.data.loader import LandmarkDataset, attribute_table
 from train.objectives.regimes import Pools, choose_subsets

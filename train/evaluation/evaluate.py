@@ -22,7 +22,7 @@ from realtime.geometry.layouts import get_layout
 from realtime.models.model import LandmarkNet
 from realtime.models.weights import load_denoiser, load_model, torch_device
 from train.data.datasets import open_dataset
-from train.data.datasets.base import LandmarkSet
+from train.data.datasets.landmark_set import LandmarkSet
 from train.data.loader import LandmarkDataset, attribute_table
 from train.evaluation.metrics import ced_curve, nme, normalising_distance, plot_ced, summarise
 from train.evaluation.predict import predict_dataset

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from realtime.core.atomic import write_text_atomic
 from train.engine.checkpoint import load_checkpoint
-from train.engine.config import FitConfig
+from train.engine.fit_config import FitConfig
 from train.engine.runlog import save_figure
 
 FRACTIONS = (0.01, 0.05, 1.0)

@@ -43,7 +43,7 @@ from realtime.core.assets import MEAN_FACE
 from realtime.core.atomic import json_text, sha256, write_text_atomic
 from realtime.core.cliargs import Parser, number
 from realtime.core.errors import UserError, model_file, run_command
-from train.data.datasets.base import read_image_rgb
+from train.data.datasets.landmark_set import read_image_rgb
 from train.data.datasets.ibug300w import read_pts
 from train.labels.democlip import astronaut as astronaut_image
 from train.labels.headpose import label_folder

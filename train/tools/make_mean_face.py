@@ -37,7 +37,7 @@ from realtime.core.errors import UserError, run_command
 from realtime.core.outpaths import Output, check_outputs
 from realtime.geometry.layouts import get_layout
 from realtime.geometry.meanface import OUTER_EYE_MM, load_mean_face
-from train.data.datasets.base import read_image_rgb
+from train.data.datasets.landmark_set import read_image_rgb
 from train.data.datasets.ibug300w import IMAGE_SUFFIXES, read_pts
 from train.labels.democlip import astronaut
 from train.labels.facemesh import FaceMesh, depth_at, triangulate

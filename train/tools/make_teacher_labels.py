@@ -20,7 +20,7 @@ from pathlib import Path
 from realtime.core.atomic import json_text, sha256, write_text_atomic
 from realtime.core.cliargs import Parser, number
 from realtime.core.errors import UserError, run_command
-from train.data.datasets.base import read_image_rgb
+from train.data.datasets.landmark_set import read_image_rgb
 from train.labels.teacher import Teacher, TeacherConfig
 from train.labels.teacher_files import REPORT_NAME, find_images, label_one, summary_line
 

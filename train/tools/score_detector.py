@@ -48,7 +48,7 @@ from realtime.detect.detector import (
 from realtime.io.capture import VideoFileSource
 from realtime.pipeline.config import PipelineConfig
 from realtime.pipeline.processor import FrameProcessor
-from train.data.datasets.base import sample_image
+from train.data.datasets.landmark_set import sample_image
 from train.data.datasets.ibug300w import SPLITS, load_300w, present_subsets
 
 ROOT = Path(__file__).resolve().parent.parent

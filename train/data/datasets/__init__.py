@@ -17,7 +17,7 @@ from pathlib import Path
 
 from realtime.core.errors import UserError
 from train.data.datasets.aflw import load_aflw19_mat, load_aflw_sqlite
-from train.data.datasets.base import LandmarkSet
+from train.data.datasets.landmark_set import LandmarkSet
 from train.data.datasets.folder import load_folder
 from train.data.datasets.holdout import PARTS, select_part
 from train.data.datasets.ibug300w import load_300w, to_mtfl5

@@ -42,7 +42,7 @@ import numpy as np
 
 from realtime.core.errors import UserError
 from realtime.geometry.layouts import AFLW19_FROM_21
-from train.data.datasets.base import FaceSample, LandmarkSet
+from train.data.datasets.landmark_set import FaceSample, LandmarkSet
 
 log = logging.getLogger(__name__)
 

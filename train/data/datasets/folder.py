@@ -35,7 +35,7 @@ import numpy as np
 
 from realtime.core.errors import UserError
 from realtime.geometry.layouts import get_layout, layout_for_count
-from train.data.datasets.base import FaceSample, LandmarkSet
+from train.data.datasets.landmark_set import FaceSample, LandmarkSet
 from train.data.datasets.ibug300w import IMAGE_SUFFIXES, read_pts
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import re
 
 import numpy as np
 
-from train.data.datasets.base import LandmarkSet
+from train.data.datasets.landmark_set import LandmarkSet
 
 _CROP_SUFFIX = re.compile(r"_\d{1,2}$")
 PARTS = ("fit", "val")

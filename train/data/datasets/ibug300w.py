@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.core.errors import UserError
-from train.data.datasets.base import FaceSample, LandmarkSet
+from train.data.datasets.landmark_set import FaceSample, LandmarkSet
 
 log = logging.getLogger(__name__)
 

@@ -64,18 +64,18 @@ from realtime.pipeline import cliptruth
 from realtime.pipeline.cliptruth import ClipTruth
 from realtime.stages.landmarker import Landmarker
 from train.data.datasets import open_dataset
-from train.data.datasets.base import LandmarkSet, sample_image
+from train.data.datasets.landmark_set import LandmarkSet, sample_image
 from train.data.datasets.holdout import source_photo
 from train.data.loader import LandmarkDataset
 from train.engine.checkpoint import load_checkpoint
-from train.engine.config import FitConfig
+from train.engine.fit_config import FitConfig
 from train.engine.export import export
 from train.engine.runs import hardware
 from train.evaluation.evaluate import evaluate_model
 from train.evaluation.metrics import nme, normalising_distance
 from train.evaluation.predict import predict_dataset
 from train.labels.headpose import pose_attributes
-from train.objectives.attributes import attribute_loss, head_config
+from train.objectives.attribute_loss import attribute_loss, head_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SHIP = LANDMARKS_68
