@@ -8,6 +8,8 @@ from importlib import metadata
 import pytest
 import torch
 
+from realtime.models.weights import weights_info
+
 import realtime
 from conftest import REPO
 from realtime.core.assets import LANDMARKS_68, SYNTH_5
@@ -35,7 +37,8 @@ def test_version_names_the_package_the_libraries_and_the_default_weights(capsys)
     for shown in ("OpenCV", "PyAV", "onnxruntime", "OpenVINO"):
         assert f"{shown} " in libraries
     assert f"OpenCV {installed('opencv-python-headless', 'opencv-python')}" in libraries
-    assert weights == f"weights: {LANDMARKS_68} (sha256 {sha(LANDMARKS_68)}, landmark, rcn-weights/1, 2500 updates)"
+    steps = weights_info(LANDMARKS_68)["steps"]  # the shipped checkpoint's updates, from the file itself
+    assert weights == f"weights: {LANDMARKS_68} (sha256 {sha(LANDMARKS_68)}, landmark, rcn-weights/1, {steps} updates)"
 
 
 def test_version_reports_the_weights_given_anywhere_and_needs_no_other_argument(capsys):
