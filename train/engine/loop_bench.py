@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -26,17 +26,25 @@ from train.engine.fit_config import FitConfig
 from train.engine.fit import fit
 from train.engine.speed import PHASES, LoopSettings, StepTimer
 
+
+@dataclass(frozen=True)
+class Variant:
+    """One way to run the loop: its ``LoopSettings`` (how the updates use the machine) and whether
+    the passes run under bf16 autocast (``--bf16``, a setting of the run: fp32 weights and optimiser)."""
+
+    loop: LoopSettings
+    bf16: bool = False
+
+
 VARIANTS = {
-    "today": LoopSettings.today(),
-    "channels_last": LoopSettings(channels_last=True, workers=0),
-    "workers": LoopSettings(channels_last=False, workers=1),
-    "fast": LoopSettings(),
-    "fast_1thread": LoopSettings(threads=1),
-    "fast_bf16": LoopSettings(),
-    "fast_bf16_1thread": LoopSettings(threads=1),
+    "today": Variant(LoopSettings.today()),
+    "channels_last": Variant(LoopSettings(channels_last=True, workers=0)),
+    "workers": Variant(LoopSettings(channels_last=False, workers=1)),
+    "fast": Variant(LoopSettings()),
+    "fast_1thread": Variant(LoopSettings(threads=1)),
+    "fast_bf16": Variant(LoopSettings(), bf16=True),
+    "fast_bf16_1thread": Variant(LoopSettings(threads=1), bf16=True),
 }
-# variants that also change the run's arithmetic: bf16 autocast (``--bf16``; fp32 weights and optimiser)
-BF16_VARIANTS = {"fast_bf16", "fast_bf16_1thread"}
 
 
 def bench_loop(cfg: FitConfig, variants: list[str], rounds: int = 3, updates: int = 20, warmup: int = 3) -> dict:
@@ -45,11 +53,12 @@ def bench_loop(cfg: FitConfig, variants: list[str], rounds: int = 3, updates: in
     threads = torch.get_num_threads()
     for _ in range(rounds):
         for name in variants:
+            variant = VARIANTS[name]
             with tempfile.TemporaryDirectory(prefix="rcn-bench-") as tmp:
                 run = replace(cfg, out=str(Path(tmp) / "run"), steps=10**9, eval_every=10**9, lr_schedule="constant",
-                              bf16=name in BF16_VARIANTS)
+                              bf16=variant.bf16)
                 timer = StepTimer(skip=warmup)
-                fit(run, stop_after=warmup + updates, progress=False, loop=VARIANTS[name], timer=timer,
+                fit(run, stop_after=warmup + updates, progress=False, loop=variant.loop, timer=timer,
                     save_at_stop=False)
                 torch.set_num_threads(threads)  # a variant's thread count must not leak into the next
                 results[name].append(timer.summary(cfg.batch_size))
