@@ -4,6 +4,7 @@ import re
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,41 @@ def test_init_without_separable_convs_is_factorised_into_them(tmp_path, capsys):
     assert "branches.0.0.depthwise.weight" in tuned and "branches.0.0.weight" not in tuned
     export(tmp_path / "b" / "last.pt", tmp_path / "s.safetensors")
     assert load_model(tmp_path / "s.safetensors").config.separable == 2
+
+
+def test_grey_init_starts_an_rgb_run_that_answers_a_grey_picture_as_before(tmp_path):
+    from realtime.models.model import build_model
+    from train.engine.fit import convert_input_channels, init_from
+
+    fit(_cfg(tmp_path / "a", steps=2), progress=False)
+    export(tmp_path / "a" / "last.pt", tmp_path / "grey.safetensors")
+    grey = load_model(tmp_path / "grey.safetensors").eval()
+    rgb = build_model(replace(grey.config, in_channels=3)).eval()
+    init_from(rgb, str(tmp_path / "grey.safetensors"))
+    x = torch.rand(2, 1, grey.config.input_size, grey.config.input_size)
+    with torch.no_grad():  # grey = luma-weighted sum of the channels, and the z-score of (g, g, g) is g's
+        assert torch.allclose(grey(x), rgb(x.expand(-1, 3, -1, -1)), atol=1e-3)
+    back = build_model(grey.config)
+    back.load_state_dict(convert_input_channels(rgb.state_dict(), back))
+    assert all(torch.allclose(v, back.state_dict()[k], atol=1e-6) for k, v in grey.state_dict().items())
+    fit(_cfg(tmp_path / "b", steps=1, eval_every=1, rgb=True, init=str(tmp_path / "grey.safetensors")), progress=False)
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["model"]["trunk.0.0.weight"].shape[1] == 3
+
+
+def test_ce_plus_softargmax_loss_is_the_sum_of_both(tmp_path):
+    from train.engine.fit import _batches, _prepare
+    from train.engine.speed import LoopSettings
+
+    cfg = _cfg(tmp_path / "a", loss="ce+softargmax", softargmax_weight=1e3)
+    trainer, _, _ = _prepare(cfg, tmp_path / "a", False, torch.device("cpu"), LoopSettings(workers=0))
+    with _batches(trainer, 0, 0) as batches:
+        _, batch = next(batches)
+    both = trainer._landmark_loss(batch)
+    ce = trainer.__class__(**{**trainer.__dict__, "cfg": replace(cfg, loss="ce")})._landmark_loss(batch)
+    l2 = trainer.__class__(**{**trainer.__dict__, "cfg": replace(cfg, loss="softargmax")})._landmark_loss(batch)
+    assert both.item() == pytest.approx(ce.item() + 1e3 * l2.item(), rel=1e-5)
+    import shutil
+    shutil.rmtree(tmp_path / "a", ignore_errors=True)
+    assert fit(cfg, progress=False)["step"] == 6
+    with pytest.raises(Exception, match="loss must be one of ce, softargmax, ce\\+softargmax"):
+        replace(cfg, loss="l1").validate()

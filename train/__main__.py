@@ -17,7 +17,7 @@ from realtime.core.outpaths import Output, prepare_outputs
 from train.data.synthetic import load_synthetic, write_preview
 from train.engine.adapt import AdaptConfig, adapt, write_report_json
 from train.engine.loop_bench import VARIANTS, bench_loop, render
-from train.engine.fit_config import FitConfig
+from train.engine.fit_config import LOSSES, FitConfig
 from train.engine.export import export
 from train.engine.fit import fit
 from train.recipes.faces68_recipe import DEFAULT_SHIP, recipe
@@ -40,8 +40,9 @@ def _add_fit(sub) -> None:
                    help="share of --data held out for validation when --val is not given (0: validate on the training set)")
     p.add_argument("--out", required=True, help="run directory (made if missing; an existing run needs --resume)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
-    p.add_argument("--loss", choices=["ce", "softargmax"],
-                   help="ce: 2016 spatial cross-entropy + trunk/branch L2; softargmax: 2018 coordinate L2")
+    p.add_argument("--loss", choices=list(LOSSES),
+                   help="ce: 2016 spatial cross-entropy + trunk/branch L2; softargmax: 2018 coordinate L2; "
+                   "ce+softargmax: their sum (--softargmax-weight x the L2)")
     p.add_argument("--optimizer", choices=["adadelta", "adam"],
                    help="adadelta: the 2016 recipe (rho 0.95, no learning rate to tune); adam")
     p.add_argument("--lr", type=number(float, 0, 10, lo_open=True), help="learning rate (default 1.0 for AdaDelta, "
@@ -71,6 +72,9 @@ def _add_fit(sub) -> None:
     p.add_argument("--normalise", choices=["zscore", "lcn", "none"], help="input normalisation (default: the preset's)")
     p.add_argument("--branch-mask", type=_mask, help="train with these branches only, coarse -> fine, e.g. 1,0,0,1")
     p.add_argument("--beta", type=positive(float), help="soft-argmax inverse temperature")
+    p.add_argument("--softargmax-weight", type=positive(float),
+                   help="with --loss ce+softargmax: the weight of the soft-argmax L2 (squared crop fractions) "
+                   "against the cross-entropy (summed over points); default 1e6, about equal parts on a trained model")
     p.add_argument("--decoder", choices=["argmax", "softargmax"], help="decoder stored with the weights "
                    "(default: the preset's)")
     p.add_argument("--augment", choices=["2016", "heavy"],

@@ -79,17 +79,48 @@ def build(cfg: FitConfig, num_points: int, layout: str | None) -> LandmarkNet | 
         cfg.preset, num_points=num_points, layout=layout, branches=cfg.branches, width_mult=cfg.width_mult,
         branch_kernel=cfg.branch_kernel, in_channels=3 if cfg.rgb else 1, upsample=cfg.upsample,
         normalise=cfg.normalise, branch_mask=cfg.branch_mask, beta=cfg.beta, separable=cfg.separable,
-        decoder=cfg.decoder or ("softargmax" if cfg.loss == "softargmax" else "argmax"),
+        decoder=cfg.decoder or ("argmax" if cfg.loss == "ce" else "softargmax"),
     ))
 
 
+LUMA = (0.299, 0.587, 0.114)  # cv2's RGB -> grey weights, the conversion of the grey crops
+
+
+def convert_input_channels(state: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``state`` of a grey-input network made to fit ``model``, its RGB twin (or the reverse): every
+    tensor whose input-channel axis is 1 where ``model``'s is 3 is split by the luma weights (so a
+    grey picture's response is kept: grey = sum of luma x channel), one that is 3 where ``model``'s
+    is 1 is summed over it (an RGB network shown a grey picture as three equal channels). The
+    z-score input normalisation pools the channels, so the start is close to, not exactly, the
+    source network; training takes it from there."""
+    target = model.state_dict()
+    out = {}
+    for key, value in state.items():
+        want = target[key].shape
+        if value.shape == want:
+            out[key] = value
+        elif value.dim() == 4 and value.shape[0] == want[0] and value.shape[2:] == want[2:] and (value.shape[1], want[1]) == (1, 3):
+            out[key] = value * torch.tensor(LUMA, dtype=value.dtype).view(1, 3, 1, 1)
+        elif value.dim() == 4 and value.shape[0] == want[0] and value.shape[2:] == want[2:] and (value.shape[1], want[1]) == (3, 1):
+            out[key] = value.sum(dim=1, keepdim=True)
+        else:
+            raise UserError(f"cannot convert {key} from {tuple(value.shape)} to {tuple(want)}")
+    return out
+
+
 def init_from(model: LandmarkNet | Denoiser, path: str) -> None:
-    """Load ``path``'s weights into ``model`` (a fine-tune); the architectures must agree exactly."""
+    """Load ``path``'s weights into ``model`` (a fine-tune); the architectures must agree exactly, or differ
+    only in grey against RGB input (``convert_input_channels``)."""
 
     source = load_model(path)
     if factorisable(source, model):
         count = factorise_into(source, model)
         print(f"--init {path}: {count} conv(s) factorised into depthwise-separable ones (rank 1 per input channel)")
+        return
+    if source.config != model.config and replace(source.config, in_channels=model.config.in_channels) == model.config:
+        model.load_state_dict(convert_input_channels(source.state_dict(), model), strict=True)
+        print(f"--init {path}: input channels {source.config.in_channels} -> {model.config.in_channels} "
+              "(the first convolution's weights split by luma weights, or summed)")
         return
     if source.config != model.config:
         mine, theirs = model.config.__dict__, source.config.__dict__
@@ -143,7 +174,10 @@ class Trainer:
             logits = self.model(self._images(batch["image"]))
         if cfg.loss == "ce":
             return spatial_cross_entropy(logits, batch["points"], batch["mask"])
-        return softargmax_l2(logits.float(), batch["points"], batch["mask"], cfg.beta)
+        regression = softargmax_l2(logits.float(), batch["points"], batch["mask"], cfg.beta)
+        if cfg.loss == "softargmax":
+            return regression
+        return spatial_cross_entropy(logits, batch["points"], batch["mask"]) + cfg.softargmax_weight * regression
 
     def _l2(self) -> torch.Tensor:
         model = self.model

@@ -16,6 +16,10 @@ PAPER_L2 = {
     "rcn_mtfl": (1e-12, 1e-8, 0.0),
     "rcn_300w": (0.01, 1e-12, 0.0),
 }
+# Landmark losses: the 2016 spatial cross-entropy, the 2018 soft-argmax L2 regression, or their sum
+# (CE + softargmax_weight x L2; the network is decoded by soft-argmax live, so the sum trains the
+# decoder that runs while keeping CE's sharp, well-conditioned heat maps).
+LOSSES = ("ce", "softargmax", "ce+softargmax")
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class FitConfig:
     normalise: str | None = None
     branch_mask: tuple[int, ...] | None = None
     beta: float = 1.0
+    softargmax_weight: float = 1e6  # loss 'ce+softargmax': CE + this x soft-argmax L2 (about equal parts on a trained model)
     decoder: str | None = None
     # augmentation: "2016" (the paper's jitter) or "heavy" (AugmentConfig.heavy: wider geometry,
     # perspective, random occluder fill, camera photometry); rotation, occluder and mirror apply to both
@@ -130,7 +135,8 @@ class FitConfig:
 
     def validate(self) -> None:
         checks = [
-            (self.loss in ("ce", "softargmax"), f"loss must be 'ce' or 'softargmax', got {self.loss!r}"),
+            (self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}"),
+            (self.softargmax_weight > 0, f"soft-argmax weight must be > 0, got {self.softargmax_weight}"),
             (self.optimizer in ("adadelta", "adam"), f"optimizer must be 'adadelta' or 'adam', got {self.optimizer!r}"),
             (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
             (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
