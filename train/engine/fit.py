@@ -113,6 +113,8 @@ def init_from(model: LandmarkNet | Denoiser, path: str) -> None:
     only in grey against RGB input (``convert_input_channels``)."""
 
     source = load_model(path)
+    # the decoder (argmax or soft-argmax, and its beta) is how the maps are read, not weights
+    source.config = replace(source.config, decoder=model.config.decoder, beta=model.config.beta)
     if factorisable(source, model):
         count = factorise_into(source, model)
         print(f"--init {path}: {count} conv(s) factorised into depthwise-separable ones (rank 1 per input channel)")
