@@ -106,3 +106,51 @@ def test_recovered_roll_follows_the_clips_rotation():
     assert result["roll"]["rms_deg"] < 1.5
     assert result["yaw_los"]["corr"] > 0.8 and result["yaw"]["corr"] > 0.6
     assert result["pitch_los"]["corr"] > 0.5
+
+
+def test_the_second_landmark_pass_runs_only_on_the_faces_a_detection_round_reframed():
+    """A detection round re-frames new (and unsure) faces from their first landmarks and runs the
+    network again on those; the tracked faces that kept their crop are not run twice."""
+    from realtime.detect.detector import Detections
+    from realtime.geometry.crops import transform_points
+    from realtime.io.capture import CapturedFrame
+    from realtime.stages.tracker import TrackerConfig
+
+    face = np.array([[-15.0, -12.0], [15.0, -12.0], [0.0, 3.0], [-11.0, 18.0], [11.0, 18.0]])
+    centres = [(150.0, 200.0), (400.0, 200.0)]
+    calls = []
+
+    def landmarks(image, rois):  # the faces where they are, found whatever the crop
+        calls.append(len(rois))
+        points = [face + min(centres, key=lambda c: np.hypot(*(np.array(c) - roi.box[:2]))) for roi in rois]
+        return np.array(points), np.full((len(rois), 5), 0.9)
+
+    def detector(image):
+        shown = centres[: 1 if frame < 2 else 2]  # the second face walks in on frame 2
+        boxes = np.array([[cx - 23, cy - 20, cx + 23, cy + 26] for cx, cy in shown])
+        keypoints = np.zeros((len(shown), 6, 2))
+        keypoints[:, 0] = [[cx + 15, cy - 12] for cx, cy in shown]
+        keypoints[:, 1] = [[cx - 15, cy - 12] for cx, cy in shown]
+        return Detections(boxes, np.full(len(shown), 0.9), keypoints)
+
+    stub = stub_landmarker("mtfl5")
+    stub.__call__ = landmarks
+    processor = FrameProcessor(SimpleNamespace(**vars(stub)), detector=None, face_model_3d=None,
+                               tracker_config=TrackerConfig(redetect_every=1, redetect_every_max=1, min_confidence=0.5),
+                               turned_search=False)
+    processor.landmarker = SimpleNamespace(**vars(stub))
+    image = np.zeros((480, 640, 3), np.uint8)
+    steps_calls = []
+    for frame in range(3):
+        before = len(calls)
+        steps = processor.steps(CapturedFrame(frame, frame / 30, image))
+        answer = None
+        while True:
+            try:
+                request = steps.send(answer)
+            except StopIteration:
+                break
+            answer = detector(request.image) if not hasattr(request, "rois") else landmarks(request.image, request.rois)
+        steps_calls.append(calls[before:])
+    # frame 0: one new face, framed twice; frame 1: kept its crop; frame 2: both, only the newcomer twice
+    assert steps_calls == [[1, 1], [1], [2, 1]]

@@ -105,6 +105,42 @@ def test_an_unsure_track_the_detector_keeps_finding_waits_longer_between_detecti
     assert tracker.track_ids == [0]
 
 
+@pytest.mark.parametrize("roll_deg", [0.0, 30.0])
+def test_an_unsure_track_whose_points_sit_off_the_detectors_centre_still_counts_as_framed(roll_deg):
+    """A small face's landmark box may sit a third of a side from the detector's framing on every
+    round (video_01): that offset is the face's, measured on its detection crop, so the unsure
+    track still waits longer between rounds instead of asking on every frame."""
+    tracker = FaceTracker(crop_size=64, layout=MTFL, config=TrackerConfig(redetect_every=4, redetect_every_max=4,
+                                                                         min_confidence=0.5))
+    points = face_at(200, 150, roll_deg)
+    t = math.radians(roll_deg)
+    shifted = points + 0.33 * 60 * np.array([-math.sin(t), math.cos(t)])  # a third of a face below, in the face's frame
+    detected = []
+    for frame in range(20):
+        detect = tracker.needs_detection()
+        detected.append(detect)
+        rois = tracker.rois(detections_for([points]) if detect else None)
+        for roi in (tracker.refine(rois, {r.track_id: (shifted, np.full(5, 0.2)) for r in rois}) if detect else rois):
+            tracker.update({roi.track_id: (shifted, np.full(5, 0.2))})
+    assert [i for i, d in enumerate(detected) if d] == [0, 1, 3, 7, 11, 15, 19]
+    assert tracker.track_ids == [0]
+
+
+def test_a_track_that_slides_off_its_face_is_reframed_despite_its_offset():
+    """The offset allowed for is the one measured on the detection crop: a crop that then slides
+    a third of a face away is not framed like the detection any more, and takes the detector's crop."""
+    tracker = FaceTracker(crop_size=64, layout=MTFL, config=TrackerConfig(redetect_every=1, min_confidence=0.1,
+                                                                         velocity_gain=0.0))
+    points = face_at(200, 150)
+    rois = tracker.rois(detections_for([points]))
+    tracker.update({rois[0].track_id: (points + [0, 20], np.full(5, 0.9))})
+    rois = tracker.rois(detections_for([points]))
+    assert rois[0].source == "landmarks"  # the same offset as measured: framed
+    tracker.update({rois[0].track_id: (points + [20, 20], np.full(5, 0.9))})  # a third of a side to the right
+    rois = tracker.rois(detections_for([points]))
+    assert rois[0].source == "detection" and tracker.tracks[rois[0].track_id].missed == 0
+
+
 def test_faces_appear_and_disappear_with_ids_kept():
     tracker = FaceTracker(crop_size=64, layout=MTFL, config=TrackerConfig(redetect_every=1, max_missed=2))
     a, b = face_at(100, 100), face_at(400, 120, scale=2.0)

@@ -214,9 +214,12 @@ class FrameProcessor:
         rois = self.tracker.rois(detections)
         lap("track_ms")
         points, scores = yield LandmarkRequest(image, rois)
-        if any(roi.source == "detection" for roi in rois):  # new framings: crop again from their landmarks
+        reframed = [i for i, roi in enumerate(rois) if roi.source == "detection"]
+        if reframed:  # new framings: crop those faces again from their landmarks (the others keep theirs)
             rois = self.tracker.refine(rois, {roi.track_id: (p, s) for roi, p, s in zip(rois, points, scores)})
-            points, scores = yield LandmarkRequest(image, rois)
+            again, again_scores = yield LandmarkRequest(image, [rois[i] for i in reframed])
+            points, scores = np.array(points, copy=True), np.array(scores, copy=True)
+            points[reframed], scores[reframed] = again, again_scores
         self.last_rois = rois
         lap("landmarks_ms")
         smoothed = self.smoother.smooth_frame(t, {roi.track_id: (p, roi.box[2]) for roi, p in zip(rois, points)})
