@@ -73,8 +73,10 @@ def test_detect_then_track_with_stable_id_and_level_crops():
     assert all(src == "landmarks" for _, src in sources)  # confident tracks keep landmark crops
 
 
-def test_low_confidence_triggers_detection_and_takes_the_detector_crop():
-    tracker = FaceTracker(crop_size=64, layout=MTFL)
+def test_low_confidence_triggers_detection_which_reframes_only_a_face_off_its_crop():
+    """An unsure track asks for the detector; a detection where its crop already is confirms the
+    crop (no re-framing, no second landmark pass), one a third of a face away re-frames it."""
+    tracker = FaceTracker(crop_size=64, layout=MTFL, config=TrackerConfig(velocity_gain=0.0))
     points = face_at(100, 100)
     tracker.rois(detections_for([points]))
     tracker.update({0: (points, np.full(5, 0.9))})
@@ -82,6 +84,9 @@ def test_low_confidence_triggers_detection_and_takes_the_detector_crop():
     tracker.update({0: (points, np.full(5, 0.1))})
     assert tracker.needs_detection()
     rois = tracker.rois(detections_for([points]))
+    assert rois[0].track_id == 0 and rois[0].source == "landmarks"
+    tracker.update({0: (points, np.full(5, 0.1))})
+    rois = tracker.rois(detections_for([points + [20, 0]]))
     assert rois[0].track_id == 0 and rois[0].source == "detection"
 
 

@@ -41,8 +41,11 @@ Crops. From landmarks: the eye line (layout's eye centres) gives the roll; the p
 by it, ``crops.face_box_from_points`` (the training recipe's box) is taken on the levelled points,
 and its centre is turned back. From a detection: ``crops.face_box_from_detection`` on the box, roll
 from BlazeFace's two eye keypoints. ``crops.crop_matrix`` then turns the content by the roll so the
-eyes come out level. A confident matched track keeps its landmark crop on detection frames, so the
-framing does not jump every ``redetect_every`` frames; an unconfident one takes the detector's.
+eyes come out level. A matched track whose crop is still framed like the detection keeps its
+landmark crop on detection frames, so the framing does not jump every ``redetect_every`` frames;
+one that is not takes the detector's. Confidence decides when to ask the detector, not whether
+to re-frame: an unsure track the detector finds where its crop already is keeps that crop (a
+re-framing costs a second landmark pass for the face, and gave a crop close to the one kept).
 Rolls are kept in full (-180 to 180 degrees: a face upside down is cut upright); a confident track
 that takes the detector's framing keeps its own roll when the detector's differs by more than
 ``ROLL_TRUST_DEG`` (faces at any roll: ``realtime/stages/turned_search.py``).
@@ -353,13 +356,12 @@ class FaceTracker:
         return not boxes or bool(_centre_gaps(np.array(boxes), box[None]).min() >= NEW_TRACK_GAP)
 
     def _matched_roi(self, track: Track, detections: Detections, det: int) -> FaceRoi:
-        """A detected track's crop: its landmarks' while confident and still framed like the
-        detection (no framing jump every ``redetect_every`` frames), else the detector's. The
+        """A detected track's crop: its landmarks' while still framed like the detection (no
+        framing jump every ``redetect_every`` frames), confident or not, else the detector's. The
         framing check catches crops that drifted while following their landmarks (on faces of
         40-70 px a crop grew 3x or shrank to a few pixels within 30 frames, still "confident")."""
         score = float(detections.scores[det])
-        if track.points is not None and track.confidence >= self.config.min_confidence \
-                and self._framed_like(track, detections.boxes[det]):
+        if track.points is not None and self._framed_like(track, detections.boxes[det]):
             return self._roi(track, "landmarks", score)
         box, rotation_deg = self._detection_box(detections, det)
         if track.points is not None and track.confidence >= self.config.min_confidence \
