@@ -119,8 +119,9 @@ def specs(data_root: Path) -> tuple[str, str]:
 
 def recipe(data_root: Path, out: Path, steps: int, init: Path | None = DEFAULT_INIT, separable: int = 0,
            eval_every: int = 250) -> FitConfig:
-    """The training run's configuration (module docstring). fp32: this project's CPUs have no bf16
-    units (AVX-512 without BF16/AMX), where bf16 autocast trained 8x slower than fp32."""
+    """The training run's configuration (module docstring), in fp32: bf16 autocast (``--bf16``)
+    trains 1.8-2.7x faster on a CPU with AVX512-BF16 or AMX (docs/training_speed.md) and 8x slower
+    on one without, so it is the caller's choice per machine."""
     train, val = specs(data_root)
     return FitConfig(
         preset="rcnplus", width_mult=0.5, data=train, val=val, out=str(out), loss="ce", optimizer="adam",
