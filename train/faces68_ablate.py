@@ -34,12 +34,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-
-import torch
 
 from realtime.core.atomic import write_text_atomic
 from realtime.core.cliargs import Parser, number
@@ -49,8 +46,8 @@ from train.data.datasets import open_dataset
 from train.engine.checkpoint import load_checkpoint
 from train.engine.fit_config import FitConfig
 from train.engine.export import export
-from train.engine.fit import fit
-from train.engine.speed import LoopSettings, StepTimer
+from train.engine.loop_bench import timed_updates
+from train.engine.speed import LoopSettings
 from train.engine.runs import hardware, run_or_resume
 from train.recipes.faces68_recipe import (
     add_recipe_arguments,
@@ -97,18 +94,9 @@ def variant(name: str, base: FitConfig, elt_weight: float, machine_labels: str |
     return replace(base, out=out, **changes[name])
 
 
-def probe_rate(cfg: FitConfig, loop: LoopSettings, device: str, updates: int, warmup: int = 3) -> float:
-    """Updates a second of ``cfg``'s real training loop on this machine: ``updates`` timed after
-    ``warmup``, in a scratch folder (nothing kept)."""
-    threads = torch.get_num_threads()
-    with tempfile.TemporaryDirectory(prefix="rcn-probe-") as tmp:
-        run = replace(cfg, out=str(Path(tmp) / "run"), steps=10**9, eval_every=10**9)
-        timer = StepTimer(skip=warmup)
-        fit(run, stop_after=warmup + updates, progress=False, device=device, loop=loop, timer=timer,
-            save_at_stop=False)
-    torch.set_num_threads(threads)
-    summary = timer.summary(cfg.batch_size)
-    return summary["faces_per_s"] / cfg.batch_size
+def probe_rate(cfg: FitConfig, loop: LoopSettings, device: str, updates: int) -> float:
+    """Updates a second of ``cfg``'s real training loop on this machine (``loop_bench.timed_updates``)."""
+    return timed_updates(cfg, loop, updates, device=device)["faces_per_s"] / cfg.batch_size
 
 
 def equal_time(cfg: FitConfig, minutes: float, loop: LoopSettings, device: str, updates: int) -> tuple[FitConfig, float]:

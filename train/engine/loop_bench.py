@@ -47,21 +47,27 @@ VARIANTS = {
 }
 
 
+def timed_updates(cfg: FitConfig, loop: LoopSettings, updates: int, warmup: int = 3, device: str = "cpu") -> dict:
+    """``StepTimer.summary`` of ``updates`` of ``cfg``'s real training loop after ``warmup``, in a
+    scratch folder (nothing kept); torch's thread count is restored after."""
+    threads = torch.get_num_threads()
+    with tempfile.TemporaryDirectory(prefix="rcn-bench-") as tmp:
+        run = replace(cfg, out=str(Path(tmp) / "run"), steps=10**9, eval_every=10**9)
+        timer = StepTimer(skip=warmup)
+        fit(run, stop_after=warmup + updates, progress=False, device=device, loop=loop, timer=timer,
+            save_at_stop=False)
+    torch.set_num_threads(threads)  # a run's thread count must not leak into the next
+    return timer.summary(cfg.batch_size)
+
+
 def bench_loop(cfg: FitConfig, variants: list[str], rounds: int = 3, updates: int = 20, warmup: int = 3) -> dict:
     """{variant: [summary per round]} (``StepTimer.summary``)."""
     results: dict[str, list[dict]] = {v: [] for v in variants}
-    threads = torch.get_num_threads()
     for _ in range(rounds):
         for name in variants:
             variant = VARIANTS[name]
-            with tempfile.TemporaryDirectory(prefix="rcn-bench-") as tmp:
-                run = replace(cfg, out=str(Path(tmp) / "run"), steps=10**9, eval_every=10**9, lr_schedule="constant",
-                              bf16=variant.bf16)
-                timer = StepTimer(skip=warmup)
-                fit(run, stop_after=warmup + updates, progress=False, loop=variant.loop, timer=timer,
-                    save_at_stop=False)
-                torch.set_num_threads(threads)  # a variant's thread count must not leak into the next
-                results[name].append(timer.summary(cfg.batch_size))
+            run = replace(cfg, lr_schedule="constant", bf16=variant.bf16)
+            results[name].append(timed_updates(run, variant.loop, updates, warmup))
     return results
 
 
