@@ -71,6 +71,11 @@ def test_the_pipeline_builds_its_landmarker_with_the_pipeline_thread_count(monke
     assert seen == [expected]
 
 
+def test_zero_inference_threads_is_refused_not_read_as_the_default():
+    with pytest.raises(UserError, match="inference threads must be at least 1, got 0"):
+        FrameProcessor.from_config(PipelineConfig(WEIGHTS, detector="full", inference_threads=0))
+
+
 def test_pose_model_with_the_wrong_point_count_is_refused():
     with pytest.raises(UserError, match="3D face model"):
         FrameProcessor.from_config(PipelineConfig(WEIGHTS, face_model_3d=np.zeros((68, 3))))

@@ -116,7 +116,9 @@ class FrameProcessor:
         on_cuda = str(config.device).startswith("cuda")
         if landmarker is None:
             # on CUDA the crops are cut on the device (one grid_sample over all faces of all frames)
-            threads = config.inference_threads or pipeline_threads()
+            threads = pipeline_threads() if config.inference_threads is None else config.inference_threads
+            if threads < 1:
+                raise UserError(f"inference threads must be at least 1, got {threads}")
             landmarker = Landmarker(config.weights, config.device, config.decoder, backend=config.backend,
                                     crop_on_device=on_cuda, threads=threads)
         if detector is None:

@@ -154,10 +154,15 @@ def eye_line_deg(left: np.ndarray, right: np.ndarray) -> float:
     return math.degrees(math.atan2(dy, dx))
 
 
-def _turn(vector: np.ndarray, degrees: float) -> np.ndarray:
-    """(2,) ``vector`` turned by ``degrees`` (image axes, y down: as ``eye_line_deg`` measures)."""
+def _rotation(degrees: float) -> np.ndarray:
+    """2x2 matrix turning a vector by ``degrees`` (image axes, y down: as ``eye_line_deg`` measures)."""
     t = math.radians(degrees)
-    return np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]]) @ np.asarray(vector, np.float64)
+    return np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
+
+
+def _turn(vector: np.ndarray, degrees: float) -> np.ndarray:
+    """(2,) ``vector`` turned by ``degrees``."""
+    return _rotation(degrees) @ np.asarray(vector, np.float64)
 
 
 def box_from_landmarks(points: np.ndarray, layout: Layout | None) -> tuple[tuple[float, float, float], float]:
@@ -168,8 +173,7 @@ def box_from_landmarks(points: np.ndarray, layout: Layout | None) -> tuple[tuple
         left, right = layout.eye_centre_points(points)
         if np.isfinite(left).all() and np.isfinite(right).all():
             rotation_deg = eye_line_deg(left, right)
-    theta = math.radians(rotation_deg)
-    level = np.array([[math.cos(theta), math.sin(theta)], [-math.sin(theta), math.cos(theta)]])
+    level = _rotation(-rotation_deg)  # turns the face upright
     centre = points[visible].mean(0)
     levelled = np.where(visible[:, None], (points - centre) @ level.T, 0.0)
     if layout is not None and layout.num_points == len(points):
