@@ -101,3 +101,26 @@ def test_shipping_over_the_runs_init_keeps_a_copy_to_measure_it_against(tmp_path
     assert faces68.keep_init(cfg, init).init == kept.init
     assert (tmp_path / "run" / "init.safetensors").read_bytes() == b"previous weights"
     assert faces68.keep_init(cfg, tmp_path / "elsewhere.safetensors") is cfg
+
+
+@pytest.mark.parametrize("saved, rows", [((250, 400.0), 1), ((100, 10.0), 0)])
+def test_a_chunk_stopped_by_a_signal_still_gets_its_progress_row(tmp_path, saved, rows):
+    """SIGTERM or Ctrl-C in a --minutes chunk: the loop saved the updates it finished; the chunk's
+    row covers them (none when the checkpoint holds nothing new), then the stop reaches the
+    command line as usual (exit 130)."""
+    (tmp_path / "300w").mkdir()
+    reported = []
+    with mock.patch.object(faces68, "run_or_resume", side_effect=KeyboardInterrupt), \
+            mock.patch.object(faces68, "_saved_progress", side_effect=[(100, 10.0), saved]), \
+            mock.patch.object(faces68, "chunk_report", side_effect=lambda a, c, s: reported.append(s)):
+        code = faces68.main(["--data", str(tmp_path / "300w"), "--out", str(tmp_path / "run"), "--init", "none",
+                             "--minutes", "5", "--progress", str(tmp_path / "progress.md")])
+    assert code == 130
+    assert reported == [{"step": 250, "start_step": 100, "seconds": 400.0, "start_seconds": 10.0}][:rows]
+
+
+def test_saved_progress_reads_the_runs_checkpoint(tmp_path):
+    assert faces68._saved_progress(tmp_path) == (0, 0.0)
+    with mock.patch.object(faces68, "load_checkpoint", return_value={"step": 7, "state": {"seconds": 12.5}}):
+        (tmp_path / "last.pt").write_bytes(b"")
+        assert faces68._saved_progress(tmp_path) == (7, 12.5)

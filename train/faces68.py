@@ -19,6 +19,7 @@ from realtime.core.measure import machine
 from realtime.core.errors import UserError, run_command
 from realtime.core.outpaths import Output, check_outputs
 from train.data.datasets import open_dataset
+from train.engine.checkpoint import load_checkpoint
 from train.engine.export import export
 from train.engine.progress import append_row
 from train.engine.runs import command_line, run_or_resume
@@ -45,7 +46,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--report-only", action="store_true", help="measure --ship as it is: no training")
     p.add_argument("--eval-every", type=number(int, 1), default=250, help="updates between hold-out checks and checkpoints")
     p.add_argument("--minutes", type=number(float, 1), help="train one chunk of at most this long, save, add a row "
-                   "to --progress and stop; the same command continues the run (a long schedule over several sessions)")
+                   "to --progress and stop; the same command continues the run (a long schedule over several sessions). "
+                   "Ctrl-C or SIGTERM ends a chunk early: the finished updates are saved and get their row")
     p.add_argument("--threads", type=number(int, 1), help="torch threads for training (default: one per core); 1 keeps "
                    "a run steady beside other work, whose preemptions stall every multi-threaded op")
     p.add_argument("--workers", type=number(int, 0), default=1, help="data-preparation processes (0: in series)")
@@ -78,7 +80,13 @@ def run(args: argparse.Namespace) -> int:
         ship_run(args, cfg)
     else:
         loop = LoopSettings(threads=args.threads, workers=args.workers)
-        summary = run_or_resume(cfg, args.device, args.minutes, loop)
+        start = _saved_progress(Path(cfg.out))
+        try:
+            summary = run_or_resume(cfg, args.device, args.minutes, loop)
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: the loop saved the updates it finished
+            if args.minutes is not None:
+                _report_stopped_chunk(args, cfg, start)
+            raise
         if args.minutes is not None:
             chunk_report(args, cfg, summary)
         if summary["step"] < cfg.steps:
@@ -108,6 +116,26 @@ def keep_init(cfg, ship_to: Path):
         with atomic_path(kept) as tmp:
             shutil.copyfile(cfg.init, tmp)
     return replace(cfg, init=str(kept))
+
+
+def _saved_progress(run_dir: Path) -> tuple[int, float]:
+    """(update, training seconds) of the run's last checkpoint; (0, 0.0) before its first."""
+    last = run_dir / "last.pt"
+    if not last.is_file():
+        return 0, 0.0
+    ckpt = load_checkpoint(last)
+    return ckpt["step"], float(ckpt["state"].get("seconds", 0.0))
+
+
+def _report_stopped_chunk(args: argparse.Namespace, cfg, start: tuple[int, float]) -> None:
+    """A chunk stopped by a signal still gets its progress row, for the updates its checkpoint
+    holds (a second signal keeps the previous checkpoint: then the row ends there, or none is
+    written when it holds nothing new)."""
+    step, seconds = _saved_progress(Path(cfg.out))
+    if step <= start[0]:
+        return
+    print(f"[faces68] stopped at update {step:,}; writing the chunk's progress row first", flush=True)
+    chunk_report(args, cfg, {"step": step, "start_step": start[0], "seconds": seconds, "start_seconds": start[1]})
 
 
 def chunk_report(args: argparse.Namespace, cfg, summary: dict) -> None:
