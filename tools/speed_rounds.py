@@ -91,7 +91,8 @@ print(json.dumps({"status": status, "decoded": stats.decoded, "processed": stats
 
 
 def child_env(folder: Path, offscreen: bool = False) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(folder)}
+    # the checkout first; a PYTHONPATH already set stays after it (e.g. MediaPipe installed with pip --target)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH")) if p)}
     if offscreen:
         env["QT_QPA_PLATFORM"] = "offscreen"
     return env
