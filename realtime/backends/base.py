@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -23,6 +24,7 @@ from realtime.core.assets import backend_cache_dir as cache_dir  # noqa: F401 (r
 from realtime.models.decode import decode
 
 Run = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+NumpyRun = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 MAX_BUCKET = 64  # larger batches run in chunks of this many
 PARITY_TOLERANCE_PX = 0.1  # the most a backend's landmark may move from fp32 eager's, in crop pixels
 
@@ -80,8 +82,12 @@ class Backend:
     that want numpy take ``.cpu()``. ``note`` says how it was built (a precision, a fallback).
     """
 
-    def __init__(self, name: str, device: torch.device, run: Run, note: str = "") -> None:
+    def __init__(self, name: str, device: torch.device, run: Run, note: str = "",
+                 run_numpy: NumpyRun | None = None) -> None:
         self.name, self.device, self._run, self.note = name, device, run, note
+        # the same computation for host arrays, without torch around it (the runtimes outside
+        # torch): (B, C, S, S) float32 numpy -> float32 numpy points and scores; None for the others
+        self.run_numpy = run_numpy
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.inference_mode():

@@ -28,6 +28,7 @@ from realtime.core import altstack
 from realtime.core.atomic import atomic_path
 from realtime.backends.base import MAX_BUCKET, Backend, Decoded, bucket, cache_dir, chunked, model_digest
 from realtime.core.errors import UserError
+from realtime.backends.inference_form import FORM, inference_form
 
 log = logging.getLogger(__name__)
 OPSET = 18
@@ -37,12 +38,16 @@ TRT_MISSING = ("torch-tensorrt is not installed: it needs NVIDIA's TensorRT libr
 
 
 def onnx_file(model: nn.Module, decoder: str, beta: float) -> Path:
-    """The exported network + decoder for ``model``, from the cache or exported now."""
-    name = f"{model_digest(model, decoder, beta)}-torch{torch.__version__.replace('+', '_')}-opset{OPSET}.onnx"
+    """The exported network + decoder for ``model``, from the cache or exported now. What is
+    exported is ``inference_form(model)``: the same function with each RCN level's concatenation
+    split into summed convs, which ONNX Runtime runs without layout reorders
+    (``realtime.backends.inference_form``)."""
+    name = (f"{model_digest(model, decoder, beta)}-form{FORM}-torch{torch.__version__.replace('+', '_')}"
+            f"-opset{OPSET}.onnx")
     path = cache_dir() / "onnx" / name
     if path.is_file():
         return path
-    net = Decoded(copy.deepcopy(model).to("cpu", torch.float32).eval(), decoder, beta)
+    net = Decoded(inference_form(copy.deepcopy(model).to("cpu", torch.float32).eval()), decoder, beta)
     example = torch.rand(2, int(model.config.in_channels), int(model.config.input_size), int(model.config.input_size))
     with atomic_path(path) as tmp:
         export_onnx(net, example, tmp)
@@ -116,11 +121,15 @@ def ort_backend(name: str, path: Path, device: torch.device) -> Backend:
         raise RuntimeError("onnxruntime could not start its CUDA provider")
     input_name = session.get_inputs()[0].name
 
+    def run_numpy(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        points, scores = session.run(None, {input_name: x})
+        return points, scores
+
     def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        points, scores = session.run(None, {input_name: _host(x)})
+        points, scores = run_numpy(_host(x))
         return torch.from_numpy(points), torch.from_numpy(scores)
 
-    return Backend(name, device, run, note=session.get_providers()[0])
+    return Backend(name, device, run, note=session.get_providers()[0], run_numpy=None if cuda else run_numpy)
 
 
 def ov_backend(name: str, path: Path, device: torch.device, precision: str, note: str) -> Backend:
@@ -134,12 +143,15 @@ def ov_backend(name: str, path: Path, device: torch.device, precision: str, note
         compiled = ov.Core().compile_model(str(path), "CPU", config)
     request = compiled.create_infer_request()  # one request: a backend serves one thread
 
-    def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        request.infer({0: _host(x)})
-        return (torch.from_numpy(request.get_output_tensor(0).data.copy()),
-                torch.from_numpy(request.get_output_tensor(1).data.copy()))
+    def run_numpy(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        request.infer({0: x})
+        return request.get_output_tensor(0).data.copy(), request.get_output_tensor(1).data.copy()
 
-    return Backend(name, device, run, note=note)
+    def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        points, scores = run_numpy(_host(x))
+        return torch.from_numpy(points), torch.from_numpy(scores)
+
+    return Backend(name, device, run, note=note, run_numpy=run_numpy)
 
 
 def _openvino(name: str, precision: str):

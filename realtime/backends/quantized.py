@@ -45,7 +45,7 @@ from realtime.geometry.layouts import get_layout
 
 log = logging.getLogger(__name__)
 CLIP, CLIP_TRUTH = DEMO_CLIP, DEMO_TRUTH
-RECIPE = 1  # bump when the calibration crops or quantizer settings change: it keys the cache
+RECIPE = 2  # 2: quantized from the split-concat export (inference_form); bump when the calibration crops or quantizer settings change: it keys the cache
 CALIBRATION_EVERY, CALIBRATION_OFFSET = 10, 5  # clip frames 5, 15, 25, ...: 60 crops (the parity tests use 0, 30, ...)
 DECODER_OPS = ("Softmax", "ReduceSum", "ReduceMax", "ArgMax")
 
