@@ -9,7 +9,9 @@ channels, so the same conv is ``conv_a(a) + conv_b(b)`` with the weights split a
 boundary (the bias kept once); a depthwise-separable conv splits likewise, each part's depthwise
 filters feeding its part of the pointwise weights. ONNX Runtime fuses the second conv's add
 (and the ReLU after it) into the convolution, so the Concat and its reorders disappear. The 0/1
-branch mask (``ModelConfig.branch_mask``) is folded into the trunk part's weights.
+branch mask (``ModelConfig.branch_mask``) is folded into the trunk part's weights. Nearest
+upsampling by exactly 2 is exported with a constant scale rather than a size computed from the
+input's shape, which ONNX Runtime also runs in its blocked layout.
 
 ``inference_form(model)`` returns a module with the model's outputs (equal up to float
 rounding: the parity tests hold the exported backends to 0.001 px of eager on the original) and
@@ -21,11 +23,12 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from realtime.models.model import RCN, SeparableConv
 
-FORM = 1  # bump when the rewrite changes: exported files are keyed by it
+FORM = 2  # bump when the exported graph changes (the rewrite, the decoder): exported files are keyed by it
 
 
 class _SplitFirst(nn.Module):
@@ -89,7 +92,13 @@ class SplitRCN(nn.Module):
         if self.coarse_mask != 1.0:
             path = path * self.coarse_mask
         for level in range(len(feats) - 2, -1, -1):
-            up = self.ups[level](path, feats[level].shape[-2:])
+            size = tuple(feats[level].shape[-2:])
+            if self.ups[level].weight is None and size == (2 * path.shape[-2], 2 * path.shape[-1]):
+                # a constant scale, not a size computed from shapes: ONNX Runtime then keeps the
+                # upsampling in its blocked layout (a Resize by sizes cost a reorder out and back)
+                up = F.interpolate(path, scale_factor=2.0, mode="nearest")
+            else:
+                up = self.ups[level](path, size)
             path = self.rests[level](self.firsts[level](feats[level], up))
         return self.head(path)
 
