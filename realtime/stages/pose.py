@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -73,9 +74,9 @@ class CameraIntrinsics:
             raise UserError(f"focal length must be positive, got {focal_px} px")
         return CameraIntrinsics(float(focal_px), (width_px - 1) / 2.0, (height_px - 1) / 2.0)
 
-    @property
+    @cached_property
     def matrix(self) -> np.ndarray:
-        """(3, 3) float64 camera matrix K."""
+        """(3, 3) float64 camera matrix K (made once; do not write to it)."""
         return np.array([[self.focal_px, 0.0, self.cx], [0.0, self.focal_px, self.cy], [0.0, 0.0, 1.0]])
 
 
@@ -92,10 +93,10 @@ class PoseEstimate:
 
 def rotation_to_angles(rotation: np.ndarray) -> HeadPose:
     """(3, 3) rotation -> yaw, pitch, roll degrees with R = Ry(yaw) Rx(pitch) Rz(roll)."""
-    r = np.asarray(rotation, dtype=np.float64)
-    pitch = math.asin(float(np.clip(-r[1, 2], -1.0, 1.0)))
-    yaw = math.atan2(r[0, 2], r[2, 2])
-    roll = math.atan2(r[1, 0], r[1, 1])
+    (_, _, r02), (r10, r11, r12), (_, _, r22) = np.asarray(rotation, dtype=np.float64).tolist()
+    pitch = math.asin(min(1.0, max(-1.0, -r12)))
+    yaw = math.atan2(r02, r22)
+    roll = math.atan2(r10, r11)
     return HeadPose(math.degrees(yaw), math.degrees(pitch), math.degrees(roll))
 
 
@@ -162,7 +163,8 @@ def estimate_head_pose(points: np.ndarray, model_points: np.ndarray, intrinsics:
     use = np.isfinite(points).all(1) if visible is None else np.asarray(visible, bool) & np.isfinite(points).all(1)
     if use.sum() < 4:
         raise ValueError(f"head pose needs at least 4 usable points, got {int(use.sum())}")
-    points, model = points[use], model[use]
+    if not use.all():
+        points, model = points[use], model[use]
     if previous is not None and previous.tvec[2] > 0:
         rvec, tvec = previous.rvec.astype(np.float64).copy(), previous.tvec.astype(np.float64).copy()
     else:
@@ -187,19 +189,20 @@ def project_axes(pose: PoseEstimate, intrinsics: CameraIntrinsics, length: float
 
 def _rotation_to_quaternion(rotation: np.ndarray) -> np.ndarray:
     """(3, 3) -> (4,) unit quaternion (w, x, y, z) with w >= 0."""
-    r = rotation
-    q = np.array([1.0 + r[0, 0] + r[1, 1] + r[2, 2], 1.0 + r[0, 0] - r[1, 1] - r[2, 2],
-                  1.0 - r[0, 0] + r[1, 1] - r[2, 2], 1.0 - r[0, 0] - r[1, 1] + r[2, 2]])
-    i = int(np.argmax(q))
+    (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = np.asarray(rotation, np.float64).tolist()
+    q = [1.0 + r00 + r11 + r22, 1.0 + r00 - r11 - r22, 1.0 - r00 + r11 - r22, 1.0 - r00 - r11 + r22]
+    i = q.index(max(q))  # the largest of 4|w|^2, 4|x|^2, ...: the best-conditioned branch only
     s = math.sqrt(max(q[i], 1e-12)) * 2.0
-    w_x_y_z = {
-        0: [s / 4, (r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s],
-        1: [(r[2, 1] - r[1, 2]) / s, s / 4, (r[0, 1] + r[1, 0]) / s, (r[0, 2] + r[2, 0]) / s],
-        2: [(r[0, 2] - r[2, 0]) / s, (r[0, 1] + r[1, 0]) / s, s / 4, (r[1, 2] + r[2, 1]) / s],
-        3: [(r[1, 0] - r[0, 1]) / s, (r[0, 2] + r[2, 0]) / s, (r[1, 2] + r[2, 1]) / s, s / 4],
-    }[i]
-    q = np.array(w_x_y_z)
-    return q / np.linalg.norm(q) * (1.0 if q[0] >= 0 else -1.0)
+    if i == 0:
+        w_x_y_z = [s / 4, (r21 - r12) / s, (r02 - r20) / s, (r10 - r01) / s]
+    elif i == 1:
+        w_x_y_z = [(r21 - r12) / s, s / 4, (r01 + r10) / s, (r02 + r20) / s]
+    elif i == 2:
+        w_x_y_z = [(r02 - r20) / s, (r01 + r10) / s, s / 4, (r12 + r21) / s]
+    else:
+        w_x_y_z = [(r10 - r01) / s, (r02 + r20) / s, (r12 + r21) / s, s / 4]
+    norm = math.sqrt(sum(v * v for v in w_x_y_z)) * (1.0 if w_x_y_z[0] >= 0 else -1.0)
+    return np.array(w_x_y_z) / norm
 
 
 def _quaternion_to_rotation(q: np.ndarray) -> np.ndarray:

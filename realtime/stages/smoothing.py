@@ -67,8 +67,12 @@ class SmoothingParams:
 def _low_pass_step(y: np.ndarray, x_prev: np.ndarray, x: np.ndarray, cutoff_hz: np.ndarray | float,
                    dt_s: float) -> np.ndarray:
     """One exact first-order-hold step of a low-pass with cutoff ``cutoff_hz`` (see module)."""
-    tau_s = 1.0 / (2.0 * math.pi * np.maximum(cutoff_hz, 1e-9))
-    one_minus_e = -np.expm1(-dt_s / tau_s)
+    if isinstance(cutoff_hz, float):  # one cutoff for all: plain floats, not 0-d arrays
+        tau_s = 1.0 / (2.0 * math.pi * max(cutoff_hz, 1e-9))
+        one_minus_e = -math.expm1(-dt_s / tau_s)
+    else:
+        tau_s = 1.0 / (2.0 * math.pi * np.maximum(cutoff_hz, 1e-9))
+        one_minus_e = -np.expm1(-dt_s / tau_s)
     return y + one_minus_e * (x_prev - y) + (1.0 - tau_s * one_minus_e / dt_s) * (x - x_prev)
 
 
@@ -108,7 +112,7 @@ class OneEuroFilter:
         if dt_s < MIN_DT_S:
             return self._x_hat.copy()
         dx = (x - self._x_prev) / dt_s
-        self._dx_hat = _low_pass_step(self._dx_hat, self._dx_prev, dx, params.d_cutoff, dt_s)
+        self._dx_hat = _low_pass_step(self._dx_hat, self._dx_prev, dx, float(params.d_cutoff), dt_s)
         speed = np.linalg.norm(self._dx_hat, axis=-1, keepdims=True) / max(float(scale), 1e-9)
         cutoff_hz = params.min_cutoff + params.beta * speed
         self._x_hat = _low_pass_step(self._x_hat, self._x_prev, x, cutoff_hz, dt_s)
