@@ -124,3 +124,21 @@ def test_saved_progress_reads_the_runs_checkpoint(tmp_path):
     with mock.patch.object(faces68, "load_checkpoint", return_value={"step": 7, "state": {"seconds": 12.5}}):
         (tmp_path / "last.pt").write_bytes(b"")
         assert faces68._saved_progress(tmp_path) == (7, 12.5)
+
+
+def test_run_or_resume_reads_the_checkpoint_only_when_not_handed_its_progress(tmp_path):
+    from train.engine import runs
+
+    cfg = recipe68.recipe(tmp_path / "300w", tmp_path / "run", 3000, None)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "last.pt").write_bytes(b"")
+    fitted = {"step": 3000, "seconds": 99.0}
+    with mock.patch.object(runs, "fit", return_value=fitted) as fit, \
+            mock.patch.object(runs, "load_checkpoint", return_value={"step": 1000, "state": {"seconds": 5.0}}) as load:
+        assert runs.run_or_resume(cfg, start=(1000, 5.0)) == {**fitted, "start_step": 1000}
+        assert load.call_count == 0 and fit.call_args.kwargs["resume"] is True
+        assert runs.run_or_resume(cfg) == {**fitted, "start_step": 1000}
+        assert load.call_count == 1
+        assert runs.run_or_resume(cfg, start=(3000, 7.0)) == {"step": 3000, "start_step": 3000, "seconds": 7.0,
+                                                              "skipped": True}
+        assert fit.call_count == 2

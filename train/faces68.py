@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         loop = LoopSettings(threads=args.threads, workers=args.workers)
         start = _saved_progress(Path(cfg.out))
         try:
-            summary = run_or_resume(cfg, args.device, args.minutes, loop)
+            summary = run_or_resume(cfg, args.device, args.minutes, loop, start=start)  # one read of last.pt less
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: the loop saved the updates it finished
             if args.minutes is not None:
                 _report_stopped_chunk(args, cfg, start)

@@ -40,14 +40,17 @@ def command_line(cfg: FitConfig) -> str:
 
 
 def run_or_resume(cfg: FitConfig, device: str = "cpu", minutes: float | None = None,
-                  loop: LoopSettings = LoopSettings()) -> dict:
+                  loop: LoopSettings = LoopSettings(), start: tuple[int, float] | None = None) -> dict:
     """Train ``cfg`` on ``device``, resuming a partial run: to completion, or (``minutes``) for one
-    chunk of at most that long; returns the run's summary with ``start_step``, where this call began."""
+    chunk of at most that long; returns the run's summary with ``start_step``, where this call began.
+    ``start``, the (update, training seconds) of the run's last checkpoint, spares a caller that has
+    read it already a second read here (``fit`` still loads it to resume)."""
     last = Path(cfg.out) / "last.pt"
-    if last.is_file():
+    if not last.is_file():
+        return {**fit(cfg, device=device, minutes=minutes, loop=loop), "start_step": 0}
+    if start is None:
         ckpt = load_checkpoint(last)
-        if ckpt["step"] >= cfg.steps:
-            return {"step": ckpt["step"], "start_step": ckpt["step"], "seconds": ckpt["state"].get("seconds", 0.0),
-                    "skipped": True}
-        return {**fit(cfg, resume=True, device=device, minutes=minutes, loop=loop), "start_step": ckpt["step"]}
-    return {**fit(cfg, device=device, minutes=minutes, loop=loop), "start_step": 0}
+        start = (ckpt["step"], float(ckpt["state"].get("seconds", 0.0)))
+    if start[0] >= cfg.steps:
+        return {"step": start[0], "start_step": start[0], "seconds": start[1], "skipped": True}
+    return {**fit(cfg, resume=True, device=device, minutes=minutes, loop=loop), "start_step": start[0]}
