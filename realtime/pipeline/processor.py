@@ -101,7 +101,6 @@ class FrameProcessor:
         self.face_model_3d = face_model_3d
         self.focal_px, self.hfov_deg = focal_px, hfov_deg
         self._last_pose: dict[int, PoseEstimate] = {}
-        self._intrinsics: tuple[tuple, CameraIntrinsics] | None = None
         self.last_rois: list = []  # the last frame's crops (tracker.FaceRoi), for tools that reuse them
         self.pose_head = pose_head
         self.pose_source = "pnp"
@@ -245,10 +244,7 @@ class FrameProcessor:
                   rois: Sequence[FaceRoi] = ()) -> None:
         """Set each face's smoothed pose from this frame's source; ``rois`` are the faces' crops,
         in the same order (the "head" source needs them)."""
-        key = (width, height, self.focal_px, self.hfov_deg)  # the camera may be tuned live: keyed, not kept
-        if self._intrinsics is None or self._intrinsics[0] != key:
-            self._intrinsics = (key, CameraIntrinsics.for_image(width, height, self.focal_px, self.hfov_deg))
-        intrinsics = self._intrinsics[1]
+        intrinsics = CameraIntrinsics.for_image(width, height, self.focal_px, self.hfov_deg)
         if self.pose_source == "head":
             estimates = self._head_poses(faces, rois, intrinsics)
         else:

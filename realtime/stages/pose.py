@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import cv2
 import numpy as np
@@ -65,6 +65,7 @@ class CameraIntrinsics:
     cy: float
 
     @staticmethod
+    @lru_cache(maxsize=16)  # asked every frame by the pipeline and the window; one object per camera setting
     def for_image(width_px: int, height_px: int, focal_px: float | None = None,
                   hfov_deg: float = DEFAULT_HFOV_DEG) -> "CameraIntrinsics":
         """Centred intrinsics; ``focal_px`` wins over ``hfov_deg`` when given."""
