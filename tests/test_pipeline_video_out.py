@@ -47,6 +47,22 @@ def test_h264_round_trip_keeps_every_frame_its_time_and_pads_odd_sizes(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
 
 
+def test_colours_survive_the_yuv_conversion(tmp_path):
+    """Saturated blocks come back with their colour: U and V in their planes, limited range as
+    decoders assume (the writer converts to yuv420p with OpenCV before the encoder)."""
+    colours = [(220, 30, 30), (30, 200, 40), (40, 60, 230), (240, 240, 240), (16, 16, 16), (200, 180, 20)]
+    image = np.zeros((96, 32 * len(colours), 3), np.uint8)
+    for i, rgb in enumerate(colours):
+        image[:, 32 * i:32 * (i + 1)] = rgb
+    out = tmp_path / "colours.mp4"
+    writer = VideoWriter(out)
+    writer.write(image, 0.0)
+    writer.close()
+    (_, back), = decoded(out)[0]
+    for i, rgb in enumerate(colours):  # block centres, away from chroma edges
+        np.testing.assert_allclose(back[40:56, 32 * i + 8:32 * i + 24].reshape(-1, 3).mean(0), rgb, atol=6)
+
+
 def test_tiny_frames_and_audio_copied_from_the_input(tmp_path):
     source = make_clip(tmp_path / "in.mp4", frames=10, width=32, height=24, audio=True)
     out = tmp_path / "out.mp4"
