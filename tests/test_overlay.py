@@ -33,11 +33,12 @@ from realtime.core.errors import UserError
 from realtime.io.capture import CapturedFrame, VideoFileSource
 from realtime.pipeline.live import LiveTuner
 from realtime.gui.overlay import OverlayWindow
-from realtime.gui.overlay_items import CONFIDENCE_RGB, DisplayOptions, confidence_level
+from realtime.gui.overlay_items import CONFIDENCE_RGB, DisplayOptions, box_segments, confidence_level
 from realtime.core.packet import FaceResult, FramePacket, HeadPose
 from realtime.pipeline.config import PipelineConfig
 from realtime.pipeline.live_pipeline import LivePipeline
 from realtime.pipeline.processor import FrameProcessor
+from realtime.stages.pose import CameraIntrinsics
 from realtime.webcam import main
 from test_pipeline_capture import make_clip
 
@@ -92,8 +93,13 @@ def count(item) -> int:
 
 
 def drawn(window: OverlayWindow, kind: str, axis: int | None = None) -> int:
-    """Points drawn over every face's slot of ``kind`` ("box", "cube", or "axes" number ``axis``)."""
-    return sum(count(getattr(m, kind) if axis is None else getattr(m, kind)[axis]) for m in window.layers.marks)
+    """Segment ends drawn on the last frame for ``kind`` ("box", "cube", or "axes" number ``axis``)."""
+    marks = window.layers.drawn
+    if kind == "box":
+        return sum(len(box_segments(b)) for b in marks.boxes)
+    if kind == "cube":
+        return sum(len(c) for c in marks.cubes)
+    return sum(len(a[axis]) for a in marks.axes)
 
 
 def pixel_at(window: OverlayWindow, image: QtGui.QImage, x: float, y: float) -> np.ndarray:
@@ -114,7 +120,8 @@ def test_points_are_drawn_in_their_confidence_colours_where_they_are(app, window
     for (x, y), rgb in zip(face.points, colours):
         assert np.abs(pixel_at(window, image, x, y) - rgb).max() <= 30, (x, y, rgb)
     assert np.abs(pixel_at(window, image, 60, 40) - 60).max() <= 3  # the frame itself, unchanged
-    assert window.layers.ids[0].textItem.toPlainText() == "#3" and window.layers.ids[0].isVisible()
+    assert [text for text, _, _ in window.layers.drawn.ids] == ["#3"]
+    assert np.abs(pixel_at(window, image, 112, 62) - 60).max() > 20  # the id's label, above the box
     assert drawn(window, "box") == 8  # 4 edges
     assert all(drawn(window, "axes", i) == 0 for i in range(3))  # no pose in the packet
     assert "faces 1" in window.info.text() and "latency" in window.info.text()
@@ -122,7 +129,7 @@ def test_points_are_drawn_in_their_confidence_colours_where_they_are(app, window
 
 def test_pose_is_drawn_as_axes_or_cube_only_when_packets_carry_it(app, window):
     window.show_packet(packet(0, HeadPose(30.0, 0.0, 0.0)))  # nose turned towards the image left
-    (x_axis, y_axis, z_axis) = [np.column_stack(item.getData()) for item in window.layers.marks[0].axes]
+    (x_axis, y_axis, z_axis) = window.layers.drawn.axes[0]
     assert x_axis[1, 0] > x_axis[0, 0] and y_axis[1, 1] > y_axis[0, 1]  # x right, y down
     assert z_axis[1, 0] < z_axis[0, 0] - 5  # the forward axis points left
     assert "track #3" in window.pose_plot.plot.titleLabel.text
@@ -141,7 +148,7 @@ def test_pose_is_drawn_as_axes_or_cube_only_when_packets_carry_it(app, window):
 
 def test_marks_scale_with_each_face_and_zoom_with_the_image(app, window):
     """A 40 px face and a 200 px face in one frame: the small one's dots, box and axes are
-    thinner, each sized by ``overlay_scale.mark_sizes`` (image px, times the view's zoom for dots)."""
+    thinner, each sized by ``overlay_scale.mark_sizes`` in image pixels (they zoom with the image)."""
     from realtime.io.overlay_scale import mark_sizes
 
     def face(track_id, x0, y0, side):
@@ -152,20 +159,24 @@ def test_marks_scale_with_each_face_and_zoom_with_the_image(app, window):
     for frame_id in (0, 1):  # the second frame sees the layout settled (the info line's height)
         window.show_packet(FramePacket(frame_id, 0.0, np.full((480, 640, 3), 60, np.uint8), faces, {"latency_ms": 1.0}))
         app.processEvents()
-    zoom = 1.0 / window.view.viewPixelSize()[0]
-    size = window.layers.points.data["size"]
+    marks = window.layers.drawn
     small, big = mark_sizes(40), mark_sizes(200)
-    assert size[:5] == pytest.approx(2 * small.point_radius_px * zoom, abs=0.26)  # half-pixel steps
-    assert size[5:] == pytest.approx(2 * big.point_radius_px * zoom, abs=0.26) and size[5] > 2 * size[0]
-    marks = window.layers.marks
-    assert [m.box.opts["pen"].widthF() for m in marks[:2]] == pytest.approx([small.line_px, big.line_px], abs=0.05)
-    assert [m.axes[0].opts["pen"].widthF() for m in marks[:2]] == pytest.approx(
-        [small.axis_line_px, big.axis_line_px], abs=0.05)
-    assert not marks[0].box.opts["pen"].isCosmetic()  # in image pixels: zooms with the image
-    axis_length = [np.ptp(np.column_stack(m.axes[1].getData()), 0).max() for m in marks[:2]]
+    assert marks.point_radius_px[:5] == pytest.approx(small.point_radius_px)
+    assert marks.point_radius_px[5:] == pytest.approx(big.point_radius_px) and big.point_radius_px > 2 * small.point_radius_px
+    assert marks.box_width_px == pytest.approx([small.line_px, big.line_px])
+    assert marks.axis_width_px == pytest.approx([small.axis_line_px, big.axis_line_px])
+    axis_length = [np.ptp(axes[1], 0).max() for axes in marks.axes]
     assert axis_length[1] > 3 * axis_length[0] > 0
+    # in image pixels: the big face's dots cover more of the frame, by about their radii squared
+    only_points = DisplayOptions(boxes=False, ids=False, pose=False)
+    frame = FramePacket(0, 0.0, np.full((480, 640, 3), 60, np.uint8), faces, {})
+    shown = window.layers.render(frame, only_points, CameraIntrinsics.for_image(640, 480))
+    def covered(x, y):
+        x, y = round(x), round(y)
+        return int((np.abs(shown[y - 4:y + 5, x - 4:x + 5].astype(int) - 60).max(2) > 10).sum())
+    assert covered(*faces[1].points[2]) > 4 * covered(*faces[0].points[2]) > 0
     window.show_packet(FramePacket(1, 0.1, np.full((480, 640, 3), 60, np.uint8), faces[1:], {"latency_ms": 1.0}))
-    assert drawn(window, "box") == 8 and count(marks[1].box) == 0  # the second slot cleared
+    assert drawn(window, "box") == 8 and len(window.layers.drawn.boxes) == 1  # only the face left
 
 
 def test_live_tuner_applies_between_frames_on_the_calling_thread():

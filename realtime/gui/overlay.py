@@ -5,8 +5,9 @@ yaw/pitch/roll plot and a tuning panel (a ``ParameterTree``).
 Only this module, ``overlay_items`` and ``realtime.webcam`` import Qt. Worker threads never touch
 Qt: a ``QTimer`` on the GUI thread pulls the newest packet with ``LivePipeline.get(timeout_s=0)``
 (which also releases the worker for its next frame), and tuning goes back through
-``LiveTuner.set``, applied by the worker between two frames (``realtime/pipeline/live.py``). Plot items are
-made once and updated with ``setData``/``setImage``; the image is uint8 RGB, row-major, with
+``LiveTuner.set``, applied by the worker between two frames (``realtime/pipeline/live.py``). The marks are
+drawn into a copy of each frame (``FaceLayers.render``), the plot's items made once and updated
+with ``setData``; the image is uint8 RGB, row-major, with
 fixed levels (no auto-levels per frame), shifted by half a pixel so that points are drawn at
 their own coordinates (pixel centres at integers, ``realtime/__init__.py``).
 
@@ -145,7 +146,7 @@ class OverlayWindow(QtWidgets.QWidget):
         self.view = self.graphics.addViewBox(row=0, col=0, lockAspect=True, invertY=True, enableMenu=False)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.view.addItem(self.image)
-        self.layers = FaceLayers(self.view)
+        self.layers = FaceLayers()
         self.pose_plot = PosePlot(self.graphics.addPlot(row=1, col=0))
         self.graphics.ci.layout.setRowStretchFactor(0, 3)
         self.info = QtWidgets.QLabel("waiting for the first frame")
@@ -244,14 +245,14 @@ class OverlayWindow(QtWidgets.QWidget):
         packet = self.packet
         if packet is None:
             return
-        if self.image.image is None or self.image.image.shape != packet.image.shape:
-            self.image.setImage(packet.image, levels=None, autoLevels=False)
+        intrinsics = CameraIntrinsics.for_image(packet.width, packet.height, self.live.focal_px, self.live.hfov_deg)
+        shown = self.layers.render(packet, self.display, intrinsics)
+        if self.image.image is None or self.image.image.shape != shown.shape:
+            self.image.setImage(shown, levels=None, autoLevels=False)
             self.image.setRect(QtCore.QRectF(-0.5, -0.5, packet.width, packet.height))
             self.view.setRange(xRange=(-0.5, packet.width - 0.5), yRange=(-0.5, packet.height - 0.5), padding=0)
         else:
-            self.image.setImage(packet.image, levels=None, autoLevels=False)
-        intrinsics = CameraIntrinsics.for_image(packet.width, packet.height, self.live.focal_px, self.live.hfov_deg)
-        self.layers.draw(packet, self.display, intrinsics)
+            self.image.setImage(shown, levels=None, autoLevels=False)
         self.pose_plot.draw(self.display.plot_angles)
 
     def _update_info(self, latest: FramePacket | None = None) -> None:

@@ -1,11 +1,14 @@
-"""What the live overlay draws over the video, and its rolling pose plot (pyqtgraph items).
+"""What the live overlay draws over the video, and its rolling pose plot (a pyqtgraph item).
 
-Qt (through pyqtgraph), numpy and cv2; no threads. ``FaceLayers`` holds the scene items made once
-and updated per packet with ``setData``: points coloured by confidence (red at score 0, through
-yellow, to green at ``DisplayOptions.confidence_full`` and above), boxes, track ids and head pose.
-Point size, line widths and the shortest pose axis follow each face's size, in image pixels
-(``realtime/io/overlay_scale.py``, shared with the annotated video's drawing), so the 68 points of a
-50 px face stay distinct dots and the marks zoom with the image.
+numpy and cv2 for the marks, Qt (through pyqtgraph) for the plot; no threads. ``FaceLayers``
+draws each frame's marks into a copy of the frame (``realtime/io/raster_marks.py``, shared with the
+annotated video's drawing): points coloured by confidence (red at score 0, through yellow, to
+green at ``DisplayOptions.confidence_full`` and above), boxes, track ids and head pose. Point size,
+line widths and the shortest pose axis follow each face's size, in image pixels
+(``realtime/io/overlay_scale.py``), so the 68 points of a 50 px face stay distinct dots and the
+marks zoom with the image. They were pyqtgraph items until issue 27: with five faces those items
+cost the GUI thread 12-16 ms of each frame, drawn into the frame they cost about 2 ms
+(docs/bench/speed.md).
 
 Pose (only when packets carry it) is drawn in perspective with the current camera intrinsics: the
 face's rotation placed at the depth where one model unit is one face size (its box side), centred
@@ -16,6 +19,7 @@ and angle conventions are those of ``realtime/stages/pose.py``.
 from __future__ import annotations
 
 import collections
+import dataclasses
 from dataclasses import dataclass
 
 import cv2
@@ -23,6 +27,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from realtime.io.overlay_scale import MarkSizes, face_size_px, mark_sizes
+from realtime.io.raster_marks import draw_dots, draw_label, draw_segments
 from realtime.core.packet import FaceResult, FramePacket
 from realtime.stages.pose import CameraIntrinsics, PoseEstimate, angles_to_rotation, place_rotation
 
@@ -31,7 +36,8 @@ ANGLE_RGB = {"yaw": (255, 90, 90), "pitch": (90, 220, 90), "roll": (90, 160, 255
 AXIS_RGB = ((255, 40, 40), (40, 220, 40), (40, 120, 255))  # x, y, z
 BOX_RGB, ID_RGB, CUBE_RGB = (255, 200, 0), (255, 255, 255), (0, 230, 255)
 PLOT_SECONDS = 10.0
-OUTLINE_MIN_PX = 5.0  # dots at least this wide on screen get a dark outline
+OUTLINE_MIN_PX = 5.0  # dots at least this wide (image pixels) get a dark ring
+OUTLINE_RGB = (30, 30, 30)
 # confidence colours: red -> yellow -> green in CONFIDENCE_LEVELS steps
 CONFIDENCE_LEVELS = 16
 _ramp = np.linspace(0.0, 1.0, CONFIDENCE_LEVELS)[:, None]
@@ -90,148 +96,90 @@ def pose_segments(pose: PoseEstimate, intrinsics: CameraIntrinsics, length: floa
     return [image] if style == "cube" else [image[0:2], image[2:4], image[4:6]]
 
 
-def _pen(rgb: tuple[int, ...], width_px: float) -> "pg.QtGui.QPen":
-    """A pen ``width_px`` image pixels wide (non-cosmetic: the window's zoom scales it with the image)."""
-    return pg.mkPen(*rgb, width=width_px, cosmetic=False)
+@dataclass
+class DrawnMarks:
+    """What ``FaceLayers.render`` drew on its last frame, in image pixels (for tests and tools):
+    the dots (positions, RGB, radii), the box edges, the pose marks per face with pose (``axes``:
+    (x, y, z) segment pairs; ``cube``: (24, 2) edge ends), their line widths, and the track ids'
+    texts with their anchors."""
 
-
-class FaceMarks:
-    """The boxes, pose axes and cubes of the faces whose marks have one pair of line widths
-    (``realtime/io/overlay_scale.py``, rounded to 0.1 px): five line items (box, x, y, z axis,
-    cube), each holding the segments of all those faces (``connect="pairs"``), made once and
-    reused. Five faces of one size are five items, not twenty-five: each item costs its own
-    bounds and paint calls per frame (five faces of ``video_01``, docs/data.md: the GUI thread's
-    CPU per frame fell from 8.8 to 6.2 ms, updating and painting). An item already empty is not
-    cleared again (every Qt call counts: ``FaceLayers._draw_points``)."""
-
-    def __init__(self, view: pg.ViewBox) -> None:
-        self.box = pg.PlotCurveItem(connect="pairs")
-        self.axes = [pg.PlotCurveItem(connect="pairs") for _ in AXIS_RGB]
-        self.cube = pg.PlotCurveItem(connect="pairs")
-        self._widths: tuple[float, float] | None = None
-        self._empty: set[int] = set()
-        for item in (self.box, self.cube, *self.axes):
-            item.setZValue(1)  # under the points (z 2)
-            view.addItem(item)
-
-    def _set(self, item: pg.PlotCurveItem, segments: list[np.ndarray]) -> None:
-        if not segments:
-            if id(item) not in self._empty:
-                item.setData([], [])
-                self._empty.add(id(item))
-            return
-        xy = np.concatenate(segments) if len(segments) > 1 else segments[0]
-        item.setData(xy[:, 0], xy[:, 1])
-        self._empty.discard(id(item))
-
-    def set_widths(self, widths: tuple[float, float]) -> None:
-        """(box and cube, axes) line widths in image pixels; new pens only when they change."""
-        if widths != self._widths:
-            self._widths = widths
-            self.box.setPen(_pen(BOX_RGB, widths[0]))
-            self.cube.setPen(_pen(CUBE_RGB, widths[0]))
-            for item, rgb in zip(self.axes, AXIS_RGB):
-                item.setPen(_pen(rgb, widths[1]))
-
-    def set_faces(self, boxes: list[np.ndarray], poses: list[list[np.ndarray]], style: str) -> None:
-        """xyxy ``boxes`` and, per face with pose, ``pose_segments``' output in ``style``."""
-        self._set(self.box, [box_segments(box) for box in boxes])
-        for axis, item in enumerate(self.axes):
-            self._set(item, [segments[axis] for segments in poses if segments] if style != "cube" else [])
-        self._set(self.cube, [segments[0] for segments in poses if segments] if style == "cube" else [])
-
-    def clear(self) -> None:
-        self.set_faces([], [], "axes")
+    points: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2)))
+    point_rgb: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 3), np.uint8))
+    point_radius_px: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    boxes: list[np.ndarray] = dataclasses.field(default_factory=list)
+    box_width_px: list[float] = dataclasses.field(default_factory=list)
+    axes: list[list[np.ndarray]] = dataclasses.field(default_factory=list)
+    axis_width_px: list[float] = dataclasses.field(default_factory=list)
+    cubes: list[np.ndarray] = dataclasses.field(default_factory=list)
+    ids: list[tuple[str, float, float]] = dataclasses.field(default_factory=list)
 
 
 def box_segments(box: np.ndarray) -> np.ndarray:
-    """The (8, 2) segment ends of an xyxy box's four edges (``connect="pairs"``)."""
+    """The (8, 2) segment ends of an xyxy box's four edges, in pairs."""
     x0, y0, x1, y1 = box
     return np.array([(x0, y0), (x1, y0), (x1, y0), (x1, y1), (x1, y1), (x0, y1), (x0, y1), (x0, y0)], np.float64)
 
 
 class FaceLayers:
-    """The scene items drawn over the video, made once and updated per packet. Every mark is in
-    image pixels and sized to its face (``realtime/io/overlay_scale.py``), so they also zoom with the
-    image: lines are non-cosmetic pens, one set of items per line width (``FaceMarks``); points one
-    scatter (``_draw_points``)."""
+    """Draws every face's marks into a copy of the frame with OpenCV (``realtime/io/raster_marks.py``
+    says why not pyqtgraph items): points in their confidence colours, boxes, track ids and head
+    pose, each sized to its face in image pixels (``realtime/io/overlay_scale.py``), so they zoom
+    with the image. ``drawn`` keeps the last frame's marks (``DrawnMarks``)."""
 
-    def __init__(self, view: pg.ViewBox) -> None:
-        self.view = view
-        self.points = pg.ScatterPlotItem(pxMode=True)
-        self.outline, self.no_outline = pg.mkPen(0, 0, 0, 150, width=1), pg.mkPen(None)
-        self.points.setZValue(2)
-        view.addItem(self.points)
-        self.marks: list[FaceMarks] = []
-        self.ids: list[pg.TextItem] = []
-        self._id_text: list[str] = []
-        self.brushes = [pg.mkBrush(*rgb) for rgb in CONFIDENCE_RGB]
+    def __init__(self) -> None:
+        self.drawn = DrawnMarks()
 
-    def _slot(self, i: int) -> FaceMarks:
-        while len(self.marks) <= i:
-            self.marks.append(FaceMarks(self.view))
-        return self.marks[i]
-
-    def _text(self, i: int, text: str) -> pg.TextItem:
-        while len(self.ids) <= i:
-            self.ids.append(pg.TextItem(color=ID_RGB, anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 140)))
-            self._id_text.append("")
-            self.view.addItem(self.ids[-1])
-        if self._id_text[i] != text:  # a new text lays the item out again
-            self.ids[i].setText(text)
-            self._id_text[i] = text
-        return self.ids[i]
-
-    def draw(self, packet: FramePacket, options: DisplayOptions, intrinsics: CameraIntrinsics) -> None:
+    def render(self, packet: FramePacket, options: DisplayOptions, intrinsics: CameraIntrinsics) -> np.ndarray:
+        """A copy of ``packet.image`` with its faces' marks drawn as ``options`` says."""
+        out = np.array(packet.image, np.uint8, copy=True, order="C")
+        drawn = DrawnMarks()
         faces = packet.faces
         face_px = [face_size_px(f) for f in faces]
         sizes = [mark_sizes(px) for px in face_px]
-        self._draw_points(faces, sizes, options)
-        groups: dict[tuple[float, float], tuple[list, list]] = {}  # line widths -> (boxes, pose segments)
-        shown = 0
-        for face, px, size in zip(faces, face_px, sizes):
-            boxes, poses = groups.setdefault((round(size.line_px, 1), round(size.axis_line_px, 1)), ([], []))
-            box_ok = np.isfinite(face.box_xyxy).all()
+        for face, px, size in zip(faces, face_px, sizes):  # lines first, the dots over them
+            box_ok = bool(np.isfinite(face.box_xyxy).all())
             if options.boxes and box_ok:
-                boxes.append(face.box_xyxy)
+                drawn.boxes.append(np.asarray(face.box_xyxy, np.float64))
+                drawn.box_width_px.append(size.line_px)
+                draw_segments(out, box_segments(face.box_xyxy), BOX_RGB, size.line_px)
             pose = face_pose_estimate(face, intrinsics) if options.pose else None
+            segments = []
             if pose is not None:
                 length = size.axis_length_px(px, options.axis_length) / px  # in face sizes, the pose's unit
-                poses.append(pose_segments(pose, intrinsics, length, options.pose_style))
-            if options.ids and box_ok:
-                text = self._text(shown, f"#{face.track_id}")
-                text.setPos(face.box_xyxy[0], face.box_xyxy[1])
-                text.setVisible(True)
-                shown += 1
-        for i, (widths, (boxes, poses)) in enumerate(groups.items()):
-            slot = self._slot(i)
-            slot.set_widths(widths)
-            slot.set_faces(boxes, poses, options.pose_style)
-        for slot in self.marks[len(groups):]:
-            slot.clear()
-        for text in self.ids[shown:]:
-            text.setVisible(False)
+                segments = pose_segments(pose, intrinsics, length, options.pose_style)
+            if segments and options.pose_style == "cube":
+                drawn.cubes.append(segments[0])
+                draw_segments(out, segments[0], CUBE_RGB, size.line_px)
+            elif segments:
+                drawn.axes.append(segments)
+                drawn.axis_width_px.append(size.axis_line_px)
+                for axis, rgb in zip(segments, AXIS_RGB):
+                    draw_segments(out, axis, rgb, size.axis_line_px)
+        if options.points and faces:
+            self._draw_points(out, faces, sizes, options, drawn)
+        if options.ids:
+            for face, size in zip(faces, sizes):
+                if np.isfinite(face.box_xyxy).all():
+                    x0, y0 = face.box_xyxy[:2]
+                    text = f"#{face.track_id}"
+                    drawn.ids.append((text, float(x0), float(y0)))
+                    draw_label(out, text, x0, y0 - 2, size.font_px, ID_RGB, backdrop=0.55)
+        self.drawn = drawn
+        return out
 
-    def _draw_points(self, faces: list[FaceResult], sizes: list[MarkSizes], options: DisplayOptions) -> None:
-        """One scatter of every face's points, each face's dots sized to it. Sizes are in screen
-        pixels (the image's radius x the view's zoom, in half-pixel steps) and drawn from
-        pyqtgraph's symbol atlas with one painter call: drawn per point in image units
-        (``pxMode=False``), the painter calls per point exhaust None's reference count on
-        PySide6 6.12 with Python 3.11 (each void call drops one) and crash the process in seconds."""
-        if not (options.points and faces):
-            self.points.setData([], [])
-            return
-        pts = np.concatenate([f.points for f in faces])
-        levels = np.concatenate([confidence_level(f.scores, options.confidence_full) for f in faces])
-        # screen px per image px, from the range just set (viewPixelSize lags a new frame size)
-        zoom = self.view.boundingRect().width() / max(self.view.viewRect().width(), 1e-9)
-        diameters = [max(1.0, round(4 * s.point_radius_px * zoom) / 2) for s in sizes]
-        size = np.concatenate([np.full(len(f.points), d) for f, d in zip(faces, diameters)])
-        ok = np.isfinite(pts).all(1)
-        outlined = size[ok] >= OUTLINE_MIN_PX  # one pen for all when they agree: a list costs a call per dot
-        pen = (self.outline if outlined.all() else self.no_outline if not outlined.any()
-               else [self.outline if o else self.no_outline for o in outlined])
-        self.points.setData(pos=pts[ok], size=size[ok], brush=[self.brushes[i] for i in levels[ok]], pen=pen)
+    @staticmethod
+    def _draw_points(out: np.ndarray, faces: list[FaceResult], sizes: list[MarkSizes], options: DisplayOptions,
+                     drawn: DrawnMarks) -> None:
+        """Each face's finite points as dots of its radius, coloured by score; dots at least
+        ``OUTLINE_MIN_PX`` across get a dark ring."""
+        for face, size in zip(faces, sizes):
+            ok = np.isfinite(face.points).all(1)
+            rgb = CONFIDENCE_RGB[confidence_level(face.scores, options.confidence_full)][ok]
+            outline = OUTLINE_RGB if 2 * size.point_radius_px >= OUTLINE_MIN_PX else None
+            draw_dots(out, face.points[ok], size.point_radius_px, rgb, outline)
+            drawn.points = np.concatenate([drawn.points, face.points[ok]])
+            drawn.point_rgb = np.concatenate([drawn.point_rgb, rgb])
+            drawn.point_radius_px = np.concatenate([drawn.point_radius_px, np.full(int(ok.sum()), size.point_radius_px)])
 
 
 class PosePlot:

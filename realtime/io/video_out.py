@@ -44,6 +44,7 @@ from realtime.core.atomic import atomic_path
 from realtime.core.errors import UserError
 from realtime.geometry.orientation import Orientation
 from realtime.io.overlay_scale import face_size_px, mark_sizes
+from realtime.io.raster_marks import SHIFT, draw_dots, draw_label, fixed_point
 from realtime.core.packet import FramePacket, csv_header, packet_to_csv_rows, packet_to_json
 from realtime.stages.pose import angles_to_rotation
 
@@ -52,8 +53,6 @@ TIME_BASE = Fraction(1, 1000)
 # RGB colours of the overlay
 POINT_RGB, BOX_RGB, TEXT_RGB = (0, 255, 0), (255, 200, 0), (255, 255, 255)
 AXIS_RGB = ((255, 0, 0), (0, 255, 0), (0, 128, 255))  # x red, y green, z blue
-SHIFT = 4  # fractional bits of cv2's sub-pixel drawing
-FONT_HEIGHT_PX = 22.0  # height of FONT_HERSHEY_SIMPLEX's digits at scale 1
 
 
 def pad_even(image: np.ndarray) -> np.ndarray:
@@ -228,12 +227,6 @@ class LandmarksWriter:
         self.partial_path.unlink(missing_ok=True)
 
 
-def _fixed(xy: np.ndarray) -> tuple[int, int]:
-    """(x, y) image pixels -> cv2's fixed-point coordinates with ``SHIFT`` fractional bits."""
-    x, y = np.round(np.asarray(xy, np.float64) * (1 << SHIFT)).astype(int)
-    return int(x), int(y)
-
-
 def draw_overlay(image: np.ndarray, packet: FramePacket, draw_points: bool = True, draw_boxes: bool = True,
                  draw_ids: bool = True, draw_pose: bool = True, axis_scale: float = 0.5) -> np.ndarray:
     """A copy of ``image`` (H, W, 3) uint8 RGB with ``packet``'s faces drawn on it.
@@ -254,12 +247,10 @@ def draw_overlay(image: np.ndarray, packet: FramePacket, draw_points: bool = Tru
         box_ok = np.isfinite(face.box_xyxy).all()
         x0, y0 = face.box_xyxy[:2]
         if draw_boxes and box_ok:
-            cv2.rectangle(out, _fixed(face.box_xyxy[:2]), _fixed(face.box_xyxy[2:]), BOX_RGB, line, cv2.LINE_AA,
-                          SHIFT)
+            cv2.rectangle(out, fixed_point(face.box_xyxy[:2]), fixed_point(face.box_xyxy[2:]), BOX_RGB, line,
+                          cv2.LINE_AA, SHIFT)
         if draw_ids and box_ok:
-            scale = sizes.font_px / FONT_HEIGHT_PX
-            cv2.putText(out, f"#{face.track_id}", (round(x0), max(round(sizes.font_px), round(y0) - 2 - line)),
-                        cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT_RGB, max(1, round(sizes.font_px / 12)), cv2.LINE_AA)
+            draw_label(out, f"#{face.track_id}", x0, y0 - 2 - line, sizes.font_px, TEXT_RGB)
         finite = face.points[np.isfinite(face.points).all(1)]
         if draw_pose and face.pose is not None and len(finite):
             rotation = angles_to_rotation(face.pose.yaw_deg, face.pose.pitch_deg, face.pose.roll_deg)
@@ -267,11 +258,8 @@ def draw_overlay(image: np.ndarray, packet: FramePacket, draw_points: bool = Tru
             length = sizes.axis_length_px(face_px, axis_scale)
             for axis, sign in ((0, 1.0), (1, 1.0), (2, -1.0)):
                 tip = centre + sign * length * rotation[:2, axis]
-                cv2.line(out, _fixed(centre), _fixed(tip), AXIS_RGB[axis], max(1, round(sizes.axis_line_px)),
-                         cv2.LINE_AA, SHIFT)
+                cv2.line(out, fixed_point(centre), fixed_point(tip), AXIS_RGB[axis],
+                         max(1, round(sizes.axis_line_px)), cv2.LINE_AA, SHIFT)
         if draw_points:
-            radius = round(sizes.point_radius_px * (1 << SHIFT))
-            # every point's fixed-point position at once (``_fixed`` per point cost more than the circle)
-            for x, y in np.round(finite * (1 << SHIFT)).astype(int).tolist():
-                cv2.circle(out, (x, y), radius, POINT_RGB, -1, cv2.LINE_AA, SHIFT)
+            draw_dots(out, finite, sizes.point_radius_px, POINT_RGB)
     return out
