@@ -50,6 +50,30 @@ def test_default_pipeline_finds_and_keeps_the_people_of_a_real_clip(video_01):
     assert duplicates == 0, f"{duplicates} pairs of tracks on one face"
 
 
+def test_live_mode_with_the_detector_beside_the_frames_keeps_the_people(video_01):
+    """Played as live, detection rounds run on their own thread (``realtime.pipeline.detect_ahead``)
+    and frames take detections a frame or two old: the same bounds as file mode, on the frames
+    processed after the first round has ended."""
+    pytest.importorskip("av")
+    from realtime.io.capture import VideoFileSource
+    from realtime.pipeline.live_pipeline import LivePipeline
+
+    pipeline = LivePipeline(VideoFileSource(video_01, as_live=True), default_processor())
+    with pipeline:
+        packets = list(pipeline)
+        rounds = pipeline.detect_ahead.rounds
+    found = [i for i, p in enumerate(packets) if p.faces]
+    assert found and found[0] <= 3, "the first detection round did not reach a frame"
+    packets = packets[found[0]:]
+    counts = np.array([len(p.faces) for p in packets])
+    ids = {face.track_id for p in packets for face in p.faces}
+    duplicates = sum(duplicate_pairs(np.array([f.box_xyxy for f in p.faces])) for p in packets)
+    assert len(packets) >= 30 and 0 < rounds < pipeline.stats.processed
+    assert np.mean(counts >= PEOPLE - 1) >= 0.8, f"faces per frame: {np.bincount(counts).tolist()}"
+    assert len(ids) <= 1.2 * PEOPLE, f"{len(ids)} distinct track ids for {PEOPLE} people"
+    assert duplicates == 0, f"{duplicates} pairs of tracks on one face"
+
+
 def test_a_face_that_enters_is_picked_up(video_01):
     """The left third of the first 30 frames is blanked (the woman on the left is not there
     yet); once she "enters", re-detection must give her a track within the longest interval."""

@@ -3,7 +3,10 @@
 Capture thread -> ``LatestMailbox`` (overwrites counted as drops) -> worker thread ->
 ``LatestMailbox`` of results. The worker takes a new frame only after the consumer took the
 previous result (MediaPipe's flow limiter: one in flight, one waiting), so frames are dropped only
-at the entrance and the result slot never overwrites. Consumers must therefore take results
+at the entrance and the result slot never overwrites. When ``process`` is a ``FrameProcessor`` (or
+wraps one as ``.processor``, like ``LiveTuner``), its detection rounds run on a third thread while
+the pipeline runs (``realtime.pipeline.detect_ahead``; ``detect_ahead=False`` keeps them in the
+frame that asks). Consumers must therefore take results
 through ``LivePipeline.get`` (or iterate it), which releases the worker. ``realtime.pipeline.live``
 tunes the processor while it runs.
 """
@@ -17,15 +20,21 @@ from realtime.io.capture import CapturedFrame, Source
 from realtime.core.packet import FramePacket
 from realtime.pipeline.capture_thread import finish_packet, timed_frames
 from realtime.pipeline.config import RunStats
+from realtime.pipeline.detect_ahead import DetectAhead
 from realtime.pipeline.mailbox import LatestMailbox, MailboxClosed
+from realtime.pipeline.processor import FrameProcessor
 
 
 class LivePipeline:
     """Newest-frame-wins processing (module docstring). Use as a context manager, or call
     ``start`` and ``stop``; pull results with ``get`` or by iterating."""
 
-    def __init__(self, source: Source, process: Callable[[CapturedFrame], FramePacket]) -> None:
+    def __init__(self, source: Source, process: Callable[[CapturedFrame], FramePacket],
+                 detect_ahead: bool = True) -> None:
         self.source, self.process = source, process
+        target = getattr(process, "processor", process)
+        self._processor = target if detect_ahead and isinstance(target, FrameProcessor) else None
+        self.detect_ahead: DetectAhead | None = None
         self.entrance: LatestMailbox = LatestMailbox()
         self.results: LatestMailbox[FramePacket] = LatestMailbox()
         self._taken, self._stop = threading.Event(), threading.Event()
@@ -37,6 +46,8 @@ class LivePipeline:
 
     def start(self) -> "LivePipeline":
         self._start = time.monotonic()
+        if self._processor is not None and self._processor.detect_ahead is None:
+            self.detect_ahead = self._processor.detect_ahead = DetectAhead()
         for thread in self._threads:
             thread.start()
         return self
@@ -108,6 +119,9 @@ class LivePipeline:
             if thread.is_alive() or thread.ident is not None:
                 thread.join()
         self.results.close()
+        if self.detect_ahead is not None:
+            self.detect_ahead.close()
+            self._processor.detect_ahead = None
         self.source.close()
         self.stats.dropped = self.entrance.dropped
         self.stats.wall_s = time.monotonic() - getattr(self, "_start", time.monotonic())

@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import Generator, Sequence
+from typing import Callable, Generator, Sequence
 
 import numpy as np
 
 from realtime.backends.base import pipeline_threads
 from realtime.io.capture import CapturedFrame
 from realtime.geometry.crops import transform_points
+from realtime.detect.blazeface import Detections
 from realtime.detect.detector import BlazeFaceBase, BlazeFaceBoth, make_detector
 from realtime.core.errors import UserError
 from realtime.stages.landmarker import Landmarker
@@ -43,6 +44,7 @@ from realtime.geometry.meanface import face_model_for
 from realtime.geometry.orientation import turn_image
 from realtime.core.packet import FaceResult, FramePacket, HeadPose
 from realtime.pipeline.config import POSE_SOURCES, PipelineConfig
+from realtime.pipeline.detect_ahead import DetectAhead
 from realtime.stages.pose import (
     CameraIntrinsics, PoseEstimate, PoseSmoother, crop_pose_to_image, estimate_head_pose, place_rotation,
 )
@@ -67,6 +69,18 @@ class LandmarkRequest:
     image: np.ndarray
     rois: Sequence[FaceRoi]
 
+
+
+def answered(steps: Generator, detector: Callable, landmarker: Callable | None = None) -> object:
+    """Run ``steps`` (``FrameProcessor.steps`` or a detection round) to its end, answering each
+    request at once on this thread; returns what it returns."""
+    answer = None  # the first send starts the chain
+    while True:
+        try:
+            request = steps.send(answer)
+        except StopIteration as done:
+            return done.value
+        answer = detector(request.image) if isinstance(request, DetectRequest) else landmarker(request.image, request.rois)
 
 
 class FrameProcessor:
@@ -103,6 +117,10 @@ class FrameProcessor:
         self._last_pose: dict[int, PoseEstimate] = {}
         self.last_rois: list = []  # the last frame's crops (tracker.FaceRoi), for tools that reuse them
         self.pose_head = pose_head
+        # live mode only (``LivePipeline`` sets it while it runs): detection rounds on a thread of
+        # their own, their result taken by a later frame (``realtime.pipeline.detect_ahead``)
+        self.detect_ahead: DetectAhead | None = None
+        self._frames = 0
         self.pose_source = "pnp"
         self.set_pose_source(pose_source)
 
@@ -169,19 +187,13 @@ class FrameProcessor:
         self._last_pose.clear()
         self.last_rois = []
         self.turned_search.reset()
+        if self.detect_ahead is not None:
+            self.detect_ahead.reset()
 
     def __call__(self, frame: CapturedFrame) -> FramePacket:
         """One frame's packet; a ``still`` frame (an image, a folder's image) is processed on its
         own, after ``reset``, so a folder of N photos gives the points of N single-image runs."""
-        steps = self.steps(frame)
-        answer = None  # the first send starts the chain
-        while True:
-            try:
-                request = steps.send(answer)
-            except StopIteration as done:
-                return done.value
-            answer = (self.detector(request.image) if isinstance(request, DetectRequest)
-                      else self.landmarker(request.image, request.rois))
+        return answered(self.steps(frame), self.detector, self.landmarker)
 
     def steps(self, frame: CapturedFrame) -> Generator[DetectRequest | LandmarkRequest, object, FramePacket]:
         """The per-frame chain with its two model calls handed out: yields a ``DetectRequest``
@@ -206,12 +218,13 @@ class FrameProcessor:
             timings[name], clock = (now - clock) * 1e3, now
 
         detections = None
+        self._frames += 1
         if self.tracker.needs_detection():
-            detections = yield DetectRequest(image)
-            quarters = self.turned_search.turn_for(detections, list(self.tracker.tracks), self.tracker.unsure_ids())
-            if quarters:  # faces at any roll: the frame turned once more (realtime.stages.turned_search)
-                turned = yield DetectRequest(turn_image(image, quarters))
-                detections = merge(detections, detections_back(turned, quarters, image.shape[1], image.shape[0]))
+            detection_round = self._detection_round(image, list(self.tracker.tracks), self.tracker.unsure_ids())
+            if self.detect_ahead is not None:  # live: the last round finished on its own thread, if any
+                detections = self.detect_ahead.take(self._frames, lambda: answered(detection_round, self.detector))
+            else:
+                detections = yield from detection_round
         lap("detect_ms")
         rois = self.tracker.rois(detections)
         lap("track_ms")
@@ -239,6 +252,18 @@ class FrameProcessor:
         timings["process_ms"] = sum(timings.values())
         return FramePacket(frame_id, t, image, faces, timings, source=frame.source,
                            rotation_deg=frame.orientation.rotation_deg, mirrored=frame.orientation.mirrored)
+
+    def _detection_round(self, image: np.ndarray, track_ids: list[int],
+                         unsure_ids: list[int]) -> Generator[DetectRequest, object, Detections]:
+        """One detection round: the frame, then the frame turned by quarter turns when
+        ``turned_search`` wants it (faces at any roll), merged; the tracker's ids as they were
+        when the round was asked for."""
+        detections = yield DetectRequest(image)
+        quarters = self.turned_search.turn_for(detections, track_ids, unsure_ids)
+        if quarters:
+            turned = yield DetectRequest(turn_image(image, quarters))
+            detections = merge(detections, detections_back(turned, quarters, image.shape[1], image.shape[0]))
+        return detections
 
     def _add_pose(self, faces: list[FaceResult], t: float, width: int, height: int,
                   rois: Sequence[FaceRoi] = ()) -> None:
