@@ -6,9 +6,9 @@ annotated video's drawing): points coloured by confidence (red at score 0, throu
 green at ``DisplayOptions.confidence_full`` and above), boxes, track ids and head pose. Point size,
 line widths and the shortest pose axis follow each face's size, in image pixels
 (``realtime/io/overlay_scale.py``), so the 68 points of a 50 px face stay distinct dots and the
-marks zoom with the image. They were pyqtgraph items until issue 27: with five faces those items
-cost the GUI thread 12-16 ms of each frame, drawn into the frame they cost about 2 ms
-(docs/bench/speed.md).
+marks zoom with the image. They were pyqtgraph items until issue 27: with five faces, updating
+and painting those items was about half of the GUI thread's busy time (py-spy); drawn into the
+frame, the marks of five faces take 2.5 ms a frame (docs/bench/speed.md).
 
 Pose (only when packets carry it) is drawn in perspective with the current camera intrinsics: the
 face's rotation placed at the depth where one model unit is one face size (its box side), centred
