@@ -111,7 +111,7 @@ def test_a_chunk_stopped_by_a_signal_still_gets_its_progress_row(tmp_path, saved
     (tmp_path / "300w").mkdir()
     reported = []
     with mock.patch.object(faces68, "run_or_resume", side_effect=KeyboardInterrupt), \
-            mock.patch.object(faces68, "_saved_progress", side_effect=[(100, 10.0), saved]), \
+            mock.patch.object(faces68, "saved_progress", side_effect=[(100, 10.0), saved]), \
             mock.patch.object(faces68, "chunk_report", side_effect=lambda a, c, s: reported.append(s)):
         code = faces68.main(["--data", str(tmp_path / "300w"), "--out", str(tmp_path / "run"), "--init", "none",
                              "--minutes", "5", "--progress", str(tmp_path / "progress.md")])
@@ -120,10 +120,12 @@ def test_a_chunk_stopped_by_a_signal_still_gets_its_progress_row(tmp_path, saved
 
 
 def test_saved_progress_reads_the_runs_checkpoint(tmp_path):
-    assert faces68._saved_progress(tmp_path) == (0, 0.0)
-    with mock.patch.object(faces68, "load_checkpoint", return_value={"step": 7, "state": {"seconds": 12.5}}):
+    from train.engine import runs
+
+    assert runs.saved_progress(tmp_path) == (0, 0.0)
+    with mock.patch.object(runs, "load_checkpoint", return_value={"step": 7, "state": {"seconds": 12.5}}):
         (tmp_path / "last.pt").write_bytes(b"")
-        assert faces68._saved_progress(tmp_path) == (7, 12.5)
+        assert runs.saved_progress(tmp_path) == (7, 12.5)
 
 
 def test_run_or_resume_reads_the_checkpoint_only_when_not_handed_its_progress(tmp_path):

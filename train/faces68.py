@@ -19,10 +19,9 @@ from realtime.core.measure import machine
 from realtime.core.errors import UserError, run_command
 from realtime.core.outpaths import Output, check_outputs
 from train.data.datasets import open_dataset
-from train.engine.checkpoint import load_checkpoint
 from train.engine.export import export
 from train.engine.progress import append_row
-from train.engine.runs import command_line, run_or_resume
+from train.engine.runs import command_line, run_or_resume, saved_progress
 from train.engine.speed import LoopSettings
 from train.recipes.faces68_recipe import (
     DEFAULT_SHIP,
@@ -80,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         ship_run(args, cfg)
     else:
         loop = LoopSettings(threads=args.threads, workers=args.workers)
-        start = _saved_progress(Path(cfg.out))
+        start = saved_progress(cfg.out)
         try:
             summary = run_or_resume(cfg, args.device, args.minutes, loop, start=start)  # one read of last.pt less
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: the loop saved the updates it finished
@@ -118,20 +117,11 @@ def keep_init(cfg, ship_to: Path):
     return replace(cfg, init=str(kept))
 
 
-def _saved_progress(run_dir: Path) -> tuple[int, float]:
-    """(update, training seconds) of the run's last checkpoint; (0, 0.0) before its first."""
-    last = run_dir / "last.pt"
-    if not last.is_file():
-        return 0, 0.0
-    ckpt = load_checkpoint(last)
-    return ckpt["step"], float(ckpt["state"].get("seconds", 0.0))
-
-
 def _report_stopped_chunk(args: argparse.Namespace, cfg, start: tuple[int, float]) -> None:
     """A chunk stopped by a signal still gets its progress row, for the updates its checkpoint
     holds (a second signal keeps the previous checkpoint: then the row ends there, or none is
     written when it holds nothing new)."""
-    step, seconds = _saved_progress(Path(cfg.out))
+    step, seconds = saved_progress(cfg.out)
     if step <= start[0]:
         return
     print(f"[faces68] stopped at update {step:,}; writing the chunk's progress row first", flush=True)

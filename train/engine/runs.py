@@ -39,6 +39,15 @@ def command_line(cfg: FitConfig) -> str:
     return " ".join(parts)
 
 
+def saved_progress(run_dir: str | Path) -> tuple[int, float]:
+    """(update, training seconds) of the run's last checkpoint (``last.pt``); (0, 0.0) before its first."""
+    last = Path(run_dir) / "last.pt"
+    if not last.is_file():
+        return 0, 0.0
+    ckpt = load_checkpoint(last)
+    return ckpt["step"], float(ckpt["state"].get("seconds", 0.0))
+
+
 def run_or_resume(cfg: FitConfig, device: str = "cpu", minutes: float | None = None,
                   loop: LoopSettings = LoopSettings(), start: tuple[int, float] | None = None) -> dict:
     """Train ``cfg`` on ``device``, resuming a partial run: to completion, or (``minutes``) for one
@@ -49,8 +58,7 @@ def run_or_resume(cfg: FitConfig, device: str = "cpu", minutes: float | None = N
     if not last.is_file():
         return {**fit(cfg, device=device, minutes=minutes, loop=loop), "start_step": 0}
     if start is None:
-        ckpt = load_checkpoint(last)
-        start = (ckpt["step"], float(ckpt["state"].get("seconds", 0.0)))
+        start = saved_progress(cfg.out)
     if start[0] >= cfg.steps:
         return {"step": start[0], "start_step": start[0], "seconds": start[1], "skipped": True}
     return {**fit(cfg, resume=True, device=device, minutes=minutes, loop=loop), "start_step": start[0]}
