@@ -17,7 +17,7 @@ from realtime.core.outpaths import Output, prepare_outputs
 from train.data.synthetic import load_synthetic, write_preview
 from train.engine.adapt import AdaptConfig, adapt, write_report_json
 from train.engine.loop_bench import VARIANTS, bench_loop, render
-from train.engine.fit_config import LOSSES, FitConfig
+from train.engine.fit_config import LOSSES, FitConfig, level_widths_arg
 from train.engine.export import export
 from train.engine.fit import fit
 from train.recipes.faces68_recipe import DEFAULT_SHIP, recipe
@@ -67,6 +67,9 @@ def _add_fit(sub) -> None:
                    "(default: the preset's)")
     p.add_argument("--separable", type=number(int, 0, 7), help="depthwise-separable branch convs at this many "
                    "finest levels (default 0); an --init without them is factorised into them")
+    p.add_argument("--level-widths", type=level_widths_arg, help="channels of every conv per level, finest first, e.g. "
+                   "16,32,32,32,32 (default: the preset's x --width-mult); an --init with wider levels keeps its "
+                   "strongest channels")
     p.add_argument("--rgb", action="store_true", help="colour input (default grey, as the paper)")
     p.add_argument("--upsample", choices=["nearest", "learned"], help="branch upsampling (default: the preset's)")
     p.add_argument("--normalise", choices=["zscore", "lcn", "none"], help="input normalisation (default: the preset's)")

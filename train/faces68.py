@@ -20,6 +20,7 @@ from realtime.core.errors import UserError, run_command
 from realtime.core.outpaths import Output, check_outputs
 from train.data.datasets import open_dataset
 from train.engine.export import export
+from train.engine.fit_config import level_widths_arg
 from train.engine.progress import append_row
 from train.engine.runs import command_line, run_or_resume, saved_progress
 from train.engine.speed import LoopSettings
@@ -42,6 +43,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_recipe_arguments(p, "runs/faces68_sep", 2500, "where results_faces68.md/.json go",
                          init="assets/rcn68_dense.safetensors", separable=2)
     p.add_argument("--ship", default=str(DEFAULT_SHIP), help="where the exported weights go")
+    p.add_argument("--level-widths", type=level_widths_arg, help="channels per level, finest first (default: the "
+                   "recipe's 32 at every level); an --init with wider levels keeps its strongest channels "
+                   "(a faster student of the bundled model: docs/bench/speed.md)")
     p.add_argument("--report-only", action="store_true", help="measure --ship as it is: no training")
     p.add_argument("--eval-every", type=number(int, 1), default=250, help="updates between hold-out checks and checkpoints")
     p.add_argument("--minutes", type=number(float, 1), help="train one chunk of at most this long, save, add a row "
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     check_outputs([Output(args.out, "--out", folder=True), Output(args.ship, "--ship", (".safetensors",)),
                    Output(args.docs, "--docs", folder=True)], [] if args.ship_now else [init])
     cfg = recipe(Path(args.data), Path(args.out), args.steps, init, args.separable, args.eval_every)
-    cfg = replace(cfg, bf16=args.bf16)
+    cfg = replace(cfg, bf16=args.bf16, level_widths=args.level_widths)
     cfg.validate()
     if args.report_only:
         if not Path(args.ship).is_file():

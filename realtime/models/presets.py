@@ -7,7 +7,8 @@ proxy): uniform 64-channel encoder/decoder, 3x3 + 1x1 convs per branch (the coar
 trunk conv + 3x3 + 1x1 is the proxy's 5x5 trunk; the finest adds the proxy's extra 1x1 head conv),
 a 1x1 output conv and the soft-argmax decoder; 509,828 parameters for 68 points (the keypoint
 count normally comes from the dataset). ``make_config`` derives variants: keypoint count, branch count (2-7), width
-multiplier, branch kernel size, grey/RGB input, nearest/learned upsampling, a branch mask.
+multiplier, per-level channel counts (``level_widths``), branch kernel size, grey/RGB input,
+nearest/learned upsampling, a branch mask.
 """
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ def make_config(
     decoder: str | None = None,
     beta: float | None = None,
     separable: int = 0,
+    level_widths: tuple[int, ...] | None = None,
 ) -> ModelConfig:
     """A preset with overrides; raises UserError for an unknown preset or an impossible variant."""
     if preset not in PRESETS:
@@ -84,6 +86,12 @@ def make_config(
         trunk, branch = _resize_branches(config, branches)
     trunk = tuple(max(1, round(c * width_mult)) for c in trunk)
     branch = tuple(_scale(convs, width_mult, branch_kernel) for convs in branch)
+    if level_widths is not None:  # every conv of level i (trunk and branch) at level_widths[i] channels, finest first
+        if len(level_widths) != len(trunk) or min(level_widths) < 1:
+            raise UserError(f"level widths need {len(trunk)} channel counts of at least 1 (finest first), "
+                            f"got {','.join(map(str, level_widths))}")
+        trunk = tuple(level_widths)
+        branch = tuple(tuple((w, k) for _, k in convs) for w, convs in zip(level_widths, branch))
     if config.arch == "sumnet":  # each SumNet branch starts at its trunk's width
         branch = tuple(((t, convs[0][1]),) + convs[1:] for t, convs in zip(trunk, branch))
     updates = dict(

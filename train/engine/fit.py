@@ -51,6 +51,7 @@ from train.data.loader import LandmarkDataset
 from train.engine.checkpoint import load_checkpoint, save_checkpoint
 from train.engine.fit_config import FitConfig
 from train.engine.factorise import factorisable, factorise_into
+from train.engine.narrow import narrow_into, narrowable
 from train.engine.loop import run_updates
 from train.engine.runlog import RunLog
 from train.engine.semisup import SemiSupervision
@@ -79,6 +80,7 @@ def build(cfg: FitConfig, num_points: int, layout: str | None) -> LandmarkNet | 
         cfg.preset, num_points=num_points, layout=layout, branches=cfg.branches, width_mult=cfg.width_mult,
         branch_kernel=cfg.branch_kernel, in_channels=3 if cfg.rgb else 1, upsample=cfg.upsample,
         normalise=cfg.normalise, branch_mask=cfg.branch_mask, beta=cfg.beta, separable=cfg.separable,
+        level_widths=cfg.level_widths,
         decoder=cfg.decoder or ("argmax" if cfg.loss == "ce" else "softargmax"),
     ))
 
@@ -118,6 +120,10 @@ def init_from(model: LandmarkNet | Denoiser, path: str) -> None:
     if factorisable(source, model):
         count = factorise_into(source, model)
         print(f"--init {path}: {count} conv(s) factorised into depthwise-separable ones (rank 1 per input channel)")
+        return
+    if narrowable(source, model):
+        count = narrow_into(source, model)
+        print(f"--init {path}: {count} conv(s) narrowed to the run's level widths (the strongest filters kept)")
         return
     if source.config != model.config and replace(source.config, in_channels=model.config.in_channels) == model.config:
         model.load_state_dict(convert_input_channels(source.state_dict(), model), strict=True)

@@ -1,6 +1,8 @@
 """The resolved configuration of a training run, saved beside it as ``config.json``."""
 from __future__ import annotations
 
+import argparse
+
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -21,6 +23,18 @@ PAPER_L2 = {
 # decoder that runs while keeping CE's sharp, well-conditioned heat maps).
 LOSSES = ("ce", "softargmax", "ce+softargmax")
 
+
+
+def level_widths_arg(text: str) -> tuple[int, ...]:
+    """``--level-widths`` of the command lines: comma-separated channel counts >= 1, finest level first."""
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        widths = ()
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"level widths must be channel counts >= 1, finest first, e.g. "
+                                         f"16,32,32,32,32; got {text!r}")
+    return widths
 
 @dataclass(frozen=True)
 class FitConfig:
@@ -57,6 +71,9 @@ class FitConfig:
     # depthwise-separable branch convs at the finest levels (ModelConfig.separable); an --init
     # with fewer is factorised into them (train.engine.factorise)
     separable: int = 0
+    # channels of every conv per level, finest first (after width_mult); an --init of wider levels
+    # keeps its strongest channels (train.engine.narrow)
+    level_widths: tuple[int, ...] | None = None
     rgb: bool = False
     upsample: str | None = None
     normalise: str | None = None
@@ -127,8 +144,9 @@ class FitConfig:
     @staticmethod
     def from_dict(raw: dict) -> "FitConfig":
         raw = dict(raw)
-        if raw.get("branch_mask") is not None:
-            raw["branch_mask"] = tuple(raw["branch_mask"])
+        for key in ("branch_mask", "level_widths"):
+            if raw.get(key) is not None:
+                raw[key] = tuple(raw[key])
         if raw.get("attr_hidden") is not None:
             raw["attr_hidden"] = tuple(raw["attr_hidden"])
         return FitConfig(**raw)

@@ -32,7 +32,7 @@ def command_line(cfg: FitConfig) -> str:
             parts.append("--no-occluder")
         elif isinstance(value, bool):
             parts.append(flag)
-        elif key == "branch_mask":
+        elif key in ("branch_mask", "level_widths"):
             parts.append(f"{flag} {','.join(map(str, value))}")
         else:
             parts.append(f"{flag} '{value}'" if "?" in str(value) else f"{flag} {value}")
