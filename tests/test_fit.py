@@ -259,3 +259,37 @@ def test_ce_plus_softargmax_loss_is_the_sum_of_both(tmp_path):
     assert fit(cfg, progress=False)["step"] == 6
     with pytest.raises(Exception, match="loss must be one of ce, softargmax, ce\\+softargmax"):
         replace(cfg, loss="l1").validate()
+
+
+def test_map_distillation_is_zero_for_the_teachers_own_maps_and_ce_for_a_one_hot_teacher():
+    from train.objectives.losses import map_distillation, spatial_cross_entropy
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 8, 8)
+    assert map_distillation(logits, logits).abs() < 1e-5
+    assert map_distillation(logits, torch.randn(2, 3, 8, 8)) > 0.1
+    points = torch.tensor([[[1.0, 2.0], [5.0, 5.0], [7.0, 0.0]]] * 2)
+    one_hot = torch.full((2, 3, 8, 8), -1e4)
+    for k, (x, y) in enumerate(points[0].long().tolist()):
+        one_hot[:, k, y, x] = 0.0
+    torch.testing.assert_close(map_distillation(logits, one_hot),
+                               spatial_cross_entropy(logits, points, torch.ones(2, 3, dtype=torch.bool)))
+
+
+def test_a_run_distilled_from_a_teacher_adds_the_maps_term_and_resumes(tmp_path):
+    """``distil_from``: the teacher (any landmark network with the run's maps) is frozen, its KL term
+    joins the loss (larger losses than the same run without it), and the setting is part of the run."""
+    teacher_run = tmp_path / "teacher"
+    fit(_cfg(teacher_run, steps=3, eval_every=3, loss="ce"), progress=False)
+    teacher = teacher_run / "best.safetensors"
+    before = load_model(teacher).state_dict()
+    plain = _cfg(tmp_path / "plain", steps=3, eval_every=3, loss="ce", seed=5)
+    fit(plain, progress=False)
+    distilled = replace(plain, out=str(tmp_path / "distilled"), distil_from=str(teacher), distil_weight=2.0)
+    fit(distilled, progress=False)
+    assert _losses(tmp_path / "distilled")[0] > _losses(tmp_path / "plain")[0]
+    after = load_model(teacher).state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert FitConfig.from_dict(distilled.to_dict()).distil_from == str(teacher)
+    with pytest.raises(Exception, match="distillation weight"):
+        replace(distilled, distil_weight=-1.0).validate()

@@ -70,6 +70,9 @@ def _add_fit(sub) -> None:
     p.add_argument("--level-widths", type=level_widths_arg, help="channels of every conv per level, finest first, e.g. "
                    "16,32,32,32,32 (default: the preset's x --width-mult); an --init with wider levels keeps its "
                    "strongest channels")
+    p.add_argument("--distil-from", help="a trained landmark network (.safetensors) whose maps the run also learns "
+                   "(KL of each keypoint's spatial softmax, beside the labels' loss)")
+    p.add_argument("--distil-weight", type=number(float, 0), help="weight of the distillation term (default 1)")
     p.add_argument("--rgb", action="store_true", help="colour input (default grey, as the paper)")
     p.add_argument("--upsample", choices=["nearest", "learned"], help="branch upsampling (default: the preset's)")
     p.add_argument("--normalise", choices=["zscore", "lcn", "none"], help="input normalisation (default: the preset's)")

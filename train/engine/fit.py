@@ -40,6 +40,7 @@ from realtime.models.model import LandmarkNet, build_model
 from realtime.models.presets import make_config
 from realtime.models.weights import (
     describe_model,
+    load_landmark_model,
     load_model,
     save_weights,
     torch_device,
@@ -58,7 +59,7 @@ from train.engine.semisup import SemiSupervision
 from train.engine.speed import LoopSettings, StepTimer, apply_threads
 from train.evaluation.metrics import nme, normalising_distance
 from train.evaluation.predict import predict_dataset
-from train.objectives.losses import l2_penalty, softargmax_l2, spatial_cross_entropy
+from train.objectives.losses import l2_penalty, map_distillation, softargmax_l2, spatial_cross_entropy
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,7 @@ class Trainer:
     semi: SemiSupervision | None = None
     device: torch.device = torch.device("cpu")
     channels_last: bool = False
+    teacher: LandmarkNet | None = None  # ``FitConfig.distil_from``, frozen
 
     def _images(self, images: torch.Tensor) -> torch.Tensor:
         """Images in the model's memory order (NHWC under ``LoopSettings.channels_last``)."""
@@ -180,12 +182,17 @@ class Trainer:
         cfg = self.cfg
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             logits = self.model(self._images(batch["image"]))
+        distil = 0.0
+        if self.teacher is not None and cfg.distil_weight:
+            with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                taught = self.teacher(self._images(batch["image"]))
+            distil = cfg.distil_weight * map_distillation(logits, taught)
         if cfg.loss == "ce":
-            return spatial_cross_entropy(logits, batch["points"], batch["mask"])
+            return spatial_cross_entropy(logits, batch["points"], batch["mask"]) + distil
         regression = softargmax_l2(logits.float(), batch["points"], batch["mask"], cfg.beta)
         if cfg.loss == "softargmax":
-            return regression
-        return spatial_cross_entropy(logits, batch["points"], batch["mask"]) + cfg.softargmax_weight * regression
+            return regression + distil
+        return spatial_cross_entropy(logits, batch["points"], batch["mask"]) + cfg.softargmax_weight * regression + distil
 
     def _l2(self) -> torch.Tensor:
         model = self.model
@@ -278,7 +285,15 @@ def _prepare(cfg: FitConfig, run_dir: Path, resume: bool, device: torch.device,
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"])
         step, state = ckpt["step"], ckpt["state"]
-    return Trainer(cfg, model, optimizer, train_ds, val_ds, semi, device, channels_last), step, state
+    teacher = None
+    if cfg.distil_from:
+        teacher = load_landmark_model(cfg.distil_from, device).eval().requires_grad_(False)
+        if teacher.config.num_points != model.config.num_points or teacher.config.input_size != model.config.input_size:
+            raise UserError(f"--distil-from {cfg.distil_from}: its maps ({teacher.config.num_points} points, "
+                            f"{teacher.config.input_size} px) do not match this run's")
+        if channels_last:
+            teacher.to(memory_format=torch.channels_last)
+    return Trainer(cfg, model, optimizer, train_ds, val_ds, semi, device, channels_last, teacher), step, state
 
 
 def training_precision(device: torch.device) -> None:

@@ -74,6 +74,10 @@ class FitConfig:
     # channels of every conv per level, finest first (after width_mult); an --init of wider levels
     # keeps its strongest channels (train.engine.narrow)
     level_widths: tuple[int, ...] | None = None
+    # a trained landmark network whose maps the run also learns (train.objectives.losses.map_distillation,
+    # distil_weight x its KL per keypoint map, beside the loss against the labels)
+    distil_from: str | None = None
+    distil_weight: float = 1.0
     rgb: bool = False
     upsample: str | None = None
     normalise: str | None = None
@@ -164,6 +168,8 @@ class FitConfig:
             (self.lr is None or self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
             (self.lr_schedule in ("constant", "cosine"), f"lr schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}"),
             (self.beta > 0, f"soft-argmax beta must be > 0, got {self.beta}"),
+            (self.distil_weight >= 0, f"distillation weight must be >= 0, got {self.distil_weight}"),
+            (self.distil_from is None or not self.preset.startswith("denoiser"), "the denoiser is not distilled"),
             (self.augment in ("2016", "heavy"), f"augment must be '2016' or 'heavy', got {self.augment!r}"),
             (0 <= self.rotation <= 180, f"rotation must be 0-180 degrees, got {self.rotation}"),
             (0.0 <= self.mirror <= 1.0, f"mirror probability must be in [0, 1], got {self.mirror}"),

@@ -29,6 +29,17 @@ def spatial_cross_entropy(logits: torch.Tensor, points: torch.Tensor, mask: torc
     return (ce * mask).sum() / b
 
 
+def map_distillation(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """(B, K, H, W) student and teacher logits -> scalar: KL(teacher || student) of each keypoint's
+    spatial softmax, summed over keypoints and averaged over the batch (the scale of
+    ``spatial_cross_entropy``, whose one-hot target it generalises: Hinton et al.'s soft targets,
+    at temperature 1, over the map's pixels)."""
+    b, k, h, w = student.shape
+    log_s = F.log_softmax(student.float().reshape(b * k, h * w), dim=1)
+    log_t = F.log_softmax(teacher.float().reshape(b * k, h * w), dim=1)
+    return (log_t.exp() * (log_t - log_s)).sum() / b
+
+
 def softargmax_l2(logits: torch.Tensor, points: torch.Tensor, mask: torch.Tensor, beta: float) -> torch.Tensor:
     """Mean over visible keypoints of the squared distance between soft-argmax and target,
     with coordinates divided by the crop size (so 0.01 is a 1%-of-crop RMS error squared)."""
