@@ -273,10 +273,10 @@ def _prepare(cfg: FitConfig, run_dir: Path, resume: bool, device: torch.device,
         ckpt = load_checkpoint(run_dir / "last.pt")
         old = FitConfig.from_dict(ckpt["fit_config"]).to_dict()
         new = cfg.to_dict()
-        # a longer schedule, another validation spacing, a moved or copied run folder and the arithmetic's
+        # a longer schedule, another validation spacing, a moved or copied run folder, the arithmetic's
         # precision (bf16 autocast computes the passes in bf16; weights, optimiser and schedule stay fp32)
-        # all continue the run
-        changed = sorted(k for k in new if k not in ("steps", "eval_every", "out", "bf16") and old.get(k) != new[k])
+        # and the starting weights' path (read only at the start; a moved copy of them) all continue the run
+        changed = sorted(k for k in new if k not in ("steps", "eval_every", "out", "bf16", "init") and old.get(k) != new[k])
         if changed:
             raise UserError(f"cannot resume {run_dir}: settings differ from the checkpoint's ({', '.join(changed)})")
         model.load_state_dict(ckpt["model"])
