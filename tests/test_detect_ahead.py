@@ -84,3 +84,20 @@ def test_a_failed_round_raises_in_the_next_take_and_close_joins(ahead):
     ahead.close()  # idempotent
     assert not ahead._thread.is_alive()
     assert ahead.take(3, lambda: "after close") is None and ahead.rounds == 1  # closed: nothing starts
+
+
+def test_a_still_shown_live_gets_its_faces_in_its_own_frame():
+    """An image in the live window is one still frame: it detects in its own frame, not a later one
+    (there is none), so the picture is shown with its face."""
+    from realtime.io.capture import ImageSource
+    from realtime.pipeline.config import PipelineConfig
+    from realtime.pipeline.live_pipeline import LivePipeline
+    from realtime.pipeline.processor import FrameProcessor
+    from realtime.video import DEFAULT_WEIGHTS
+
+    if not DEFAULT_WEIGHTS.is_file():
+        pytest.skip("the bundled landmark model is not there")
+    processor = FrameProcessor.from_config(PipelineConfig(DEFAULT_WEIGHTS))
+    with LivePipeline(ImageSource("assets/astronaut.jpg"), processor) as pipeline:
+        packets = list(pipeline)
+    assert len(packets) == 1 and len(packets[0].faces) == 1

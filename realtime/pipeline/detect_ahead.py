@@ -17,7 +17,8 @@ without detections (None, as when the tracker asked for none). So a frame never 
 detector, the first frames of a stream have no faces until the first round ends (one or two
 frames), and at most one round runs at a time. ``reset`` forgets a finished or running round (a
 new scene: the processor's ``reset``). File mode does not use this: its output must not depend on
-timing, so there the detector runs in the frame that asks.
+timing, so there the detector runs in the frame that asks; so does a still (an image, a folder's
+image), which starts afresh and is shown once: waiting for a later frame would show it without faces.
 
 Only ``realtime.pipeline`` starts threads; the round itself is the processor's code
 (``FrameProcessor._detection_round``), which touches only the detector and the turned search.

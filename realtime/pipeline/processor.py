@@ -221,7 +221,7 @@ class FrameProcessor:
         self._frames += 1
         if self.tracker.needs_detection():
             detection_round = self._detection_round(image, list(self.tracker.tracks), self.tracker.unsure_ids())
-            if self.detect_ahead is not None:  # live: the last round finished on its own thread, if any
+            if self.detect_ahead is not None and not frame.still:  # live: the last round finished on its own thread, if any
                 detections = self.detect_ahead.take(self._frames, lambda: answered(detection_round, self.detector))
             else:
                 detections = yield from detection_round
