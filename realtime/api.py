@@ -163,8 +163,8 @@ class FaceLandmarker:
 
         Files are processed losslessly, every frame in order; a camera runs live (newest frame
         wins: frames that arrive while one is processed are dropped and counted in
-        ``packet.dropped``; the detector runs beside the frames, so faces appear from the frame
-        after the one that asked, ``realtime.pipeline.detect_ahead``), with
+        ``packet.dropped``; while faces are tracked, the detector runs beside the frames and a
+        later frame takes its detections, ``realtime.pipeline.detect_ahead``), with
         ``width``/``height``/``fps`` as requests to the driver. Stop early
         by leaving the loop: the file or camera is released when the generator is closed.
 

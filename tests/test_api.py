@@ -166,9 +166,8 @@ def test_a_live_source_runs_newest_frame_wins_and_is_released_when_the_loop_ends
     stream.close()
     ids = [p.frame_id for p in packets]
     assert ids == sorted(ids) and len(set(ids)) == 10
-    # live, the detector runs beside the frames (realtime.pipeline.detect_ahead): the first frame
-    # starts its round and has no face yet; once found, the face is kept in every frame
-    faces = [len(p.faces) for p in packets]
-    assert faces[0] == 0 and faces == sorted(faces) and faces[-5:] == [1] * 5
+    # live, the detector runs beside the frames once a face is tracked (realtime.pipeline.detect_ahead);
+    # the first frame, with nothing tracked yet, detects in its own frame
+    assert all(len(p.faces) == 1 for p in packets)
     assert opened[0].container is None or opened[0].stop_event.is_set()
     assert not [t for t in threading.enumerate() if t.name in ("capture", "worker", "detector")]

@@ -51,24 +51,33 @@ def test_default_pipeline_finds_and_keeps_the_people_of_a_real_clip(video_01):
 
 
 def test_live_mode_with_the_detector_beside_the_frames_keeps_the_people(video_01):
-    """Played as live, detection rounds run on their own thread (``realtime.pipeline.detect_ahead``)
-    and frames take detections a frame or two old: the same bounds as file mode, on the frames
-    processed after the first round has ended."""
+    """Live, detection rounds run on their own thread once faces are tracked
+    (``realtime.pipeline.detect_ahead``) and later frames take detections a frame or more old. Each
+    round here ends before the next frame (as when the detector keeps up), without a clock, so the
+    test does not depend on the machine's load: the same bounds as file mode, over all 90 frames."""
     pytest.importorskip("av")
-    from realtime.io.capture import VideoFileSource
-    from realtime.pipeline.live_pipeline import LivePipeline
+    import time
 
-    pipeline = LivePipeline(VideoFileSource(video_01, as_live=True), default_processor())
-    with pipeline:
-        packets = list(pipeline)
-        rounds = pipeline.detect_ahead.rounds
-    found = [i for i, p in enumerate(packets) if p.faces]
-    assert found and found[0] <= 3, "the first detection round did not reach a frame"
-    packets = packets[found[0]:]
+    from realtime.io.capture import VideoFileSource
+    from realtime.pipeline.detect_ahead import DetectAhead
+
+    processor = default_processor()
+    processor.detect_ahead = ahead = DetectAhead()
+    packets = []
+    try:
+        with VideoFileSource(video_01) as source:
+            for frame in source:
+                packets.append(processor(frame))
+                while ahead._busy:
+                    time.sleep(0.001)
+    finally:
+        ahead.close()
     counts = np.array([len(p.faces) for p in packets])
     ids = {face.track_id for p in packets for face in p.faces}
     duplicates = sum(duplicate_pairs(np.array([f.box_xyxy for f in p.faces])) for p in packets)
-    assert len(packets) >= 30 and 0 < rounds < pipeline.stats.processed
+    late = sum("detect_round_ms" in p.timings for p in packets)
+    assert packets[0].faces, "the first frame, with nothing tracked, detects in its own frame"
+    assert 0 < late <= ahead.rounds < len(packets) == 90
     assert np.mean(counts >= PEOPLE - 1) >= 0.8, f"faces per frame: {np.bincount(counts).tolist()}"
     assert len(ids) <= 1.2 * PEOPLE, f"{len(ids)} distinct track ids for {PEOPLE} people"
     assert duplicates == 0, f"{duplicates} pairs of tracks on one face"

@@ -17,7 +17,7 @@ from realtime.core.outpaths import Output, prepare_outputs
 from train.data.synthetic import load_synthetic, write_preview
 from train.engine.adapt import AdaptConfig, adapt, write_report_json
 from train.engine.loop_bench import VARIANTS, bench_loop, render
-from train.engine.fit_config import LOSSES, FitConfig, level_widths_arg
+from train.engine.fit_config import LOSSES, FitConfig, counts_arg
 from train.engine.export import export
 from train.engine.fit import fit
 from train.recipes.faces68_recipe import DEFAULT_SHIP, recipe
@@ -67,7 +67,7 @@ def _add_fit(sub) -> None:
                    "(default: the preset's)")
     p.add_argument("--separable", type=number(int, 0, 7), help="depthwise-separable branch convs at this many "
                    "finest levels (default 0); an --init without them is factorised into them")
-    p.add_argument("--level-widths", type=level_widths_arg, help="channels of every conv per level, finest first, e.g. "
+    p.add_argument("--level-widths", type=counts_arg, help="channels of every conv per level, finest first, e.g. "
                    "16,32,32,32,32 (default: the preset's x --width-mult); an --init with wider levels keeps its "
                    "strongest channels")
     p.add_argument("--distil-from", help="a trained landmark network (.safetensors) whose maps the run also learns "
@@ -97,16 +97,6 @@ def _add_fit(sub) -> None:
     p.set_defaults(**{f.name: f.default for f in fields(FitConfig) if f.default is not MISSING and f.name != "steps"})
 
 
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated layer sizes such as 256,256; got {text!r}")
-    return sizes
-
-
 def _add_semi_supervised(p) -> None:
     g = p.add_argument_group("semi-supervised training (2018): label regimes, attribute loss, ELT")
     g.add_argument("--landmark-fraction", type=fraction(),
@@ -116,7 +106,7 @@ def _add_semi_supervised(p) -> None:
     g.add_argument("--subset-seed", type=number(int, 0), help="seed of the labelled subsets (subsets.json)")
     g.add_argument("--attribute-weight", type=number(float, 0),
                    help="weight of the attribute loss through the landmarks (sequential multitasking)")
-    g.add_argument("--attr-hidden", type=_sizes, help="attribute MLP hidden sizes")
+    g.add_argument("--attr-hidden", type=counts_arg, help="attribute MLP hidden sizes")
     g.add_argument("--attr-dropout", type=number(float, 0, 1, hi_open=True),
                    help="dropout of the attribute MLP")
     g.add_argument("--attr-inputs", choices=["centred", "crop"],

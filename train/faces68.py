@@ -20,7 +20,7 @@ from realtime.core.errors import UserError, run_command
 from realtime.core.outpaths import Output, check_outputs
 from train.data.datasets import open_dataset
 from train.engine.export import export
-from train.engine.fit_config import level_widths_arg
+from train.engine.fit_config import counts_arg
 from train.engine.progress import append_row
 from train.engine.runs import command_line, run_or_resume, saved_progress
 from train.engine.speed import LoopSettings
@@ -43,8 +43,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_recipe_arguments(p, "runs/faces68_sep", 2500, "where results_faces68.md/.json go",
                          init="assets/rcn68_dense.safetensors", separable=2)
     p.add_argument("--ship", default=str(DEFAULT_SHIP), help="where the exported weights go")
-    p.add_argument("--level-widths", type=level_widths_arg, help="channels per level, finest first (default: the "
-                   "recipe's 32 at every level); an --init with wider levels keeps its strongest channels "
+    p.add_argument("--level-widths", type=counts_arg, help="channels per level, finest first (default: the "
+                   "recipe's 32 at every level); an --init of this architecture with wider levels keeps its strongest "
+                   "channels
                    "(a faster student of the bundled model: docs/bench/speed.md)")
     p.add_argument("--distil-from", help="also learn the maps of this trained network (.safetensors; e.g. the full-width "
                    "model for a --level-widths student)")

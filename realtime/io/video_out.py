@@ -250,7 +250,7 @@ def draw_overlay(image: np.ndarray, packet: FramePacket, draw_points: bool = Tru
             cv2.rectangle(out, fixed_point(face.box_xyxy[:2]), fixed_point(face.box_xyxy[2:]), BOX_RGB, line,
                           cv2.LINE_AA, SHIFT)
         if draw_ids and box_ok:
-            draw_label(out, f"#{face.track_id}", x0, y0 - 2 - line, sizes.font_px, TEXT_RGB)
+            draw_label(out, f"#{face.track_id}", x0, round(y0) - 2 - line, sizes.font_px, TEXT_RGB)
         finite = face.points[np.isfinite(face.points).all(1)]
         if draw_pose and face.pose is not None and len(finite):
             rotation = angles_to_rotation(face.pose.yaw_deg, face.pose.pitch_deg, face.pose.roll_deg)

@@ -14,8 +14,11 @@ Rules: ``take(frame, round)`` is called by the frame that wants detections. A fi
 most ``max_age`` frames old is handed over (and nothing new starts: this frame's wish is served);
 otherwise, when no round is running, ``round`` starts on the thread, and the frame goes on
 without detections (None, as when the tracker asked for none). So a frame never waits for the
-detector, the first frames of a stream have no faces until the first round ends (one or two
-frames), and at most one round runs at a time. ``reset`` forgets a finished or running round (a
+detector, and at most one round runs at a time. With nothing tracked there is nothing to carry
+meanwhile, so the processor then detects in the frame that asks (the first frame of a stream shows
+its faces; a face entering an empty scene is found at once), as it does for stills. A packet that
+took a round's detections reports that round's time as ``timings["detect_round_ms"]`` (its
+``detect_ms``, the frame's own time for detection, is about 0 then). ``reset`` forgets a finished or running round (a
 new scene: the processor's ``reset``). File mode does not use this: its output must not depend on
 timing, so there the detector runs in the frame that asks; so does a still (an image, a folder's
 image), which starts afresh and is shown once: waiting for a later frame would show it without faces.
@@ -26,6 +29,7 @@ Only ``realtime.pipeline`` starts threads; the round itself is the processor's c
 from __future__ import annotations
 
 import threading
+import time
 from typing import Callable
 
 from realtime.detect.blazeface import Detections
@@ -38,9 +42,10 @@ class DetectAhead:
     def __init__(self, max_age: int = 3) -> None:
         self.max_age = max_age
         self.rounds = 0  # rounds started, for tests and reports
+        self.last_round_ms = 0.0  # the duration of the round whose detections ``take`` handed over last
         self._cond = threading.Condition()
         self._job: tuple[int, int, Callable[[], Detections]] | None = None  # (frame, generation, round)
-        self._done: tuple[int, Detections] | None = None
+        self._done: tuple[int, Detections, float] | None = None  # (frame, detections, ms)
         self._busy = self._closed = False
         self._generation = 0
         self._error: BaseException | None = None
@@ -56,6 +61,7 @@ class DetectAhead:
                 raise error
             done, self._done = self._done, None
             if done is not None and frame - done[0] <= self.max_age:
+                self.last_round_ms = done[2]
                 return done[1]
             if not self._busy and not self._closed:
                 self._job, self._busy = (frame, self._generation, detection_round), True
@@ -70,15 +76,17 @@ class DetectAhead:
                 if self._closed:
                     return
                 (frame, generation, detection_round), self._job = self._job, None
+            start = time.perf_counter()
             try:
                 detections, error = detection_round(), None
             except BaseException as exc:  # handed to the worker by the next take
                 detections, error = None, exc
+            ms = (time.perf_counter() - start) * 1e3
             with self._cond:
                 self._busy = False
                 if generation == self._generation:
                     self._error = error
-                    self._done = None if detections is None else (frame, detections)
+                    self._done = None if detections is None else (frame, detections, ms)
 
     def reset(self) -> None:
         """Forget the finished round, and the running one's result when it ends."""

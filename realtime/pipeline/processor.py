@@ -22,7 +22,9 @@ model calls ``realtime.pipeline.pooling`` pools) and ``realtime.pipeline.live_pi
 
 Per-frame ``timings`` (milliseconds): ``capture_ms`` (reading/decoding the frame), ``wait_ms``
 (arrival to processing start), ``detect_ms`` (0 when the tracker skipped detection),
-``track_ms``, ``landmarks_ms``, ``smooth_ms``, ``pose_ms``, ``process_ms`` (all stages) and
+``track_ms``, ``landmarks_ms``, ``smooth_ms``, ``pose_ms``, ``process_ms`` (all stages),
+``detect_round_ms`` (live only, on a frame that took a detection round run on the detector thread:
+that round's time, not part of ``process_ms``) and
 ``latency_ms`` (arrival, in ``time.monotonic()``, to the packet being ready).
 """
 from __future__ import annotations
@@ -221,8 +223,11 @@ class FrameProcessor:
         self._frames += 1
         if self.tracker.needs_detection():
             detection_round = self._detection_round(image, list(self.tracker.tracks), self.tracker.unsure_ids())
-            if self.detect_ahead is not None and not frame.still:  # live: the last round finished on its own thread, if any
+            if self.detect_ahead is not None and not frame.still and self.tracker.tracks:
+                # live, with tracks to carry meanwhile: the last round finished on its own thread, if any
                 detections = self.detect_ahead.take(self._frames, lambda: answered(detection_round, self.detector))
+                if detections is not None:
+                    timings["detect_round_ms"] = self.detect_ahead.last_round_ms
             else:
                 detections = yield from detection_round
         lap("detect_ms")
@@ -249,7 +254,7 @@ class FrameProcessor:
                                     smoothed[roi.track_id], s, detection_score=roi.detection_score))
         self._add_pose(faces, t, image.shape[1], image.shape[0], rois)
         lap("pose_ms")
-        timings["process_ms"] = sum(timings.values())
+        timings["process_ms"] = sum(v for k, v in timings.items() if k != "detect_round_ms")
         return FramePacket(frame_id, t, image, faces, timings, source=frame.source,
                            rotation_deg=frame.orientation.rotation_deg, mirrored=frame.orientation.mirrored)
 

@@ -1,7 +1,7 @@
 """Faces at any roll: the detector also tries the frame turned by a quarter turn, when the upright
 frame is not enough.
 
-numpy + cv2 only, no threads; the pipeline (``FrameProcessor.steps``) runs the detector, this
+numpy + cv2 only, no threads (a lock: live mode decides on its detector thread); the pipeline (``FrameProcessor.steps``) runs the detector, this
 module decides when, on which turn, and puts the answer back into the frame.
 
 Why: BlazeFace was trained on upright faces. On the bundled clip turned in its pixels it still
@@ -30,6 +30,7 @@ over) at 0.43-0.59, which these two rules keep out, while a turned face's own tu
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,11 +100,17 @@ class TurnedSearch:
     _next: int = field(default=0, repr=False)
     _idle: int = field(default=0, repr=False)
     _tries: dict[int, int] = field(default_factory=dict, repr=False)  # unsure track id -> turned passes seen
+    # live mode asks from its detector thread while the worker may reset (realtime.pipeline.detect_ahead)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def turn_for(self, detections: Detections, track_ids: list[int], unsure_ids: list[int]) -> int:
         """The counter-clockwise quarter turns of the frame to detect on now, after an upright pass
         that found ``detections``, with the tracker's ``track_ids`` of which ``unsure_ids`` are
         unsure (``FaceTracker.unsure_ids``); 0 for none."""
+        with self._lock:
+            return self._turn_for(detections, track_ids, unsure_ids)
+
+    def _turn_for(self, detections: Detections, track_ids: list[int], unsure_ids: list[int]) -> int:
         self._tries = {i: n for i, n in self._tries.items() if i in track_ids}
         if not self.enabled:
             return 0
@@ -123,5 +130,6 @@ class TurnedSearch:
 
     def reset(self) -> None:
         """Start afresh (a new scene): the first turn first, every track's tries forgotten."""
-        self._next = self._idle = 0
-        self._tries.clear()
+        with self._lock:
+            self._next = self._idle = 0
+            self._tries.clear()

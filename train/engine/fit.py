@@ -238,8 +238,21 @@ class Trainer:
         return float(np.nanmean(nme(pred, gt, m, normalising_distance(gt, m, layout, "eye_centres"))))
 
 
+def _teacher(cfg: FitConfig) -> LandmarkNet:
+    """``cfg.distil_from``, frozen; a UserError when it is missing or reads other images or maps
+    than the run's model (points, input size, grey or colour)."""
+    teacher = load_landmark_model(cfg.distil_from).eval().requires_grad_(False)
+    wanted = (3 if cfg.rgb else 1, cfg.num_points or teacher.config.num_points)
+    got = (teacher.config.in_channels, teacher.config.num_points)
+    if got != wanted:
+        raise UserError(f"--distil-from {cfg.distil_from}: it reads {got[0]}-channel crops into {got[1]} maps, "
+                        f"this run {wanted[0]}-channel crops into {wanted[1]}")
+    return teacher
+
+
 def _prepare(cfg: FitConfig, run_dir: Path, resume: bool, device: torch.device,
              loop: LoopSettings = LoopSettings()) -> tuple[Trainer, int, dict]:
+    teacher = _teacher(cfg) if cfg.distil_from else None  # its errors before the data is read
     data = open_dataset(cfg.data)
     if len(data) == 0:
         raise UserError(f"dataset {cfg.data!r} has no samples")
@@ -275,8 +288,10 @@ def _prepare(cfg: FitConfig, run_dir: Path, resume: bool, device: torch.device,
         new = cfg.to_dict()
         # a longer schedule, another validation spacing, a moved or copied run folder, the arithmetic's
         # precision (bf16 autocast computes the passes in bf16; weights, optimiser and schedule stay fp32)
-        # and the starting weights' path (read only at the start; a moved copy of them) all continue the run
-        changed = sorted(k for k in new if k not in ("steps", "eval_every", "out", "bf16", "init") and old.get(k) != new[k])
+        # and the paths of the starting weights (read only at the start) and of the teacher (a moved copy
+        # of the same file) all continue the run
+        changed = sorted(k for k in new if k not in ("steps", "eval_every", "out", "bf16", "init", "distil_from")
+                         and old.get(k) != new[k])
         if changed:
             raise UserError(f"cannot resume {run_dir}: settings differ from the checkpoint's ({', '.join(changed)})")
         model.load_state_dict(ckpt["model"])
@@ -285,12 +300,12 @@ def _prepare(cfg: FitConfig, run_dir: Path, resume: bool, device: torch.device,
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"])
         step, state = ckpt["step"], ckpt["state"]
-    teacher = None
-    if cfg.distil_from:
-        teacher = load_landmark_model(cfg.distil_from, device).eval().requires_grad_(False)
-        if teacher.config.num_points != model.config.num_points or teacher.config.input_size != model.config.input_size:
+    if teacher is not None:
+        if (teacher.config.num_points, teacher.config.input_size) != (model.config.num_points, model.config.input_size):
             raise UserError(f"--distil-from {cfg.distil_from}: its maps ({teacher.config.num_points} points, "
-                            f"{teacher.config.input_size} px) do not match this run's")
+                            f"{teacher.config.input_size} px) do not match this run's ({model.config.num_points}, "
+                            f"{model.config.input_size} px)")
+        teacher.to(device)
         if channels_last:
             teacher.to(memory_format=torch.channels_last)
     return Trainer(cfg, model, optimizer, train_ds, val_ds, semi, device, channels_last, teacher), step, state

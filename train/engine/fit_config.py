@@ -25,16 +25,15 @@ LOSSES = ("ce", "softargmax", "ce+softargmax")
 
 
 
-def level_widths_arg(text: str) -> tuple[int, ...]:
-    """``--level-widths`` of the command lines: comma-separated channel counts >= 1, finest level first."""
+def counts_arg(text: str) -> tuple[int, ...]:
+    """A command line's comma list of whole numbers >= 1 (``--level-widths``, ``--attr-hidden``)."""
     try:
-        widths = tuple(int(w) for w in text.split(","))
+        counts = tuple(int(t) for t in text.split(",") if t.strip())
     except ValueError:
-        widths = ()
-    if not widths or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"level widths must be channel counts >= 1, finest first, e.g. "
-                                         f"16,32,32,32,32; got {text!r}")
-    return widths
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers >= 1, e.g. 16,32,32; got {text!r}")
+    return counts
 
 @dataclass(frozen=True)
 class FitConfig:
