@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ship", default=str(DEFAULT_SHIP), help="where the exported weights go")
     p.add_argument("--level-widths", type=counts_arg, help="channels per level, finest first (default: the "
                    "recipe's 32 at every level); an --init of this architecture with wider levels keeps its strongest "
-                   "channels
+                   "channels "
                    "(a faster student of the bundled model: docs/bench/speed.md)")
     p.add_argument("--distil-from", help="also learn the maps of this trained network (.safetensors; e.g. the full-width "
                    "model for a --level-widths student)")
