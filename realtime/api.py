@@ -32,7 +32,7 @@ from typing import Iterator
 
 import numpy as np
 
-from realtime.core.assets import DEMO_CLIP, DEMO_PHOTO, LANDMARKS_68
+from realtime.core.assets import DEMO_CLIP, DEMO_PHOTO, LANDMARKS_68, weights_path
 from realtime.core.cliargs import FOCAL_PX, HFOV_DEG, SCORE, Range
 from realtime.core.errors import UserError, model_file
 from realtime.core.packet import FaceResult, FramePacket
@@ -60,7 +60,7 @@ def pipeline_config(weights: str | Path | None = None, *, detector: str = DEFAUL
                     turned_search: bool = True) -> PipelineConfig:
     """The ``PipelineConfig`` of these options, each named and defaulted like the video command
     line's flag (``--weights``, ``--detector``, ..., ``--min-confidence``): ``weights`` None is
-    the bundled model, ``face_model`` None the shipped mean face (else a (K, 3) array or its .npy
+    the bundled model, "fast" its faster, less accurate student (``realtime.core.assets.BUNDLED_WEIGHTS``), ``face_model`` None the shipped mean face (else a (K, 3) array or its .npy
     file), ``focal_px`` given wins over ``hfov``, ``turned_search`` False is ``--no-turned-search``.
     Values outside the flags' ranges are a UserError.
 
@@ -71,7 +71,8 @@ def pipeline_config(weights: str | Path | None = None, *, detector: str = DEFAUL
     Traceback (most recent call last):
     realtime.core.errors.UserError: hfov must be (0, 180), got 200.0
     """
-    weights = model_file(weights, lambda: LANDMARKS_68, "no landmark weights given", "weights")
+    weights = model_file(None if weights is None else weights_path(weights), lambda: LANDMARKS_68,
+                         "no landmark weights given", "weights")
     if focal_px is not None:
         FOCAL_PX.check(float(focal_px), "focal_px")
     HFOV_DEG.check(float(hfov), "hfov")
@@ -94,7 +95,7 @@ class FaceLandmarker:
     video, camera or folder (``track``).
 
     Keyword options are the video command line's flags, same names and defaults
-    (``pipeline_config``): ``weights``, ``detector`` ("both", "short" or "full"),
+    (``pipeline_config``): ``weights`` (a file, or "fast": the bundled faster, less accurate model), ``detector`` ("both", "short" or "full"),
     ``detector_backend``, ``device`` ("cpu", "cuda"), ``backend`` ("auto": the fastest landmark
     backend whose points stay within 0.1 crop pixel of eager fp32, decided once per machine and
     model and then cached; "eager" starts at once), ``focal_px`` or ``hfov`` (the camera, for head

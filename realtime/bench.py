@@ -47,6 +47,7 @@ from realtime.compare import mediapipe_mesh as mpm
 from realtime.compare.dlib_model import resolve_model_path
 from realtime.core.assets import DEMO_CLIP as DEFAULT_CLIP
 from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
+from realtime.core.assets import WEIGHTS_HELP, weights_path
 from realtime.core.atomic import atomic_path, write_text_atomic
 from realtime.core.cliargs import Parser, Range, name_list, number, number_list
 from realtime.core.errors import UserError, run_command
@@ -400,7 +401,7 @@ def plot(results: dict, path: Path) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = Parser(prog="python -m realtime.bench", description=__doc__.split("\n\n")[0], version_weights=DEFAULT_WEIGHTS)
-    p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="landmark model (.safetensors)")
+    p.add_argument("--weights", type=weights_path, default=DEFAULT_WEIGHTS, help=WEIGHTS_HELP)
     p.add_argument("--clip", default=str(DEFAULT_CLIP), help="clip with a _truth.json beside it")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:N")
     p.add_argument("--backend", default="auto", help="landmark backend of the pipeline parts (b-d), as the CLIs")

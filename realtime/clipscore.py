@@ -26,6 +26,7 @@ from pathlib import Path
 
 from realtime.core.assets import DEMO_CLIP as DEFAULT_CLIP
 from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
+from realtime.core.assets import WEIGHTS_HELP, weights_path
 from realtime.core.atomic import write_text_atomic
 from realtime.core.cliargs import Parser
 from realtime.core.errors import UserError, require_files, run_command
@@ -43,7 +44,7 @@ from realtime.pipeline.cliptruth import (  # noqa: F401  (re-exported for the co
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = Parser(prog="python -m realtime.clipscore", description=__doc__.split("\n\n")[0], version_weights=DEFAULT_WEIGHTS)
-    p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="68-point landmark model (.safetensors)")
+    p.add_argument("--weights", type=weights_path, default=DEFAULT_WEIGHTS, help=WEIGHTS_HELP)
     p.add_argument("--clip", default=str(DEFAULT_CLIP), help="the clip (default: the bundled demo)")
     p.add_argument("--truth", help="its truth JSON (default: CLIP's stem + _truth.json beside it)")
 

@@ -61,6 +61,7 @@ from typing import Callable
 from realtime.api import pipeline_config
 from realtime.cli.options import add_engine_arguments, add_pose_arguments, add_turned_search_argument
 from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
+from realtime.core.assets import WEIGHTS_HELP, weights_path
 from realtime.core.cliargs import SCORE, NumberType, Parser, number
 from realtime.core.errors import InputNotFoundError, UserError, require_files, run_command
 from realtime.core.outpaths import Output, check_outputs, make_folders
@@ -107,7 +108,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "format follows the extension); required with one input, not allowed with several")
     parser.add_argument("--csv", action="store_true", help="write the landmarks as CSV (the --landmarks name must "
                         "then end in .csv; a .csv name alone is enough)")
-    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="landmark model (.safetensors)")
+    parser.add_argument("--weights", type=weights_path, default=DEFAULT_WEIGHTS, help=WEIGHTS_HELP)
     parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
     add_engine_arguments(parser)
     parser.add_argument("--rate", type=number(float, 0, 1000, lo_open=True), default=30.0,

@@ -35,6 +35,7 @@ import numpy as np
 from realtime.api import pipeline_config
 from realtime.cli.options import add_engine_arguments, add_pose_arguments, add_turned_search_argument
 from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
+from realtime.core.assets import WEIGHTS_HELP, weights_path
 from realtime.core.cliargs import Parser, number
 from realtime.core.errors import require_files, run_command
 from realtime.core.outpaths import Output, check_outputs, make_folders
@@ -50,7 +51,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = Parser(prog="python -m realtime.webcam", description=__doc__.split("\n\n")[0], version_weights=DEFAULT_WEIGHTS)
     parser.add_argument("--source", default="0", help="camera index or /dev/video*, a video file, an image or "
                         "a folder of images (files play as live, at their own rate)")
-    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="landmark model (.safetensors)")
+    parser.add_argument("--weights", type=weights_path, default=DEFAULT_WEIGHTS, help=WEIGHTS_HELP)
     parser.add_argument("--width", type=number(int, 16, 8192), help="camera frame width to ask for (pixels)")
     parser.add_argument("--height", type=number(int, 16, 8192), help="camera frame height to ask for (pixels)")
     parser.add_argument("--fps", type=number(float, 0, 1000, lo_open=True), help="camera frame rate to ask for (Hz)")
