@@ -60,9 +60,10 @@ def pipeline_config(weights: str | Path | None = None, *, detector: str = DEFAUL
                     turned_search: bool = True) -> PipelineConfig:
     """The ``PipelineConfig`` of these options, each named and defaulted like the video command
     line's flag (``--weights``, ``--detector``, ..., ``--min-confidence``): ``weights`` None is
-    the bundled model, "fast" its faster, less accurate student (``realtime.core.assets.BUNDLED_WEIGHTS``), ``face_model`` None the shipped mean face (else a (K, 3) array or its .npy
-    file), ``focal_px`` given wins over ``hfov``, ``turned_search`` False is ``--no-turned-search``.
-    Values outside the flags' ranges are a UserError.
+    the bundled model, "fast" its faster, less accurate student (``realtime.core.assets.BUNDLED_WEIGHTS``),
+    ``face_model`` None the shipped mean face (else a (K, 3) array or its .npy file), ``focal_px``
+    given wins over ``hfov``, ``turned_search`` False is ``--no-turned-search``. Values
+    outside the flags' ranges are a UserError.
 
     >>> config = pipeline_config(hfov=70)
     >>> config.weights.name, config.hfov_deg, config.backend
@@ -95,8 +96,8 @@ class FaceLandmarker:
     video, camera or folder (``track``).
 
     Keyword options are the video command line's flags, same names and defaults
-    (``pipeline_config``): ``weights`` (a file, or "fast": the bundled faster, less accurate model), ``detector`` ("both", "short" or "full"),
-    ``detector_backend``, ``device`` ("cpu", "cuda"), ``backend`` ("auto": the fastest landmark
+    (``pipeline_config``): ``weights`` (a file, or "fast": the bundled faster, less accurate model),
+    ``detector`` ("both", "short" or "full"), ``detector_backend``, ``device`` ("cpu", "cuda"), ``backend`` ("auto": the fastest landmark
     backend whose points stay within 0.1 crop pixel of eager fp32, decided once per machine and
     model and then cached; "eager" starts at once), ``focal_px`` or ``hfov`` (the camera, for head
     pose), ``face_model``, ``pose_source`` ("pnp" or "head"), ``min_confidence`` (re-detect

@@ -46,8 +46,7 @@ from realtime.backends import available_backends, make_backend
 from realtime.compare import mediapipe_mesh as mpm
 from realtime.compare.dlib_model import resolve_model_path
 from realtime.core.assets import DEMO_CLIP as DEFAULT_CLIP
-from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
-from realtime.core.assets import WEIGHTS_HELP, weights_path
+from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS, WEIGHTS_HELP, weights_path
 from realtime.core.atomic import atomic_path, write_text_atomic
 from realtime.core.cliargs import Parser, Range, name_list, number, number_list
 from realtime.core.errors import UserError, run_command

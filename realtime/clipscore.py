@@ -25,8 +25,7 @@ import sys
 from pathlib import Path
 
 from realtime.core.assets import DEMO_CLIP as DEFAULT_CLIP
-from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
-from realtime.core.assets import WEIGHTS_HELP, weights_path
+from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS, WEIGHTS_HELP, weights_path
 from realtime.core.atomic import write_text_atomic
 from realtime.core.cliargs import Parser
 from realtime.core.errors import UserError, require_files, run_command

@@ -60,8 +60,7 @@ from typing import Callable
 
 from realtime.api import pipeline_config
 from realtime.cli.options import add_engine_arguments, add_pose_arguments, add_turned_search_argument
-from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS
-from realtime.core.assets import WEIGHTS_HELP, weights_path
+from realtime.core.assets import LANDMARKS_68 as DEFAULT_WEIGHTS, WEIGHTS_HELP, weights_path
 from realtime.core.cliargs import SCORE, NumberType, Parser, number
 from realtime.core.errors import InputNotFoundError, UserError, require_files, run_command
 from realtime.core.outpaths import Output, check_outputs, make_folders

@@ -74,14 +74,12 @@ BLAZEFACE_DIR = asset("blazeface")                   # the detector: .tflite (Op
 # The bundled landmark models by name: ``--weights fast`` / ``FaceLandmarker(weights="fast")``.
 BUNDLED_WEIGHTS = {"accurate": LANDMARKS_68, "fast": LANDMARKS_68_FAST}
 WEIGHTS_HELP = ("landmark model: a .safetensors file, or a bundled one by name: accurate (the default) or fast "
-                "(0.67x the network's time, 4.53%% against 4.40%% hold-out NME; docs/model68.md)")
+                "(a narrower student: faster, less accurate; docs/model68.md)")
 
 
 def weights_path(given: str | Path) -> Path:
-    """A bundled model's file for its name (``BUNDLED_WEIGHTS``: "accurate", the default, or
-    "fast", 0.67x the network's time at 4.53% against 4.40% hold-out NME, docs/model68.md);
-    any other value is a path to a weights file, returned as given (a file named like a
-    bundled model is reached as ``./fast``)."""
+    """A bundled model's file for its name (``BUNDLED_WEIGHTS``); any other value is a path to a
+    weights file, returned as given (a file named like a bundled model is reached as ``./fast``)."""
     return BUNDLED_WEIGHTS.get(given, Path(given)) if isinstance(given, str) else Path(given)
 
 
