@@ -293,3 +293,54 @@ def test_a_run_distilled_from_a_teacher_adds_the_maps_term_and_resumes(tmp_path)
     assert FitConfig.from_dict(distilled.to_dict()).distil_from == str(teacher)
     with pytest.raises(Exception, match="distillation weight"):
         replace(distilled, distil_weight=-1.0).validate()
+
+
+def test_distil_data_adds_a_batch_of_faces_seen_only_through_the_teachers_maps_and_resumes_exactly(tmp_path):
+    """``distil_data``: each update also draws a batch of that dataset's faces (the "distil" pool),
+    whose only term is the teacher's maps (logged as ``distil_loss``, weighted by ``distil_weight``);
+    a resumed run equals an uninterrupted one; it needs a teacher."""
+    teacher_run = tmp_path / "teacher"
+    fit(_cfg(teacher_run, steps=3, eval_every=3, loss="ce"), progress=False)
+    teacher = str(teacher_run / "best.safetensors")
+    cfg = _cfg(tmp_path / "a", loss="ce", seed=5, distil_from=teacher, distil_weight=2.0,
+               distil_data="synth:train?n=40&seed=9")
+    cfg.validate()
+    assert cfg.semi_supervised
+    fit(cfg, progress=False)
+    with open(tmp_path / "a" / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(float(r["distil_loss"]) > 0 for r in rows)
+    # the update's loss: the labelled batch's (its own distillation term included) + 2 x the distil batch's
+    assert all(float(r["train_loss"]) > float(r["landmark_loss"]) + 2 * float(r["distil_loss"]) - 1e-3 for r in rows)
+    fit(replace(cfg, out=str(tmp_path / "b")), stop_after=4, progress=False)
+    fit(replace(cfg, out=str(tmp_path / "b")), resume=True, progress=False)
+    a, b = (load_checkpoint(tmp_path / n / "last.pt") for n in "ab")
+    assert a["step"] == b["step"] == 6
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert FitConfig.from_dict(cfg.to_dict()).distil_data == cfg.distil_data
+    with pytest.raises(Exception, match="--distil-data needs --distil-from"):
+        replace(cfg, distil_from=None).validate()
+    with pytest.raises(Exception, match="distillation weight above 0"):
+        replace(cfg, distil_weight=0.0).validate()
+
+
+def test_the_distil_pool_draws_its_own_dataset_by_update_number():
+    """The "distil" pool: every face of its own dataset is a member, batches follow the update
+    number (the same update gives the same faces), and the other pools' seeds are unchanged."""
+    import numpy as np
+    from train.data.datasets import open_dataset
+    from train.data.loader import LandmarkDataset
+    from train.objectives.regimes import POOLS, Pools, choose_subsets
+
+    assert POOLS[:3] == ("landmark", "attribute", "unlabelled")
+    train = LandmarkDataset(open_dataset("synth:train?n=20&seed=1"))
+    extra = LandmarkDataset(open_dataset("synth:train?n=50&seed=2"))
+    subsets = choose_subsets(len(train), 1.0, 1.0, 0)
+    pools = Pools(train, subsets, ("landmark", "distil"), 8, 0, lambda items: items, distil=extra)
+    _, first = pools.indices("distil", 3)
+    _, again = pools.indices("distil", 3)
+    assert np.array_equal(first, again) and len(first) == 8 and first.max() < 50
+    seen = np.concatenate([pools.indices("distil", s)[1] for s in range(6)])  # one pool-epoch: 6 batches of 8
+    assert len(set(seen.tolist())) == 48
+    with pytest.raises(ValueError, match="needs its dataset"):
+        Pools(train, subsets, ("landmark", "distil"), 8, 0, lambda items: items)

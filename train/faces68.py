@@ -49,6 +49,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "(a faster student of the bundled model: docs/bench/speed.md)")
     p.add_argument("--distil-from", help="also learn the maps of this trained network (.safetensors; e.g. the full-width "
                    "model for a --level-widths student)")
+    p.add_argument("--distil-data", help="a dataset spec of faces learned only through --distil-from's maps (their "
+                   "labels only frame the crop), a batch of them beside each labelled one: e.g. "
+                   "'mtfl:../shared/data/mtfl:train' (10,000 faces, 5 points)")
     p.add_argument("--report-only", action="store_true", help="measure --ship as it is: no training")
     p.add_argument("--eval-every", type=number(int, 1), default=250, help="updates between hold-out checks and checkpoints")
     p.add_argument("--minutes", type=number(float, 1), help="train one chunk of at most this long, save, add a row "
@@ -74,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     check_outputs([Output(args.out, "--out", folder=True), Output(args.ship, "--ship", (".safetensors",)),
                    Output(args.docs, "--docs", folder=True)], [] if args.ship_now else [init])
     cfg = recipe(Path(args.data), Path(args.out), args.steps, init, args.separable, args.eval_every)
-    cfg = replace(cfg, bf16=args.bf16, level_widths=args.level_widths, distil_from=args.distil_from)
+    cfg = replace(cfg, bf16=args.bf16, level_widths=args.level_widths, distil_from=args.distil_from,
+                  distil_data=args.distil_data)
     cfg.validate()
     if args.report_only:
         if not Path(args.ship).is_file():

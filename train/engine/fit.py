@@ -175,7 +175,7 @@ class Trainer:
             logits = model(one_hot_maps(noisy, size))
             return spatial_cross_entropy(logits, batch["points"], batch["mask"] & moved)
         if self.semi is not None:
-            return self.semi.loss(batch, self._landmark_loss, self._points) + self._l2()
+            return self.semi.loss(batch, self._landmark_loss, self._points, self._distil_term) + self._l2()
         return self._landmark_loss(batch) + self._l2()
 
     def _landmark_loss(self, batch: dict) -> torch.Tensor:
@@ -193,6 +193,16 @@ class Trainer:
         if cfg.loss == "softargmax":
             return regression + distil
         return spatial_cross_entropy(logits, batch["points"], batch["mask"]) + cfg.softargmax_weight * regression + distil
+
+    def _distil_term(self, images: torch.Tensor) -> torch.Tensor:
+        """The teacher's maps on crops with no labels (``FitConfig.distil_data``), unweighted."""
+        if self.teacher is None:
+            raise ValueError("distillation without a teacher")
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+            logits = self.model(self._images(images))
+        with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+            taught = self.teacher(self._images(images))
+        return map_distillation(logits, taught)
 
     def _l2(self) -> torch.Tensor:
         model = self.model
@@ -256,6 +266,7 @@ def _prepare(cfg: FitConfig, run_dir: Path, resume: bool, device: torch.device,
     data = open_dataset(cfg.data)
     if len(data) == 0:
         raise UserError(f"dataset {cfg.data!r} has no samples")
+    distil_set = open_dataset(cfg.distil_data) if cfg.distil_data else None  # read before anything is written
     if cfg.val:
         val_set: LandmarkSet | None = open_dataset(cfg.val)
     else:
@@ -272,7 +283,8 @@ def _prepare(cfg: FitConfig, run_dir: Path, resume: bool, device: torch.device,
     preload = len(data) <= 50000 and data.samples[0].image is None
     train_ds = LandmarkDataset(data, grey=grey, aug=aug, seed=cfg.seed, preload=preload)
     val_ds = LandmarkDataset(val_set, grey=grey, aug=None, preload=preload) if val_set else None
-    semi = SemiSupervision.setup(cfg, train_ds, model.config, run_dir, collate) if cfg.semi_supervised else None
+    semi = (SemiSupervision.setup(cfg, train_ds, model.config, run_dir, collate, distil_set)
+            if cfg.semi_supervised else None)
     head = semi.head if semi is not None else None
     model.to(device)
     channels_last = loop.channels_last and isinstance(model, LandmarkNet)

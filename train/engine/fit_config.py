@@ -77,6 +77,10 @@ class FitConfig:
     # distil_weight x its KL per keypoint map, beside the loss against the labels)
     distil_from: str | None = None
     distil_weight: float = 1.0
+    # a dataset spec of faces learned only through the teacher's maps (their labels frame the crop and
+    # are never a target): each update draws a batch of them beside the labelled one (the "distil"
+    # pool, train.objectives.regimes.Pools), distil_weight x the same KL on it
+    distil_data: str | None = None
     rgb: bool = False
     upsample: str | None = None
     normalise: str | None = None
@@ -112,7 +116,8 @@ class FitConfig:
     @property
     def semi_supervised(self) -> bool:
         """True when any semi-supervised setting is on (training then draws from label pools)."""
-        return self.landmark_fraction < 1.0 or self.attribute_weight > 0 or self.elt_weight > 0
+        return (self.landmark_fraction < 1.0 or self.attribute_weight > 0 or self.elt_weight > 0
+                or self.distil_data is not None)
 
     def elt_config(self) -> EltConfig:
         """The ELT transform ranges (raises UserError for impossible ones)."""
@@ -169,6 +174,9 @@ class FitConfig:
             (self.beta > 0, f"soft-argmax beta must be > 0, got {self.beta}"),
             (self.distil_weight >= 0, f"distillation weight must be >= 0, got {self.distil_weight}"),
             (self.distil_from is None or not self.preset.startswith("denoiser"), "the denoiser is not distilled"),
+            (self.distil_data is None or self.distil_from is not None,
+             "--distil-data needs --distil-from: its faces are learned from the teacher's maps alone"),
+            (self.distil_data is None or self.distil_weight > 0, "--distil-data needs a distillation weight above 0"),
             (self.augment in ("2016", "heavy"), f"augment must be '2016' or 'heavy', got {self.augment!r}"),
             (0 <= self.rotation <= 180, f"rotation must be 0-180 degrees, got {self.rotation}"),
             (0.0 <= self.mirror <= 1.0, f"mirror probability must be in [0, 1], got {self.mirror}"),

@@ -6,8 +6,10 @@ from pathlib import Path
 
 from realtime.core.atomic import atomic_path
 
-# the last three: the semi-supervised terms, unweighted (empty for a plain run)
-COLUMNS = ["step", "epoch", "train_loss", "val_nme", "seconds", "landmark_loss", "attribute_loss", "elt_loss"]
+# the last four: the semi-supervised terms, unweighted (empty for a plain run; distil_loss: the
+# teacher's maps on FitConfig.distil_data's faces)
+COLUMNS = ["step", "epoch", "train_loss", "val_nme", "seconds", "landmark_loss", "attribute_loss", "elt_loss",
+           "distil_loss"]
 
 
 class RunLog:

@@ -22,6 +22,7 @@ from realtime.models.model import ModelConfig
 from train.objectives.attribute_loss import attribute_loss, head_config, label_columns
 from train.engine.fit_config import FitConfig
 from train.objectives.elt import elt_loss
+from train.data.datasets.landmark_set import LandmarkSet
 from train.data.loader import LandmarkDataset, attribute_table
 from train.objectives.regimes import Pools, choose_subsets
 
@@ -42,14 +43,17 @@ class SemiSupervision:
 
     @classmethod
     def setup(cls, cfg: FitConfig, train: LandmarkDataset, model_config: ModelConfig, run_dir: Path,
-              collate: Callable[[list[dict]], Batch]) -> "SemiSupervision":
-        """Choose the label subsets (written to ``run_dir/subsets.json``), build pools and head."""
+              collate: Callable[[list[dict]], Batch], distil: LandmarkSet | None = None) -> "SemiSupervision":
+        """Choose the label subsets (written to ``run_dir/subsets.json``), build pools and head;
+        ``distil`` is ``cfg.distil_data`` read (the caller reads it before anything is written)."""
         data = train.landmark_set
         subsets = choose_subsets(len(data), cfg.landmark_fraction, cfg.attribute_fraction, cfg.subset_seed)
         subsets.save(run_dir / "subsets.json")
         active = [name for name, on in (("landmark", bool(subsets.landmark)), ("attribute", cfg.attribute_weight > 0),
-                                        ("unlabelled", cfg.elt_weight > 0)) if on]
-        pools = Pools(train, subsets, tuple(active), cfg.batch_size, cfg.seed, collate)
+                                        ("unlabelled", cfg.elt_weight > 0), ("distil", cfg.distil_data is not None))
+                  if on]
+        pools = Pools(train, subsets, tuple(active), cfg.batch_size, cfg.seed, collate,
+                      distil=distil_dataset(distil, train) if distil is not None else None)
         head, columns = None, []
         if cfg.attribute_weight > 0:
             names = train.attribute_names
@@ -60,10 +64,12 @@ class SemiSupervision:
         return cls(cfg, pools, head, columns, get_layout(data.layout).mirror)
 
     def loss(self, batches: dict[str, Batch | None], landmark_loss: Callable[[Batch], torch.Tensor],
-             points: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        """The three terms for one update. ``batches`` comes from ``Pools.draw``;
-        ``landmark_loss`` is the supervised loss of a batch; ``points`` maps (B, C, S, S) crops to
-        (B, K, 2) differentiable soft-argmax landmarks in crop pixels."""
+             points: Callable[[torch.Tensor], torch.Tensor],
+             distil: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """The terms for one update. ``batches`` comes from ``Pools.draw``; ``landmark_loss`` is
+        the supervised loss of a batch; ``points`` maps (B, C, S, S) crops to (B, K, 2)
+        differentiable soft-argmax landmarks in crop pixels; ``distil`` maps crops to the
+        teacher's-maps term (``FitConfig.distil_data``'s pool; unweighted)."""
         cfg, total, terms = self.cfg, torch.zeros(()), {}
         if batches["landmark"] is not None:
             terms["landmark_loss"] = term = landmark_loss(batches["landmark"])
@@ -77,5 +83,18 @@ class SemiSupervision:
             images = batches["unlabelled"]["image"]
             terms["elt_loss"] = term = elt_loss(points, images, cfg.elt_config(), perm=self.mirror_perm)
             total = total + cfg.elt_weight * term
+        if batches.get("distil") is not None:
+            if distil is None:
+                raise ValueError("the distil pool needs the teacher's term")
+            terms["distil_loss"] = term = distil(batches["distil"]["image"])
+            total = total + cfg.distil_weight * term
         self.last_terms = {name: float(value.detach()) for name, value in terms.items()}
         return total
+
+
+def distil_dataset(data: LandmarkSet, train: LandmarkDataset) -> LandmarkDataset:
+    """``FitConfig.distil_data``'s faces cropped and jittered as the training set's (their own
+    layout's crop box from their labels, which are never a target: a 5-point set frames the crop
+    for a 68-point run); decoded once into memory like the training set when small enough."""
+    preload = len(data) <= 50000 and data.samples[0].image is None
+    return LandmarkDataset(data, out_size=train.out_size, grey=train.grey, aug=train.aug, seed=train.seed, preload=preload)

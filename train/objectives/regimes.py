@@ -29,7 +29,9 @@ from realtime.core.atomic import write_text_atomic
 from realtime.core.errors import UserError
 from train.data.loader import LandmarkDataset
 
-POOLS = ("landmark", "attribute", "unlabelled")
+# "distil": faces of a dataset of their own, seen only through a teacher's maps (FitConfig.distil_data);
+# last, so that the other pools keep their seeds (POOLS.index)
+POOLS = ("landmark", "attribute", "unlabelled", "distil")
 
 
 @dataclass(frozen=True)
@@ -80,22 +82,29 @@ class Pools:
     """Per-update batches from the landmark, attribute and unlabelled pools.
 
     ``dataset`` is the training set (its jitter is the landmark pool's); ``active`` names the
-    pools in use. ``collate`` turns a list of items into a batch.
+    pools in use. ``collate`` turns a list of items into a batch. ``distil`` is the "distil"
+    pool's own dataset (all of its faces are members), needed when that pool is active.
     """
 
     def __init__(self, dataset: LandmarkDataset, subsets: Subsets, active: tuple[str, ...],
-                 batch_size: int, seed: int, collate: Callable[[list[dict]], dict]):
+                 batch_size: int, seed: int, collate: Callable[[list[dict]], dict],
+                 distil: LandmarkDataset | None = None):
         if set(active) - set(POOLS):
             raise ValueError(f"unknown pools {set(active) - set(POOLS)}")
+        if "distil" in active and distil is None:
+            raise ValueError("the distil pool needs its dataset")
         self.batch_size, self.seed, self.collate = batch_size, seed, collate
-        members = {"landmark": subsets.landmark, "attribute": subsets.attribute, "unlabelled": tuple(range(len(dataset)))}
+        members = {"landmark": subsets.landmark, "attribute": subsets.attribute, "unlabelled": tuple(range(len(dataset))),
+                   "distil": tuple(range(len(distil))) if distil is not None else ()}
         self.pools: dict[str, tuple[LandmarkDataset, np.ndarray]] = {}
         for number, name in enumerate(POOLS):
             if name not in active:
                 continue
             if not members[name]:
-                raise UserError(f"the {name} pool is empty: raise its fraction")
-            self.pools[name] = (self._view(dataset, name, number), np.asarray(members[name], dtype=np.int64))
+                raise UserError(f"the {name} pool is empty: raise its fraction" if name != "distil"
+                                else "the distil pool's dataset has no faces")
+            source = distil if name == "distil" else dataset
+            self.pools[name] = (self._view(source, name, number), np.asarray(members[name], dtype=np.int64))
 
     def _view(self, dataset: LandmarkDataset, name: str, number: int) -> LandmarkDataset:
         """The training set with this pool's jitter seed (and, for attributes, no rotation, mirror
