@@ -9,8 +9,10 @@ Semi-supervised runs (2018, any of ``landmark_fraction`` < 1, ``attribute_weight
 ``elt_weight`` > 0) also write ``subsets.json`` and draw each update's batches from the label pools
 of ``train.objectives.regimes``: loss = landmark loss on the landmark-labelled pool + attribute_weight x
 attribute loss (``train.objectives.attribute_loss``) on the attribute-labelled pool + elt_weight x ELT
-(``train.objectives.elt``) on all images. The attribute head shares the optimiser and the checkpoints, and is
-saved into ``best.safetensors``.
+(``train.objectives.elt``) on all images, and with ``distil_data`` (which needs ``distil_from``) +
+distil_weight x the teacher's-maps term on a batch of that dataset's faces. The attribute head shares the
+optimiser and the checkpoints, and is saved into ``best.safetensors``. These runs prepare their batches in
+series on the main thread (``--workers`` is not used).
 """
 from __future__ import annotations
 
@@ -267,6 +269,8 @@ def _prepare(cfg: FitConfig, run_dir: Path, resume: bool, device: torch.device,
     if len(data) == 0:
         raise UserError(f"dataset {cfg.data!r} has no samples")
     distil_set = open_dataset(cfg.distil_data) if cfg.distil_data else None  # read before anything is written
+    if distil_set is not None and len(distil_set) == 0:
+        raise UserError(f"--distil-data {cfg.distil_data!r} has no faces")
     if cfg.val:
         val_set: LandmarkSet | None = open_dataset(cfg.val)
     else:

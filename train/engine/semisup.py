@@ -3,9 +3,11 @@
     loss = landmark loss on a batch of the S landmark-labelled images
          + attribute_weight x attribute loss on a batch of the M attribute-labelled images
          + elt_weight x ELT on a batch of all N images
+         + distil_weight x the teacher's maps on a batch of ``distil_data``'s faces (when set)
 
 Each update draws one batch per active pool (``train.objectives.regimes.Pools``); the terms come from
-``train.objectives.attribute_loss`` (sequential multitasking) and ``train.objectives.elt``. The
+``train.objectives.attribute_loss`` (sequential multitasking), ``train.objectives.elt`` and
+``train.objectives.losses.map_distillation`` (the last an extension for a narrower student, not the paper's). The
 attribute head is trained by the same optimiser as the landmark network and saved with it.
 """
 from __future__ import annotations

@@ -122,7 +122,8 @@ class Pools:
         return step // pool_batches(len(self.pools[name][1]), self.batch_size)
 
     def indices(self, name: str, step: int) -> tuple[int, np.ndarray]:
-        """(pool-epoch, training-set indices) of pool ``name``'s batch at update ``step``."""
+        """(pool-epoch, indices into the pool's dataset: the training set's, or the distil
+        set's for "distil") of pool ``name``'s batch at update ``step``."""
         _, members = self.pools[name]
         epoch, position = divmod(step, pool_batches(len(members), self.batch_size))
         order = np.random.default_rng([self.seed, POOLS.index(name), epoch]).permutation(len(members))
