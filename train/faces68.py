@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "model for a --level-widths student)")
     p.add_argument("--distil-data", help="a dataset spec of faces learned only through --distil-from's maps (their "
                    "labels only frame the crop), a batch of them beside each labelled one: e.g. "
-                   "'mtfl:../shared/data/mtfl:train' (10,000 faces, 5 points)")
+                   "'mtfl:DIR:train', MTFL's 10,000 faces with 5 points (the MTFL folder, docs/data.md)")
     p.add_argument("--report-only", action="store_true", help="measure --ship as it is: no training")
     p.add_argument("--eval-every", type=number(int, 1), default=250, help="updates between hold-out checks and checkpoints")
     p.add_argument("--minutes", type=number(float, 1), help="train one chunk of at most this long, save, add a row "
