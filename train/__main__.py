@@ -72,7 +72,8 @@ def _add_fit(sub) -> None:
                    "strongest channels")
     p.add_argument("--distil-from", help="a trained landmark network (.safetensors) whose maps the run also learns "
                    "(KL of each keypoint's spatial softmax, beside the labels' loss)")
-    p.add_argument("--distil-weight", type=number(float, 0), help="weight of the distillation terms, on the labelled batch and on --distil-data's (default 1)")
+    p.add_argument("--distil-weight", type=number(float, 0), help="weight of the distillation terms, on the labelled batch and "
+                   "on --distil-data's (default 1)")
     p.add_argument("--distil-data", help="a dataset spec of faces learned only through --distil-from's maps (their "
                    "labels only frame the crop): each update adds a batch of them, e.g. MTFL's 10,000 faces beside "
                    "300-W's 1,086 labelled ones")

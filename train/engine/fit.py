@@ -186,9 +186,7 @@ class Trainer:
             logits = self.model(self._images(batch["image"]))
         distil = 0.0
         if self.teacher is not None and cfg.distil_weight:
-            with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                taught = self.teacher(self._images(batch["image"]))
-            distil = cfg.distil_weight * map_distillation(logits, taught)
+            distil = cfg.distil_weight * self._taught(logits, batch["image"])
         if cfg.loss == "ce":
             return spatial_cross_entropy(logits, batch["points"], batch["mask"]) + distil
         regression = softargmax_l2(logits.float(), batch["points"], batch["mask"], cfg.beta)
@@ -196,15 +194,20 @@ class Trainer:
             return regression + distil
         return spatial_cross_entropy(logits, batch["points"], batch["mask"]) + cfg.softargmax_weight * regression + distil
 
+    def _taught(self, logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """``map_distillation`` of the student's ``logits`` against the frozen teacher's maps of
+        the same ``images``, unweighted."""
+        with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+            taught = self.teacher(self._images(images))
+        return map_distillation(logits, taught)
+
     def _distil_term(self, images: torch.Tensor) -> torch.Tensor:
         """The teacher's maps on crops with no labels (``FitConfig.distil_data``), unweighted."""
         if self.teacher is None:
             raise ValueError("distillation without a teacher")
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
             logits = self.model(self._images(images))
-        with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
-            taught = self.teacher(self._images(images))
-        return map_distillation(logits, taught)
+        return self._taught(logits, images)
 
     def _l2(self) -> torch.Tensor:
         model = self.model
@@ -284,10 +287,15 @@ def _prepare(cfg: FitConfig, run_dir: Path, resume: bool, device: torch.device,
     aug = cfg.augment_config()
     grey = not cfg.rgb
     # decoded once and kept in memory: 300-W's and MTFL's crops are small (<= 256 px, ~0.2 MB a face)
-    preload = len(data) <= 50000 and data.samples[0].image is None
-    train_ds = LandmarkDataset(data, grey=grey, aug=aug, seed=cfg.seed, preload=preload)
-    val_ds = LandmarkDataset(val_set, grey=grey, aug=None, preload=preload) if val_set else None
-    semi = (SemiSupervision.setup(cfg, train_ds, model.config, run_dir, collate, distil_set)
+    def preload(faces: LandmarkSet) -> bool:
+        return len(faces) <= 50000 and faces.samples[0].image is None
+
+    train_ds = LandmarkDataset(data, grey=grey, aug=aug, seed=cfg.seed, preload=preload(data))
+    val_ds = LandmarkDataset(val_set, grey=grey, aug=None, preload=preload(data)) if val_set else None
+    # cropped and jittered as the training faces (by their own layout's box: a 5-point set frames a 68-point run's crops)
+    distil_ds = (LandmarkDataset(distil_set, grey=grey, aug=aug, seed=cfg.seed, preload=preload(distil_set))
+                 if distil_set is not None else None)
+    semi = (SemiSupervision.setup(cfg, train_ds, model.config, run_dir, collate, distil_ds)
             if cfg.semi_supervised else None)
     head = semi.head if semi is not None else None
     model.to(device)

@@ -24,7 +24,6 @@ from realtime.models.model import ModelConfig
 from train.objectives.attribute_loss import attribute_loss, head_config, label_columns
 from train.engine.fit_config import FitConfig
 from train.objectives.elt import elt_loss
-from train.data.datasets.landmark_set import LandmarkSet
 from train.data.loader import LandmarkDataset, attribute_table
 from train.objectives.regimes import Pools, choose_subsets
 
@@ -45,9 +44,9 @@ class SemiSupervision:
 
     @classmethod
     def setup(cls, cfg: FitConfig, train: LandmarkDataset, model_config: ModelConfig, run_dir: Path,
-              collate: Callable[[list[dict]], Batch], distil: LandmarkSet | None = None) -> "SemiSupervision":
+              collate: Callable[[list[dict]], Batch], distil: LandmarkDataset | None = None) -> "SemiSupervision":
         """Choose the label subsets (written to ``run_dir/subsets.json``), build pools and head;
-        ``distil`` is ``cfg.distil_data`` read (the caller reads it before anything is written)."""
+        ``distil`` is ``cfg.distil_data``'s faces, the "distil" pool's dataset."""
         data = train.landmark_set
         subsets = choose_subsets(len(data), cfg.landmark_fraction, cfg.attribute_fraction, cfg.subset_seed)
         subsets.save(run_dir / "subsets.json")
@@ -55,7 +54,7 @@ class SemiSupervision:
                                         ("unlabelled", cfg.elt_weight > 0), ("distil", cfg.distil_data is not None))
                   if on]
         pools = Pools(train, subsets, tuple(active), cfg.batch_size, cfg.seed, collate,
-                      distil=distil_dataset(distil, train) if distil is not None else None)
+                      distil=distil)
         head, columns = None, []
         if cfg.attribute_weight > 0:
             names = train.attribute_names
@@ -93,10 +92,3 @@ class SemiSupervision:
         self.last_terms = {name: float(value.detach()) for name, value in terms.items()}
         return total
 
-
-def distil_dataset(data: LandmarkSet, train: LandmarkDataset) -> LandmarkDataset:
-    """``FitConfig.distil_data``'s faces cropped and jittered as the training set's (their own
-    layout's crop box from their labels, which are never a target: a 5-point set frames the crop
-    for a 68-point run); decoded once into memory like the training set when small enough."""
-    preload = len(data) <= 50000 and data.samples[0].image is None
-    return LandmarkDataset(data, out_size=train.out_size, grey=train.grey, aug=train.aug, seed=train.seed, preload=preload)
