@@ -33,6 +33,7 @@ from train.recipes.faces68_recipe import (
     render,
     set_nme,
     ship,
+    specs,
     write_golden,
     write_report,
 )
@@ -52,6 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--distil-data", help="a dataset spec of faces learned only through --distil-from's maps (their "
                    "labels only frame the crop), a batch of them beside each labelled one: e.g. "
                    "'mtfl:DIR:train', MTFL's 10,000 faces with 5 points (the MTFL folder, docs/data.md)")
+    p.add_argument("--extra-data", help="a dataset spec of more labelled faces joined to 300-W's training part (the "
+                   "hold-out, the model card's training NME, the pose head and the re-detect threshold stay 300-W's): "
+                   "e.g. 'folder:DIR', a teacher's labels of MTFL made by python -m train.tools.make_pseudo_labels")
     p.add_argument("--report-only", action="store_true", help="measure --ship as it is: no training")
     p.add_argument("--eval-every", type=number(int, 1), default=250, help="updates between hold-out checks and checkpoints")
     p.add_argument("--minutes", type=number(float, 1), help="train one chunk of at most this long, save, add a row "
@@ -78,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                    Output(args.docs, "--docs", folder=True)], [] if args.ship_now else [init])
     cfg = recipe(Path(args.data), Path(args.out), args.steps, init, args.separable, args.eval_every)
     cfg = replace(cfg, bf16=args.bf16, level_widths=args.level_widths, distil_from=args.distil_from,
-                  distil_data=args.distil_data)
+                  distil_data=args.distil_data, data=cfg.data + (f" + {args.extra_data}" if args.extra_data else ""))
     cfg.validate()
     if args.report_only:
         if not Path(args.ship).is_file():
@@ -112,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
 
 def ship_run(args: argparse.Namespace, cfg) -> None:
     """Export the run's last checkpoint to ``--ship`` (with the golden points when it is the bundled file)."""
-    ship(Path(args.out), Path(args.ship), cfg.data, cfg.val)
+    ship(Path(args.out), Path(args.ship), specs(Path(args.data))[0], cfg.val)
     if Path(args.ship).resolve() == DEFAULT_SHIP:
         write_golden(DEFAULT_SHIP)
 

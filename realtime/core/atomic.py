@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -33,6 +34,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def replace_folder(new: str | Path, out: str | Path) -> None:
+    """Move the finished folder ``new`` to ``out`` (both on one file system); an old ``out`` is
+    removed only after the swap, so an interruption leaves the old folder or the new one."""
+    new, out = Path(new), Path(out)
+    if not out.exists():
+        new.rename(out)
+        return
+    old = out.parent / f".{out.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    out.rename(old)
+    new.rename(out)
+    shutil.rmtree(old)
 
 
 def _umask() -> int:

@@ -276,7 +276,7 @@ def measure(args: argparse.Namespace, cfg: FitConfig) -> dict:
     seconds = None
     if last.is_file():
         seconds = load_checkpoint(last)["state"].get("seconds")
-    fit_set, holdout = open_dataset(cfg.data), open_dataset(cfg.val)
+    fit_set, holdout = open_dataset(specs(Path(args.data))[0]), open_dataset(cfg.val)  # 300-W's part, not --extra-data
     init = Path(cfg.init) if cfg.init else None
     macs = {"model": multiply_adds(load_model(weights))}
     if init and init.is_file():

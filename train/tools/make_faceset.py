@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.core.assets import MEAN_FACE
-from realtime.core.atomic import json_text, sha256, write_text_atomic
+from realtime.core.atomic import json_text, replace_folder, sha256, write_text_atomic
 from realtime.core.cliargs import Parser, number
 from realtime.core.errors import UserError, model_file, run_command
 from train.data.datasets.landmark_set import read_image_rgb
@@ -184,23 +184,11 @@ def build(args: argparse.Namespace) -> dict:
         }
         write_text_atomic(scratch / MANIFEST, json_text(manifest))
         write_text_atomic(scratch / REPORT_NAME, json_text({"images": records}))
-        _replace(scratch, out)
+        replace_folder(scratch, out)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
     return manifest
-
-
-def _replace(new: Path, out: Path) -> None:
-    """Move the finished set ``new`` to ``out``; an old ``out`` is removed only after the swap."""
-    if not out.exists():
-        new.rename(out)
-        return
-    old = out.parent / f".{out.name}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    out.rename(old)
-    new.rename(out)
-    shutil.rmtree(old)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
