@@ -93,7 +93,8 @@ def test_extra_data_joins_the_training_part_only(tmp_path):
     with mock.patch.object(faces68, "run_or_resume", side_effect=lambda cfg, *a, **k: seen.append(cfg) or
                            {"step": 1, "start_step": 0, "seconds": 1.0}):
         faces68.main(["--data", str(tmp_path / "300w"), "--out", str(tmp_path / "run"), "--init", "none",
-                      "--steps", "2", "--extra-data", "folder:PSEUDO"])
+                      "--steps", "2", "--extra-data", "folder:PSEUDO", "--lr", "2e-4"])
     cfg, = seen
+    assert cfg.lr == 2e-4
     assert cfg.data == f"300w:{tmp_path / '300w'}:train?part=fit + folder:PSEUDO"
     assert cfg.val == f"300w:{tmp_path / '300w'}:train?part=val"

@@ -56,6 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--extra-data", help="a dataset spec of more labelled faces joined to 300-W's training part (the "
                    "hold-out, the model card's training NME, the pose head and the re-detect threshold stay 300-W's): "
                    "e.g. 'folder:DIR', a teacher's labels of MTFL made by python -m train.tools.make_pseudo_labels")
+    p.add_argument("--lr", type=number(float, 0, lo_open=True), help="the cosine schedule's first learning rate "
+                   "(default: the recipe's 5e-4); lower for a new run started from trained weights")
     p.add_argument("--report-only", action="store_true", help="measure --ship as it is: no training")
     p.add_argument("--eval-every", type=number(int, 1), default=250, help="updates between hold-out checks and checkpoints")
     p.add_argument("--minutes", type=number(float, 1), help="train one chunk of at most this long, save, add a row "
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
                    Output(args.docs, "--docs", folder=True)], [] if args.ship_now else [init])
     cfg = recipe(Path(args.data), Path(args.out), args.steps, init, args.separable, args.eval_every)
     cfg = replace(cfg, bf16=args.bf16, level_widths=args.level_widths, distil_from=args.distil_from,
-                  distil_data=args.distil_data, data=cfg.data + (f" + {args.extra_data}" if args.extra_data else ""))
+                  distil_data=args.distil_data, lr=args.lr or cfg.lr, data=cfg.data + (f" + {args.extra_data}" if args.extra_data else ""))
     cfg.validate()
     if args.report_only:
         if not Path(args.ship).is_file():
