@@ -20,7 +20,8 @@ from realtime.core.errors import UserError, run_command
 from realtime.core.outpaths import Output, check_outputs
 from train.data.datasets import open_dataset
 from train.engine.export import export
-from train.engine.fit_config import counts_arg
+from train.engine.checkpoint import load_checkpoint
+from train.engine.fit_config import changed_settings, counts_arg
 from train.engine.progress import append_row
 from train.engine.runs import command_line, run_or_resume, saved_progress
 from train.engine.speed import LoopSettings
@@ -86,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = replace(cfg, bf16=args.bf16, level_widths=args.level_widths, distil_from=args.distil_from,
                   distil_data=args.distil_data, lr=args.lr or cfg.lr, data=cfg.data + (f" + {args.extra_data}" if args.extra_data else ""))
     cfg.validate()
+    if args.report_only or args.ship_now:
+        check_same_run(cfg, "--report-only" if args.report_only else "--ship-now")
     if args.report_only:
         if not Path(args.ship).is_file():
             raise UserError(f"--report-only needs the weights: {args.ship} not found")
@@ -118,9 +121,21 @@ def run(args: argparse.Namespace) -> int:
 
 def ship_run(args: argparse.Namespace, cfg) -> None:
     """Export the run's last checkpoint to ``--ship`` (with the golden points when it is the bundled file)."""
-    ship(Path(args.out), Path(args.ship), specs(Path(args.data))[0], cfg.val)
+    ship(Path(args.out), Path(args.ship), specs(Path(args.data))[0], cfg.val, args.extra_data)
     if Path(args.ship).resolve() == DEFAULT_SHIP:
         write_golden(DEFAULT_SHIP)
+
+
+def check_same_run(cfg, flag: str) -> None:
+    """UserError when the run in ``cfg.out`` was trained with other settings than this command
+    line's (``--extra-data``, ``--lr``, ...): its export and report take theirs from here."""
+    last = Path(cfg.out) / "last.pt"
+    if not last.is_file():
+        return
+    changed = changed_settings(load_checkpoint(last)["fit_config"], cfg)
+    if changed:
+        raise UserError(f"the run in {cfg.out} was trained with other settings ({', '.join(changed)}): give {flag} "
+                        "the options it was trained with")
 
 
 def keep_init(cfg, ship_to: Path):

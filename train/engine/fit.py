@@ -52,7 +52,7 @@ from train.data.datasets.landmark_set import LandmarkSet
 from train.data.batches import batch_order, collate, update_batches
 from train.data.loader import LandmarkDataset
 from train.engine.checkpoint import load_checkpoint, save_checkpoint
-from train.engine.fit_config import FitConfig
+from train.engine.fit_config import FitConfig, changed_settings
 from train.engine.factorise import factorisable, factorise_into
 from train.engine.narrow import narrow_into, narrowable
 from train.engine.loop import run_updates
@@ -308,14 +308,7 @@ def _prepare(cfg: FitConfig, run_dir: Path, resume: bool, device: torch.device,
     step, state = 0, {"best": float("inf"), "best_step": -1}
     if resume:
         ckpt = load_checkpoint(run_dir / "last.pt")
-        old = FitConfig.from_dict(ckpt["fit_config"]).to_dict()
-        new = cfg.to_dict()
-        # a longer schedule, another validation spacing, a moved or copied run folder, the arithmetic's
-        # precision (bf16 autocast computes the passes in bf16; weights, optimiser and schedule stay fp32)
-        # and the paths of the starting weights (read only at the start) and of the teacher (a moved copy
-        # of the same file) all continue the run
-        changed = sorted(k for k in new if k not in ("steps", "eval_every", "out", "bf16", "init", "distil_from")
-                         and old.get(k) != new[k])
+        changed = changed_settings(ckpt["fit_config"], cfg)
         if changed:
             raise UserError(f"cannot resume {run_dir}: settings differ from the checkpoint's ({', '.join(changed)})")
         model.load_state_dict(ckpt["model"])

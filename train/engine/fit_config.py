@@ -195,3 +195,17 @@ class FitConfig:
             if not ok:
                 raise UserError(message)
         self.elt_config()
+
+
+# settings a run may change and still continue: a longer schedule, another validation spacing, a moved
+# or copied run folder, the arithmetic's precision (bf16 autocast computes the passes in bf16; weights,
+# optimiser and schedule stay fp32) and the paths of the starting weights (read only at the start) and
+# of the teacher (a moved copy of the same file)
+RESUMABLE = ("steps", "eval_every", "out", "bf16", "init", "distil_from")
+
+
+def changed_settings(saved: dict, cfg: FitConfig) -> list[str]:
+    """The settings of ``cfg`` that differ from a checkpoint's saved ``fit_config`` (a dict) and
+    would make it another run (everything but ``RESUMABLE``), sorted."""
+    old, new = FitConfig.from_dict(saved).to_dict(), cfg.to_dict()
+    return sorted(k for k in new if k not in RESUMABLE and old.get(k) != new[k])

@@ -174,9 +174,10 @@ def fit_pose_head(model, train_spec: str, val_spec: str, steps: int = 2000, seed
     return head, error
 
 
-def ship(run: Path, out: Path, train_spec: str, val_spec: str) -> None:
+def ship(run: Path, out: Path, train_spec: str, val_spec: str, extra_data: str | None = None) -> None:
     """Export the last checkpoint with the calibrated re-detect threshold and the pose head (and its
-    hold-out error) in its file, and its ONNX copy."""
+    hold-out error) in its file, and its ONNX copy. ``extra_data``: the faces trained on besides
+    300-W (``--extra-data``), named in the file with their terms."""
 
     export(run / "last.pt", out)
     calibration = calibrate_min_confidence(out, train_spec)
@@ -185,7 +186,9 @@ def ship(run: Path, out: Path, train_spec: str, val_spec: str) -> None:
     info = {**weights_info(out), "track_min_confidence": round(calibration["threshold"], 4),
             "track_min_confidence_from": {k: round(v, 4) for k, v in calibration.items()},
             "pose_head": {"fitted_on": train_spec, "holdout_mae_deg": {k: round(v, 2) for k, v in pose_error.items()}},
-            "licence": "trained on 300-W: research and non-commercial use only"}
+            "licence": licence(extra_data)}
+    if extra_data:
+        info["extra_data"] = extra_data
     save_weights(model, out, info, attribute_head=head)
     write_onnx(model, out.with_suffix(".onnx"))
     print(f"[faces68] exported {run / 'last.pt'} -> {out}; re-detect below a mean point score of "
@@ -312,6 +315,20 @@ def architecture(results: dict) -> str:
     return text + "."
 
 
+def licence(extra_data: str | None) -> str:
+    """The weights' terms: 300-W's, and those of any faces trained on besides it."""
+    if not extra_data:
+        return "trained on 300-W: research and non-commercial use only"
+    return (f"trained on 300-W and on {extra_data} (faces labelled by a teacher network, whose dataset's terms "
+            "apply too; MTFL's are research only): research and non-commercial use only")
+
+
+def _extra_data(fit_config: dict) -> str | None:
+    """The ``--extra-data`` part of a run's training spec (what follows 300-W's part), or None."""
+    parts = str(fit_config.get("data", "")).split(" + ", 1)
+    return parts[1] if len(parts) == 2 else None
+
+
 def render(results: dict, command: str, fit_command: str) -> str:
     h, c, s, n = results["heldout"], results["clip"], results["speed"], results["counts"]
     minutes = f"{results['train_seconds'] / 60:.0f} min" if results["train_seconds"] else "n/a"
@@ -321,7 +338,9 @@ def render(results: dict, command: str, fit_command: str) -> str:
         f"Data: 300-W's training split as far as `../shared/data/300w` holds it (AFW and part of HELEN's training "
         f"set, human-annotated), split by source photo: {n['fit']} faces to train on and a hold-out of {n['val']} "
         f"faces from {n['val_photos']} photos, never trained on. 300-W is for research and non-commercial use only, "
-        "and so is this model.", "",
+        "and so is this model."
+        + (f" Also trained on `{extra}`, faces labelled by a teacher network (`python -m train.tools.make_pseudo_labels`), "
+           "whose dataset's terms apply too." if (extra := _extra_data(results.get("fit_config", {}))) else ""), "",
         architecture(results), "",
         "## On the hold-out (human labels)", "",
         "NME in % of the outer-eye-corner distance (eye-centre distance in brackets), mean / median, and the share "

@@ -7,19 +7,21 @@ points, which costs a student nothing per update, where distillation through the
 (``--distil-from``/``--distil-data``) runs the teacher on every batch. The faces' own labels only
 frame the first crop: MTFL's 10,000 five-point faces (``mtfl:DIR:train``) become 68-point faces.
 
-Each face is labelled in two passes, as the tracker sees a face: the first crop is framed by the
-dataset's points (their layout's face box); the second by the box of the first pass's points,
-where the network runs on the crop and on its mirror image (test-time flipping), and the label
-is the mean of the two. A face is kept when the network is sure of it (mean point score at least
+Each face is labelled in two passes, upright crops framed as training and evaluation frame a face
+(``face_box_from_points``): the first crop by the dataset's points (their layout's face box), the
+second by the box of the first pass's points, where the network runs on the crop and on its mirror
+image (test-time flipping), and the label is the mean of the two. A face is kept when the network is sure of it (mean point score at least
 ``--min-score``, by default the re-detect threshold stored in ``W``) and the two views agree (mean
 distance between them at most ``--max-disagreement`` of the outer-eye-corner distance): the rest
 are faces the teacher cannot label well, whose points would teach its mistakes.
 
-OUT holds, for each kept face, a link to its image (a copy where links fail) with a ``.json``
+OUT holds, for each kept face, a relative link to its image (a copy where links fail) with a ``.json``
 beside it (``train.data.datasets.folder``'s schema), readable as ``folder:OUT``, and
 ``pseudo_labels.json``: the teacher (path, SHA-256), the settings, the counts and every face's
-score, disagreement and verdict. The set is built in a scratch folder beside OUT and moved there
-when complete; an existing OUT is replaced only with ``--overwrite``. Labels made from a dataset
+score, disagreement and verdict (a face that cannot be read or framed is recorded as such and
+skipped). The set is built in a scratch folder beside OUT and moved there when complete; an
+existing OUT is replaced only with ``--overwrite``, and never when it is, holds or lies inside the
+data it labels. Labels made from a dataset
 inherit its terms (MTFL and 300-W: research, non-commercial): never commit them.
 """
 from __future__ import annotations
@@ -37,13 +39,15 @@ import torch
 from realtime.core.atomic import json_text, replace_folder, sha256, write_text_atomic
 from realtime.core.cliargs import Parser, number
 from realtime.core.errors import UserError, run_command
+from realtime.core.outpaths import Output, check_outputs
 from realtime.geometry.crops import crop_matrix, face_box_from_points
 from realtime.geometry.layouts import get_layout
 from realtime.stages.landmarker import Landmarker
-from train.data.datasets import open_dataset
+from train.data.datasets import open_dataset, parse_spec
 from train.data.datasets.landmark_set import FaceSample, LandmarkSet, sample_image
 
 MANIFEST = "pseudo_labels.json"
+VERDICTS = ("kept", "unsure", "views disagree", "skipped")
 
 
 def label_face(landmarker: Landmarker, image: np.ndarray, sample: FaceSample, source_layout) -> dict:
@@ -51,7 +55,7 @@ def label_face(landmarker: Landmarker, image: np.ndarray, sample: FaceSample, so
     ``score`` (mean point score of both views) and ``disagreement`` (mean distance between the two
     views over the outer-eye-corner distance of ``points``)."""
     side_in = landmarker.input_size
-    layout = get_layout(landmarker.config.layout)
+    layout = landmarker.layout
     cx, cy, side = face_box_from_points(sample.points, sample.visible, source_layout)
     first, _ = landmarker(image, [crop_matrix(cx, cy, side, out_size=side_in)])
     cx, cy, side = face_box_from_points(first[0], np.ones(len(first[0]), dtype=bool), layout)
@@ -71,20 +75,38 @@ def label_face(landmarker: Landmarker, image: np.ndarray, sample: FaceSample, so
             "disagreement": spread / eyes if eyes > 0 else float("inf")}
 
 
-def _place_image(sample: FaceSample, image: np.ndarray, dest_stem: Path) -> Path:
-    """The face's image under ``dest_stem`` + its suffix: a link to the source file (a copy where
-    the file system refuses links), or a PNG of an in-memory image."""
+def _place_image(sample: FaceSample, image: np.ndarray, folder: Path, stem: str) -> Path:
+    """The face's image as ``folder/stem`` + its suffix: a relative link to the source file (a
+    copy where the file system refuses links), or a PNG of an in-memory image."""
     if sample.image_path is None:
-        dest = dest_stem.with_suffix(".png")
-        cv2.imwrite(str(dest), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        dest = folder / f"{stem}.png"
+        if not cv2.imwrite(str(dest), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+            raise UserError(f"cannot write {dest}")
         return dest
     source = Path(sample.image_path).resolve()
-    dest = dest_stem.with_suffix(source.suffix.lower())
+    dest = folder / f"{stem}{source.suffix.lower()}"
     try:
-        os.symlink(source, dest)
+        os.symlink(os.path.relpath(source, folder.resolve()), dest)
     except OSError:
         shutil.copyfile(source, dest)
     return dest
+
+
+def _check_out(out: Path, spec: str) -> None:
+    """UserError unless ``out`` may be (re)built: not a file, and neither the folder of a dataset
+    in ``spec`` nor inside or around one (``--overwrite`` replaces OUT whole)."""
+    check_outputs([Output(out, "-o", folder=True)])
+    if out.exists() and not out.is_dir():
+        raise UserError(f"-o {out} is a file, not a folder: choose another output name")
+    target = out.resolve()
+    for part in spec.split(" + "):
+        path = parse_spec(part).path
+        if not path:
+            continue
+        root = Path(path).expanduser().resolve()
+        root = root if root.is_dir() else root.parent
+        if target == root or root in target.parents or target in root.parents:
+            raise UserError(f"-o {out} overlaps the data it labels ({path}): choose a folder outside it")
 
 
 def chosen(data: LandmarkSet, limit: int | None, seed: int) -> list[int]:
@@ -99,12 +121,15 @@ def build(args: argparse.Namespace) -> dict:
     teacher, out = Path(args.teacher), Path(args.out)
     if not teacher.is_file():
         raise UserError(f"--teacher weights not found: {teacher}")
+    _check_out(out, args.data)
     if out.exists() and not args.overwrite:
         raise UserError(f"{out} exists; pass --overwrite to rebuild it (the old set stays until the new one is done)")
     data = open_dataset(args.data)
     if args.threads:
         torch.set_num_threads(args.threads)
     landmarker = Landmarker(teacher)
+    if landmarker.layout is None:
+        raise UserError(f"{teacher} names no keypoint layout: its points cannot be written as labels")
     min_score = args.min_score if args.min_score is not None else landmarker.track_min_confidence
     if min_score is None:
         raise UserError(f"{teacher} stores no re-detect threshold: give --min-score")
@@ -117,17 +142,21 @@ def build(args: argparse.Namespace) -> dict:
         faces, kept = [], 0
         for n, i in enumerate(chosen(data, args.limit, args.seed)):
             sample = data.samples[i]
-            image = sample_image(sample)
-            label = label_face(landmarker, image, sample, source_layout)
+            record = {"ident": sample.ident or str(i)}
+            try:
+                image = sample_image(sample)
+                label = label_face(landmarker, image, sample, source_layout)
+            except (UserError, ValueError) as exc:  # an unreadable image, a face with no box: this face only
+                faces.append({**record, "verdict": "skipped", "why": str(exc)})
+                continue
             verdict = ("kept" if label["score"] >= min_score and label["disagreement"] <= args.max_disagreement
                        else "unsure" if label["score"] < min_score else "views disagree")
-            record = {"ident": sample.ident or str(i), "score": round(label["score"], 4),
-                      "disagreement": round(label["disagreement"], 4), "verdict": verdict}
+            record.update(score=round(label["score"], 4), disagreement=round(label["disagreement"], 4), verdict=verdict)
             if verdict == "kept":
                 stem = f"{i:05d}_{Path(sample.image_path).stem if sample.image_path else 'face'}"
-                image_file = _place_image(sample, image, scratch / stem)
+                image_file = _place_image(sample, image, scratch, stem)
                 write_text_atomic(scratch / f"{stem}.json", json_text({
-                    "points": np.round(label["points"], 3).tolist(), "layout": landmarker.config.layout}))
+                    "points": np.round(label["points"], 3).tolist(), "layout": landmarker.layout.name}))
                 record["file"] = image_file.name
                 kept += 1
             faces.append(record)
@@ -138,10 +167,10 @@ def build(args: argparse.Namespace) -> dict:
         verdicts = [f["verdict"] for f in faces]
         manifest = {
             "made_by": "python -m train.tools.make_pseudo_labels " + " ".join(getattr(args, "argv", [])),
-            "teacher": {"path": str(teacher), "sha256": sha256(teacher), "layout": landmarker.config.layout},
+            "teacher": {"path": str(teacher), "sha256": sha256(teacher), "layout": landmarker.layout.name},
             "data": args.data, "limit": args.limit, "seed": args.seed,
             "min_score": min_score, "max_disagreement": args.max_disagreement,
-            "counts": {v: verdicts.count(v) for v in ("kept", "unsure", "views disagree")},
+            "counts": {v: verdicts.count(v) for v in VERDICTS},
             "terms": "derived from the dataset above: its licence applies (300-W, MTFL: research, non-commercial)",
             "faces": faces,
         }
@@ -160,7 +189,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("-o", "--out", required=True, help="output folder (read back as folder:OUT)")
     p.add_argument("--limit", type=number(int, 1), help="label this many faces, drawn by --seed (default: all)")
     p.add_argument("--seed", type=number(int, 0), default=0, help="which faces --limit draws")
-    p.add_argument("--min-score", type=float, help="least mean point score kept (default: the teacher's "
+    p.add_argument("--min-score", type=number(float, 0), help="least mean point score kept (default: the teacher's "
                    "stored re-detect threshold)")
     p.add_argument("--max-disagreement", type=number(float, 0, lo_open=True), default=0.05,
                    help="most mean distance between the direct and mirrored views, over the outer-eye distance")
@@ -173,7 +202,8 @@ def run(args: argparse.Namespace) -> int:
     counts = build(args)["counts"]
     total = sum(counts.values())
     print(f"{args.out}: {counts['kept']:,} of {total:,} faces kept ({counts['unsure']:,} unsure, "
-          f"{counts['views disagree']:,} whose two views disagree); read back as folder:{args.out}")
+          f"{counts['views disagree']:,} whose two views disagree, {counts['skipped']:,} unreadable or unframed); "
+          f"read back as folder:{args.out}")
     return 0
 
 
