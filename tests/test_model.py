@@ -227,3 +227,19 @@ def test_atomic_outputs_get_ordinary_permissions(tmp_path):
     os.umask(umask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_an_atomic_folder_replaces_the_old_one_only_when_finished(tmp_path):
+    from realtime.core.atomic import atomic_folder
+    out = tmp_path / "set"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_folder(out) as scratch:
+            (scratch / "new.txt").write_text("half")
+            raise RuntimeError("interrupted")
+    assert [p.name for p in out.iterdir()] == ["old.txt"] and sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+    with atomic_folder(out) as scratch:
+        assert list(scratch.iterdir()) == []
+        (scratch / "new.txt").write_text("done")
+    assert [p.name for p in out.iterdir()] == ["new.txt"] and sorted(p.name for p in tmp_path.iterdir()) == ["set"]

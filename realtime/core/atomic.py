@@ -36,6 +36,24 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def atomic_folder(out: str | Path) -> Iterator[Path]:
+    """Yield an empty scratch folder beside ``out`` (``.NAME.building``, a stale one from an
+    interrupted run removed first); on success it replaces ``out`` (``replace_folder``), on an
+    exception it is removed and ``out`` stays as it was: the folder twin of ``atomic_path``."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = out.parent / f".{out.name}.building"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    try:
+        yield scratch
+        replace_folder(scratch, out)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+
+
 def replace_folder(new: str | Path, out: str | Path) -> None:
     """Move the finished folder ``new`` to ``out`` (both on one file system); an old ``out`` is
     removed only after the swap, so an interruption leaves the old folder or the new one."""

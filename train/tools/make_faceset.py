@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.core.assets import MEAN_FACE
-from realtime.core.atomic import json_text, replace_folder, sha256, write_text_atomic
+from realtime.core.atomic import atomic_folder, json_text, sha256, write_text_atomic
 from realtime.core.cliargs import Parser, number
 from realtime.core.errors import UserError, model_file, run_command
 from train.data.datasets.landmark_set import read_image_rgb
@@ -146,11 +146,7 @@ def build(args: argparse.Namespace) -> dict:
         raise UserError(f"3D mean face not found: {mean_face_path}")
     teacher = Teacher(args.model)
     identities = Identities(args.recognition_model)  # fails on a missing model before the slow pass
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = out.parent / f".{out.name}.building"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir()
-    try:
+    with atomic_folder(out) as scratch:
         records = _label_sources(teacher, faces_dir, args.astronaut != "none", scratch)
         names, descriptors = _descriptors(scratch, identities)
         if not names:
@@ -184,10 +180,6 @@ def build(args: argparse.Namespace) -> dict:
         }
         write_text_atomic(scratch / MANIFEST, json_text(manifest))
         write_text_atomic(scratch / REPORT_NAME, json_text({"images": records}))
-        replace_folder(scratch, out)
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
     return manifest
 
 

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 import torch
 
-from realtime.core.atomic import json_text, replace_folder, sha256, write_text_atomic
+from realtime.core.atomic import atomic_folder, json_text, sha256, write_text_atomic
 from realtime.core.cliargs import Parser, number
 from realtime.core.errors import UserError, run_command
 from realtime.core.outpaths import Output, check_outputs
@@ -134,11 +134,7 @@ def build(args: argparse.Namespace) -> dict:
     if min_score is None:
         raise UserError(f"{teacher} stores no re-detect threshold: give --min-score")
     source_layout = get_layout(data.layout)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = out.parent / f".{out.name}.building"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir()
-    try:
+    with atomic_folder(out) as scratch:
         faces, kept = [], 0
         for n, i in enumerate(chosen(data, args.limit, args.seed)):
             sample = data.samples[i]
@@ -175,9 +171,6 @@ def build(args: argparse.Namespace) -> dict:
             "faces": faces,
         }
         write_text_atomic(scratch / MANIFEST, json_text(manifest))
-        replace_folder(scratch, out)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return manifest
 
 
