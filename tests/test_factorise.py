@@ -65,3 +65,31 @@ def test_separable_levels_cut_multiply_adds_and_old_configs_read_as_dense():
     assert ModelConfig.from_json(_small(separable=2).to_json()).separable == 2
     with pytest.raises(UserError, match="separable levels must be 0-5"):
         build_model(dataclasses.replace(_small(), separable=6))
+
+
+def test_trunk_separable_factorises_the_trunk_below_the_finest_level_and_extends_a_separable_model():
+    torch.manual_seed(2)
+    source = build_model(_small(separable=2)).eval()  # already separable: those convs are copied
+    config = dataclasses.replace(_small(separable=3), trunk_separable=1)
+    slim = build_model(config).eval()
+    assert isinstance(slim.trunk[1][0], SeparableConv)
+    assert not isinstance(slim.trunk[0][0], SeparableConv) and not isinstance(slim.trunk[2][0], SeparableConv)
+    assert factorisable(source, slim) and not factorisable(slim, source)
+    assert factorise_into(source, slim) == 2  # level 2's first branch conv and level 1's trunk conv
+    factored = ("branches.2.0.", "trunk.1.0.")
+    kept = {k: v for k, v in source.state_dict().items() if not k.startswith(factored)}
+    assert all(torch.equal(v, slim.state_dict()[k]) for k, v in kept.items())
+    conv, sep = source.trunk[1][0], slim.trunk[1][0]
+    x = torch.randn(1, conv.in_channels, 20, 20)
+    depthwise, pointwise = rank1(conv.weight)
+    expected = F.conv2d(F.conv2d(x, depthwise, padding=1, groups=conv.in_channels), pointwise, conv.bias)
+    assert torch.allclose(sep(x), expected, atol=1e-5)
+    assert multiply_adds(slim) < multiply_adds(source)
+
+
+def test_trunk_separable_is_stored_only_when_set_and_checked():
+    assert "trunk_separable" not in _small(separable=2).to_json()  # files and hashes of older models unchanged
+    config = dataclasses.replace(_small(separable=3), trunk_separable=2)
+    assert ModelConfig.from_json(config.to_json()) == config and '"trunk_separable": 2' in config.to_json()
+    with pytest.raises(UserError, match="separable trunk levels must be 0-4"):
+        build_model(dataclasses.replace(_small(), trunk_separable=5))

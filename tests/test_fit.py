@@ -221,6 +221,13 @@ def test_init_without_separable_convs_is_factorised_into_them(tmp_path, capsys):
     assert "branches.0.0.depthwise.weight" in tuned and "branches.0.0.weight" not in tuned
     export(tmp_path / "b" / "last.pt", tmp_path / "s.safetensors")
     assert load_model(tmp_path / "s.safetensors").config.separable == 2
+    # and that model's trunk below the finest level on top (train fit --trunk-separable 1)
+    fit(_cfg(tmp_path / "c", steps=1, eval_every=1, separable=2, trunk_separable=1,
+             init=str(tmp_path / "s.safetensors")), progress=False)
+    assert re.search(r"\b1 conv\(s\) factorised", capsys.readouterr().out)
+    export(tmp_path / "c" / "last.pt", tmp_path / "t.safetensors")
+    config = load_model(tmp_path / "t.safetensors").config
+    assert (config.separable, config.trunk_separable) == (2, 1)
 
 
 def test_grey_init_starts_an_rgb_run_that_answers_a_grey_picture_as_before(tmp_path):

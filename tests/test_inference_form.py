@@ -20,6 +20,8 @@ VARIANTS = {
                                             normalise="lcn"),
     "finest level masked, all separable": dict(preset="rcnplus", width_mult=0.25, separable=5,
                                                branch_mask=(1, 1, 1, 1, 0)),
+    "separable trunk": dict(preset="rcnplus", width_mult=0.5, separable=3, trunk_separable=2, num_points=68,
+                            layout="ibug68"),
 }
 
 

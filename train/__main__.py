@@ -67,6 +67,8 @@ def _add_fit(sub) -> None:
                    "(default: the preset's)")
     p.add_argument("--separable", type=number(int, 0, 7), help="depthwise-separable branch convs at this many "
                    "finest levels (default 0); an --init without them is factorised into them")
+    p.add_argument("--trunk-separable", type=number(int, 0, 6), help="depthwise-separable trunk convs at this many "
+                   "levels from the second finest down (default 0); factorised from an --init alike")
     p.add_argument("--level-widths", type=counts_arg, help="channels of every conv per level, finest first, e.g. "
                    "16,32,32,32,32 (default: the preset's x --width-mult); an --init with wider levels keeps its "
                    "strongest channels")

@@ -180,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
     check_outputs([Output(args.out, "--out", folder=True), Output(args.docs, "--docs", folder=True)], [init])
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
     base = recipe(Path(args.data), Path(args.out), args.steps, init, args.separable)
-    base = replace(base, eval_every=max(1, args.steps // 2), bf16=args.bf16, lr=args.lr or base.lr)
+    base = replace(base, eval_every=max(1, args.steps // 2), bf16=args.bf16, lr=args.lr or base.lr,
+                   trunk_separable=args.trunk_separable)
     configs = {name: variant(name, base, args.elt_weight, str(machine_labels) if machine_labels else None)
                for name in names}
     for cfg in configs.values():

@@ -36,6 +36,10 @@ class ModelConfig:
     ``separable`` counts the finest levels whose branch convs wider than 1x1 are depthwise-separable
     (``SeparableConv``): on an 80 px RCN+ at half width, 0 -> 2 cuts the multiply-adds from 208 M
     to 81 M, most of them in the finest level's first conv (docs/results_faces68.md).
+    ``trunk_separable`` counts the trunk (encoder) convs made depthwise-separable likewise, from
+    level 1 (the second finest) down: the first level's conv reads the input's one or three
+    channels, which a depthwise filter cannot mix. On that network level 1's dense 3x3 trunk conv
+    (32 to 32 channels at 40 x 40) is 12% of ONNX Runtime's time; 1 makes it separable.
     """
 
     arch: str
@@ -54,6 +58,7 @@ class ModelConfig:
     layout: str | None = None
     preset: str = ""
     separable: int = 0
+    trunk_separable: int = 0
 
     @property
     def num_branches(self) -> int:
@@ -65,7 +70,10 @@ class ModelConfig:
         return tuple(reversed(self.branch_mask))
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+        fields = dataclasses.asdict(self)
+        if not fields["trunk_separable"]:  # absent when 0: older files and their hashes read as before
+            del fields["trunk_separable"]
+        return json.dumps(fields, sort_keys=True)
 
     @staticmethod
     def from_json(text: str) -> "ModelConfig":
@@ -95,6 +103,8 @@ def validate(config: ModelConfig) -> None:
         raise UserError(f"bad upsample {config.upsample!r} or normalise {config.normalise!r}")
     if not 0 <= config.separable <= config.num_branches:
         raise UserError(f"separable levels must be 0-{config.num_branches}, got {config.separable}")
+    if not 0 <= config.trunk_separable <= config.num_branches - 1:
+        raise UserError(f"separable trunk levels must be 0-{config.num_branches - 1}, got {config.trunk_separable}")
     if config.input_size < 2 ** min(config.num_branches - 1, 4):
         raise UserError(f"input size {config.input_size} too small for {config.num_branches} branches")
     mask = config.branch_mask
@@ -194,8 +204,11 @@ class LandmarkNet(nn.Module):
         self.config = config
         self.normalise = Normalise(config.normalise, config.in_channels)
         trunk, cin = [], config.in_channels
-        for width in config.trunk:
-            trunk.append(nn.Sequential(_conv(cin, width, config.trunk_kernel), nn.ReLU(inplace=True)))
+        for level, width in enumerate(config.trunk):
+            k = config.trunk_kernel
+            separable = 1 <= level <= config.trunk_separable and k > 1
+            trunk.append(nn.Sequential(SeparableConv(cin, width, k) if separable else _conv(cin, width, k),
+                                       nn.ReLU(inplace=True)))
             cin = width
         self.trunk = nn.ModuleList(trunk)
         self.register_buffer("mask", torch.tensor(config.mask_fine_first(), dtype=torch.float32), persistent=False)

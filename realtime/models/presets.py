@@ -72,6 +72,7 @@ def make_config(
     beta: float | None = None,
     separable: int = 0,
     level_widths: tuple[int, ...] | None = None,
+    trunk_separable: int = 0,
 ) -> ModelConfig:
     """A preset with overrides; raises UserError for an unknown preset or an impossible variant."""
     if preset not in PRESETS:
@@ -100,6 +101,7 @@ def make_config(
     )
     config = dataclasses.replace(
         config, trunk=trunk, branch=branch, branch_mask=branch_mask, preset=preset, separable=separable,
+        trunk_separable=trunk_separable,
         **{k: v for k, v in updates.items() if v is not None},
     )
     if num_points is not None and layout is None and num_points != PRESETS[preset].num_points:

@@ -1,4 +1,5 @@
-"""Start a depthwise-separable model from a trained one with full convs (``train fit --separable``).
+"""Start a depthwise-separable model from a trained one with full convs (``train fit --separable``,
+``--trunk-separable``).
 
 A k x k conv W (cout, cin, k, k) becomes a depthwise filter D (cin, k, k) and a 1x1 conv P (cout, cin)
 with W[o, c] ~= P[o, c] * D[c]: for each input channel c that is the best rank-1 approximation of the
@@ -17,11 +18,14 @@ from realtime.models.model import LandmarkNet, SeparableConv
 
 
 def factorisable(source: nn.Module, model: nn.Module) -> bool:
-    """True when ``model`` is ``source``'s architecture with more separable levels and nothing else changed."""
+    """True when ``model`` is ``source``'s architecture with more separable levels (branch or trunk,
+    ``ModelConfig.separable`` and ``trunk_separable``) and nothing else changed."""
     a, b = getattr(source, "config", None), getattr(model, "config", None)
     if a is None or b is None or not hasattr(a, "separable") or not hasattr(b, "separable"):
         return False
-    return a.separable < b.separable and dataclasses.replace(a, separable=b.separable) == b
+    more = (a.separable, a.trunk_separable) != (b.separable, b.trunk_separable)
+    return (more and a.separable <= b.separable and a.trunk_separable <= b.trunk_separable
+            and dataclasses.replace(a, separable=b.separable, trunk_separable=b.trunk_separable) == b)
 
 
 @torch.no_grad()
@@ -39,12 +43,12 @@ def rank1(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 @torch.no_grad()
 def factorise_into(source: LandmarkNet, model: LandmarkNet) -> int:
     """Load ``source``'s weights into ``model``, factorising each full conv that ``model`` holds as a
-    ``SeparableConv``; returns how many were factorised."""
+    ``SeparableConv`` (those separable in both are copied); returns how many were factorised."""
     modules = dict(source.named_modules())
     state = source.state_dict()
     count = 0
     for name, module in model.named_modules():
-        if isinstance(module, SeparableConv):
+        if isinstance(module, SeparableConv) and not isinstance(modules[name], SeparableConv):
             conv = modules[name]
             depthwise, pointwise = rank1(conv.weight)
             del state[f"{name}.weight"], state[f"{name}.bias"]

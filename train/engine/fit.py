@@ -83,7 +83,7 @@ def build(cfg: FitConfig, num_points: int, layout: str | None) -> LandmarkNet | 
         cfg.preset, num_points=num_points, layout=layout, branches=cfg.branches, width_mult=cfg.width_mult,
         branch_kernel=cfg.branch_kernel, in_channels=3 if cfg.rgb else 1, upsample=cfg.upsample,
         normalise=cfg.normalise, branch_mask=cfg.branch_mask, beta=cfg.beta, separable=cfg.separable,
-        level_widths=cfg.level_widths,
+        level_widths=cfg.level_widths, trunk_separable=cfg.trunk_separable,
         decoder=cfg.decoder or ("argmax" if cfg.loss == "ce" else "softargmax"),
     ))
 

@@ -70,6 +70,8 @@ class FitConfig:
     # depthwise-separable branch convs at the finest levels (ModelConfig.separable); an --init
     # with fewer is factorised into them (train.engine.factorise)
     separable: int = 0
+    # depthwise-separable trunk convs from level 1 down (ModelConfig.trunk_separable); factorised alike
+    trunk_separable: int = 0
     # channels of every conv per level, finest first (after width_mult); an --init of wider levels
     # keeps its strongest channels (train.engine.narrow)
     level_widths: tuple[int, ...] | None = None

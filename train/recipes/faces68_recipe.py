@@ -285,7 +285,7 @@ def measure(args: argparse.Namespace, cfg: FitConfig) -> dict:
     if init and init.is_file():
         macs["init"] = multiply_adds(load_model(init))
     return {"weights": str(weights), "hardware": hardware(), "train_seconds": seconds, "multiply_adds": macs,
-            "separable": cfg.separable, "init": str(init) if init else None,
+            "separable": cfg.separable, "trunk_separable": cfg.trunk_separable, "init": str(init) if init else None,
             "counts": {"fit": len(fit_set), "val": len(holdout),
                        "val_photos": len({source_photo(s.ident) for s in holdout.samples})},
             "heldout": set_nme(weights, holdout), "train": set_nme(weights, fit_set),
@@ -308,6 +308,9 @@ def architecture(results: dict) -> str:
     if separable:
         text += (f", the branch convs of its {separable} finest levels depthwise-separable (`--separable {separable}`: "
                  "factorised from the `--init` network's full convs, rank 1 per input channel, then trained)")
+    trunk = results.get("trunk_separable", 0)
+    if trunk:
+        text += (f", and the trunk convs of its {trunk} level(s) below the finest likewise (`--trunk-separable {trunk}`)")
     if "model" in macs:
         text += f"; {macs['model'] / 1e6:.0f} M multiply-adds a face"
         if macs.get("init") and macs["init"] != macs["model"]:
@@ -395,6 +398,8 @@ def add_recipe_arguments(p: argparse.ArgumentParser, out: str, steps: int, docs_
     p.add_argument("--device", default="cpu", help="torch device for training (cpu, cuda)")
     p.add_argument("--separable", type=number(int, 0, 5), default=separable, help="depthwise-separable branch convs at this "
                    "many finest levels (an --init without them is factorised into them)")
+    p.add_argument("--trunk-separable", type=number(int, 0, 4), default=0, help="depthwise-separable trunk convs at "
+                   "this many levels from the second finest down (factorised from an --init without them)")
     p.add_argument("--docs", default="docs", help=docs_help)
 
 
