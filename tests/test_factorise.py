@@ -15,6 +15,14 @@ def _small(separable: int = 0) -> ModelConfig:
     return make_config("rcnplus", num_points=5, width_mult=0.25, separable=separable)
 
 
+def _assert_acts_as_rank1(conv: torch.nn.Conv2d, separable: SeparableConv) -> None:
+    """``separable`` computes the rank-1 version (``rank1``) of the full conv ``conv``."""
+    x = torch.randn(1, conv.in_channels, 20, 20)
+    depthwise, pointwise = rank1(conv.weight)
+    expected = F.conv2d(F.conv2d(x, depthwise, padding=1, groups=conv.in_channels), pointwise, conv.bias)
+    assert torch.allclose(separable(x), expected, atol=1e-5)
+
+
 def test_rank1_is_exact_on_a_rank1_kernel_and_the_best_one_otherwise():
     torch.manual_seed(0)
     p, d = torch.randn(6, 4), torch.randn(4, 3, 3)
@@ -42,11 +50,7 @@ def test_factorised_model_computes_the_rank1_convs_and_copies_everything_else():
     kept = {k: v for k, v in dense.state_dict().items() if not k.startswith(("branches.0.0.", "branches.1.0."))}
     assert all(torch.equal(v, slim.state_dict()[k]) for k, v in kept.items())
     # the finest branch conv acts as its rank-1 version of the dense weight
-    conv, sep = dense.branches[0][0], slim.branches[0][0]
-    x = torch.randn(1, conv.in_channels, 20, 20)
-    depthwise, pointwise = rank1(conv.weight)
-    expected = F.conv2d(F.conv2d(x, depthwise, padding=1, groups=conv.in_channels), pointwise, conv.bias)
-    assert torch.allclose(sep(x), expected, atol=1e-5)
+    _assert_acts_as_rank1(dense.branches[0][0], slim.branches[0][0])
 
 
 def test_factorise_refuses_other_changes():
@@ -79,11 +83,7 @@ def test_trunk_separable_factorises_the_trunk_below_the_finest_level_and_extends
     factored = ("branches.2.0.", "trunk.1.0.")
     kept = {k: v for k, v in source.state_dict().items() if not k.startswith(factored)}
     assert all(torch.equal(v, slim.state_dict()[k]) for k, v in kept.items())
-    conv, sep = source.trunk[1][0], slim.trunk[1][0]
-    x = torch.randn(1, conv.in_channels, 20, 20)
-    depthwise, pointwise = rank1(conv.weight)
-    expected = F.conv2d(F.conv2d(x, depthwise, padding=1, groups=conv.in_channels), pointwise, conv.bias)
-    assert torch.allclose(sep(x), expected, atol=1e-5)
+    _assert_acts_as_rank1(source.trunk[1][0], slim.trunk[1][0])
     assert multiply_adds(slim) < multiply_adds(source)
 
 
