@@ -3,9 +3,12 @@
     python tools/capacity_budget.py [--candidates 0.5:2,0.75:2,0.75:5,1.0:5] [--rounds 5]
                                     [--seconds 1.5] [--threads 2] [--json OUT.json]
 
-Each candidate is ``WIDTH:SEPARABLE``: the bundled architecture (RCN+, 80 px grey input, 68 points,
-``assets/rcn68_faces.safetensors``'s config) at that width multiplier of the ``rcnplus`` preset, with
-its ``SEPARABLE`` finest levels' 3x3 branch convs depthwise-separable. Random weights: the time of a
+Each candidate is ``WIDTH:SEPARABLE[:TRUNK[:WIDTHS]]``: the bundled architecture (RCN+, 80 px grey
+input, 68 points, ``assets/rcn68_faces.safetensors``'s config) at that width multiplier of the
+``rcnplus`` preset, with its ``SEPARABLE`` finest levels' 3x3 branch convs depthwise-separable,
+optionally ``TRUNK`` trunk levels below the finest separable too (``--trunk-separable``) and the
+channels of each level given as ``WIDTHS``, finest first, joined by ``/`` (``--level-widths``), e.g.
+``0.5:3:1`` or ``0.5:2:0:16/32/32/32/32`` (the fast student). Random weights: the time of a
 network does not depend on its values. Each is exported to onnxruntime (the CLI's fp32 CPU
 backend) and timed at batch 1; the candidates run in turn, in an order rotated every round, so a
 change in the machine's load shows as a spread rather than as a difference. Printed: multiply-adds,
@@ -38,15 +41,23 @@ BUDGET_MS = 2.0
 
 
 def candidate(spec: str):
-    """``"0.75:2"`` -> the bundled architecture at width 0.75 with 2 separable levels (random weights)."""
+    """``"0.75:2"`` -> the bundled architecture at width 0.75 with 2 separable levels (random weights);
+    ``"0.5:3:1"`` also one separable trunk level, ``"0.5:2:0:16/32/32/32/32"`` those level widths."""
+    parts = spec.split(":")
     try:
-        width, separable = (float(spec.split(":")[0]), int(spec.split(":")[1]))
-    except (IndexError, ValueError):
-        raise SystemExit(f"error: candidate {spec!r} is not WIDTH:SEPARABLE, e.g. 0.75:2")
+        if not 2 <= len(parts) <= 4:
+            raise ValueError
+        width, separable = float(parts[0]), int(parts[1])
+        trunk = int(parts[2]) if len(parts) > 2 else 0
+        widths = tuple(int(w) for w in parts[3].split("/")) if len(parts) > 3 else None
+    except ValueError:
+        raise SystemExit(f"error: candidate {spec!r} is not WIDTH:SEPARABLE[:TRUNK[:WIDTHS]], e.g. 0.75:2 or "
+                         "0.5:3:1 or 0.5:2:0:16/32/32/32/32")
     bundled = load_landmark_model(LANDMARKS_68, "cpu").config
     config = make_config(bundled.preset, num_points=bundled.num_points, layout=bundled.layout,
                          width_mult=width, in_channels=bundled.in_channels, decoder=bundled.decoder,
-                         normalise=bundled.normalise, upsample=bundled.upsample, separable=separable)
+                         normalise=bundled.normalise, upsample=bundled.upsample, separable=separable,
+                         trunk_separable=trunk, level_widths=widths)
     return build_model(config).eval()
 
 
@@ -96,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         proc.wait()
 
     print(f"\n{machine()}; {args.backend}, batch 1, {args.rounds} rounds of {args.seconds} s each")
-    print(f"| width : separable levels | multiply-adds | parameters | ms a face, median (min-max) | "
+    print(f"| width : separable levels [: trunk : level widths] | multiply-adds | parameters | ms a face, median (min-max) | "
           f"time / {specs[0]}'s in the same round, median (min-max) | <= 2 ms |")
     print("|---|---|---|---|---|---|")
     out = {"machine": machine(), "backend": args.backend, "rounds": args.rounds, "candidates": {}}
