@@ -85,8 +85,7 @@ def run(args: argparse.Namespace) -> int:
                    Output(args.docs, "--docs", folder=True)], [] if args.ship_now else [init])
     cfg = recipe(Path(args.data), Path(args.out), args.steps, init, args.separable, args.eval_every)
     cfg = replace(cfg, bf16=args.bf16, level_widths=args.level_widths, trunk_separable=args.trunk_separable,
-                  distil_from=args.distil_from,
-                  distil_data=args.distil_data, lr=args.lr or cfg.lr,
+                  distil_from=args.distil_from, distil_data=args.distil_data, lr=args.lr or cfg.lr,
                   data=cfg.data + (f" + {args.extra_data}" if args.extra_data else ""))
     cfg.validate()
     if args.report_only or args.ship_now:
