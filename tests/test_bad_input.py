@@ -391,6 +391,25 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path):
         assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob(".*.tmp*")), list(tmp_path.iterdir())
 
 
+def test_ctrl_c_wrapped_by_an_import_is_one_line_too(tmp_path):
+    """Python 3.11 wraps a KeyboardInterrupt raised inside a class's ``__set_name__`` (torch's
+    import runs them) in a RuntimeError: the start-up hook still prints one line and the process
+    ends as Ctrl-C ends it. The interrupt is raised there on purpose, the way a late Ctrl-C did."""
+    code = ("import sys; sys.argv[0] = '-m'\n"
+            "import signal\n"
+            "from realtime.core.signals import install_startup_hook\n"
+            "install_startup_hook()\n"
+            "class Name:\n"
+            "    def __set_name__(self, owner, name):\n"
+            "        signal.raise_signal(signal.SIGINT)\n"
+            "class Owner:\n"
+            "    field = Name()\n")
+    proc = _start(["-c", code], tmp_path)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode in (130, -signal.SIGINT), err
+    assert err.strip() == "interrupted (Ctrl-C): nothing was written", err
+
+
 def test_a_swallowed_ctrl_c_is_raised_again_before_the_command_runs(capsys):
     """A library that swallows the KeyboardInterrupt a signal raised (torch's C import of numpy did)
     does not make the command ignore it: ``exit_status`` raises the noted signal before ``run``."""

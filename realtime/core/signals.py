@@ -21,6 +21,7 @@ before each frame.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -108,9 +109,21 @@ def interrupted_line(exc: BaseException, what: str = "") -> str:
     return f"interrupted ({name})" + (f": {what}" if what else "")
 
 
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The ``KeyboardInterrupt`` that ``exc`` was raised from or while handling, if any."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def install_startup_hook() -> None:
-    """An uncaught ``KeyboardInterrupt`` (Ctrl-C while a command is still importing) prints one
-    line instead of a traceback; every other exception goes to the previous hook. Installed only
+    """An uncaught ``KeyboardInterrupt`` (Ctrl-C while a command is still importing), or an
+    exception raised from one, prints one line instead of a traceback; every other exception goes
+    to the previous hook. Installed only
     when a module of this project runs as ``python -m ...`` (``sys.argv[0] == '-m'`` while the
     package imports), so a program that imports the package keeps its own hook."""
     if not sys.argv or sys.argv[0] != "-m" or getattr(sys.excepthook, "_rcn_startup", False):
@@ -118,10 +131,19 @@ def install_startup_hook() -> None:
     previous = sys.excepthook
 
     def hook(kind, value, tb) -> None:
-        if issubclass(kind, KeyboardInterrupt):
-            print(interrupted_line(value, "nothing was written"), file=sys.stderr)
+        interrupt = value if isinstance(value, KeyboardInterrupt) else _interrupt_behind(value)
+        if interrupt is None:
+            previous(kind, value, tb)
             return
-        previous(kind, value, tb)
+        print(interrupted_line(interrupt, "nothing was written"), file=sys.stderr)
+        if interrupt is not value:
+            # wrapped in another exception (Python 3.11 wraps one raised inside a class's
+            # ``__set_name__``, as torch's import runs them): end as the signal itself would, like
+            # an uncaught KeyboardInterrupt does, not with the wrapper's status 1
+            sys.stderr.flush()
+            signum = signal_number(interrupt)
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
 
     hook._rcn_startup = True  # type: ignore[attr-defined]
     sys.excepthook = hook
